@@ -1,0 +1,48 @@
+# `make demo` and `make test` each set up what they need on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.engram-installed
+DEMO_HOME ?= $(CURDIR)/.engram-demo
+ENGRAM := ENGRAM_HOME=$(DEMO_HOME) $(BIN)/engram
+
+# Models load from installed packages only; nothing is downloaded at run time.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup lint typecheck test demo bench clean
+
+$(STAMP): pyproject.toml
+	bash infra/install-system.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU build of torch from this machine's wheel, before anything can pull a CUDA one.
+	$(BIN)/pip install -q "torch==2.13.0"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy engram pipelines memory ranking serving
+
+test: lint typecheck
+	$(BIN)/pytest
+
+demo: setup
+	rm -rf $(DEMO_HOME)
+	$(ENGRAM) generate $(DEMO_HOME)/data --preset demo
+	$(ENGRAM) ingest $(DEMO_HOME)/data/signals.jsonl --catalog $(DEMO_HOME)/data/catalog.jsonl --memories
+	$(ENGRAM) materialize
+	$(ENGRAM) features show --sample
+	$(ENGRAM) memories list --sample --facts
+	$(ENGRAM) memories search --sample "where does the user live and what do they like"
+	$(ENGRAM) services stop
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,82 @@
+"""Benchmark: the batch pipeline (normalize + enrich + aggregate) on generated events.
+
+Generates the events once (cached under bench/out/), then runs `engram ingest --json` in a child
+process on a fresh ENGRAM_HOME and reports events/s end to end and the child's peak RSS.
+
+    .venv/bin/python bench/ingest.py --events 10000000 --format parquet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+
+
+def dataset(events: int, fmt: str) -> Path:
+    """Generate (once) the bench preset with `events` events; returns the signals path."""
+    target = OUT / f"signals-{events}-{fmt}"
+    signals = target / f"signals.{fmt}"
+    if not signals.exists():
+        started = time.perf_counter()
+        command = [
+            str(ROOT / ".venv" / "bin" / "engram"), "generate", str(target), "--preset", "bench",
+            "--events", str(events), "--format", fmt,
+        ]  # fmt: skip
+        subprocess.run(command, check=True)
+        print(f"generated {events:,} events ({fmt}) in {time.perf_counter() - started:.1f} s")
+    return signals
+
+
+def run_ingest(signals: Path, catalog: Path) -> dict[str, object]:
+    """One ingest on an empty home, in a child process; adds peak RSS of the child."""
+    home = OUT / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    env = {**os.environ, "ENGRAM_HOME": str(home)}
+    command = [
+        str(ROOT / ".venv" / "bin" / "engram"), "ingest", str(signals),
+        "--catalog", str(catalog), "--json", "--as-of", "2026-11-01T00:00:00Z",
+    ]  # fmt: skip
+    started = time.perf_counter()
+    result = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - started
+    summary: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    summary["wall_seconds"] = round(wall, 2)
+    # ru_maxrss of children is in KiB on Linux: the largest child, here the only one.
+    summary["peak_rss_gb"] = round(
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2
+    )
+    return summary
+
+
+def main() -> None:
+    """Parse arguments, run, print figures."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--format", choices=["jsonl", "parquet"], default="parquet")
+    args = parser.parse_args()
+    signals = dataset(args.events, args.format)
+    summary = run_ingest(signals, signals.parent / "catalog.jsonl")
+    read = int(summary["read"])  # type: ignore[call-overload]
+    print(json.dumps(summary, indent=2))
+    print(
+        f"\n{args.format}: {read:,} events in {summary['wall_seconds']} s wall "
+        f"({read / float(summary['wall_seconds']):,.0f} events/s end to end incl. process start), "  # type: ignore[arg-type]
+        f"pipeline {summary['seconds']} s ({read / float(summary['seconds']):,.0f} events/s), "  # type: ignore[arg-type]
+        f"peak RSS {summary['peak_rss_gb']} GB"
+    )
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""Engram: user signals to features and memories, ranked and served."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,407 @@
+"""An embedded Milvus 2.3 server that Engram starts itself when MILVUS_URI is unset.
+
+One server per data directory, shared by every process (CLI, server workers, tests): the first
+caller starts it detached, later callers find it through its state file. A file lock makes the
+start safe when several processes race. Every port the server opens (proxy, coordinators, nodes,
+metrics and the embedded etcd's client and peer ports) is a free port chosen at start, so servers
+of different directories never clash, nor with a Milvus or etcd already on the machine.
+
+The `milvus` package ships the server as lzma-compressed binaries; they are unpacked once into
+`binaries_dir` (default `<directory>/bin`, about 250 MB), which several directories may share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import importlib.util
+import json
+import lzma
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engram.errors import ServiceUnavailableError
+
+MILVUS_VERSION = "2.3.5"
+START_TIMEOUT_S = 90.0
+# A graceful stop takes ~1 s; right after a collection is created the data node can hang in it
+# for minutes, so it is killed after this. Milvus recovers unflushed writes from its log.
+STOP_TIMEOUT_S = 10.0
+_STATE_FILE = "server.json"
+_PID_FILE = "milvus.pid"
+# Settings changed from the package's template (each key is unique in it), and why:
+_TUNING: list[tuple[str, str]] = [
+    # The server's own graceful stop; the default 1800 s would make a stop hang.
+    ("gracefulStopTimeout", "10"),
+    # Strong reads wait for the next time tick: 200 ms by default. 50 ms brings a Strong search
+    # to ~46 ms p50 / ~97 ms p99 for ~4% more of one core when idle (bench/milvus_proto.py).
+    ("timeTickInterval", "50"),
+    # The query coordinator's loops: loading 20k rows in 64 partitions takes 11.5 s, not 22.7 s.
+    ("checkInterval", "200"),
+    ("distPullInterval", "100"),
+    # The server's stop ends in a panic before its etcd sessions are revoked, so a restart waits
+    # for them to expire: with the default 30 s a restart took ~55 s, with 10 s ~24 s.
+    ("ttl", "10"),
+]
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)(?:\(\w+\))?\s*(?::\s*([^}]*?))?\s*\}\}")
+# Template placeholders that are ports, plus the two the template leaves fixed.
+_PORT_NAMES = (
+    "etcd_port",
+    "etcd_peer_port",
+    "root_coord_port",
+    "proxy_port",
+    "proxy_internal_port",
+    "query_coord_port",
+    "query_node_port",
+    "index_coord_port",
+    "index_node_port",
+    "data_coord_port",
+    "data_node_port",
+    "metrics_port",
+)
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """What a started server left in its directory: enough for another process to reuse it."""
+
+    pid: int
+    ports: dict[str, int]
+    started_at: float
+
+    @property
+    def uri(self) -> str:
+        """The pymilvus URI of the proxy."""
+        return f"http://127.0.0.1:{self.ports['proxy_port']}"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _package_data() -> Path:
+    spec = importlib.util.find_spec("milvus")
+    if spec is None or spec.origin is None:
+        raise ServiceUnavailableError(
+            "milvus",
+            "the `milvus` package (embedded server) is not installed and MILVUS_URI is unset",
+        )
+    return Path(spec.origin).parent / "data"
+
+
+def unpack_binaries(binaries_dir: Path) -> Path:
+    """Unpack the `milvus` package's server binaries into `binaries_dir` once; the executable."""
+    source = _package_data() / "bin"
+    archives = sorted(source.glob("*.lzma"))
+    stamp_text = json.dumps([[a.name, a.stat().st_size] for a in archives] + [MILVUS_VERSION])
+    stamp = binaries_dir / ".unpacked"
+    with _locked(binaries_dir / ".lock"):
+        if not (stamp.exists() and stamp.read_text() == stamp_text):
+            for archive in archives:
+                target = binaries_dir / archive.name.removesuffix(".lzma")
+                partial = target.with_name(target.name + ".partial")
+                # Unpack beside and rename, so a concurrent reader never runs a half-written file.
+                with lzma.open(archive) as packed, open(partial, "wb") as out:
+                    while chunk := packed.read(1 << 20):
+                        out.write(chunk)
+                partial.chmod(0o755)
+                partial.replace(target)
+            stamp.write_text(stamp_text)
+    return binaries_dir / "milvus"
+
+
+def _free_ports(count: int) -> list[int]:
+    # All sockets stay bound until every port is picked, so the ports are distinct.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _render_config(directory: Path, ports: dict[str, int]) -> None:
+    """Write configs/milvus.yaml, glog.conf and embedEtcd.yaml for these ports."""
+    data, configs, logs = directory / "data", directory / "configs", directory / "logs"
+    for sub in (data, configs, logs):
+        sub.mkdir(parents=True, exist_ok=True)
+    values: dict[str, str] = {
+        **{name: str(port) for name, port in ports.items()},
+        "etcd_log_path": str(logs / "etcd.log"),
+        "etcd_log_level": "warn",
+        "etcd_data_dir": str(data / "etcd.data"),
+        "local_storage_dir": str(data),
+        "rocksmq_data_dir": str(data / "rocksmq"),
+        "system_log_path": str(logs),
+    }
+
+    def fill(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = values.get(name, default)
+        if value is None:
+            raise ServiceUnavailableError("milvus", f"config template needs a value for {name}")
+        return value
+
+    template = (_package_data() / "config.yaml.template").read_text()
+    text = _PLACEHOLDER.sub(fill, template)
+    # Components advertise 127.0.0.1 to each other instead of the first public address.
+    text = re.sub(r"(?m)^(  ip:)\s*#.*$", r"\1 127.0.0.1", text)
+    for setting, value in _TUNING:
+        text, count = re.subn(rf"(?m)^(\s*{setting}:)\s*[^#\n]*", rf"\g<1> {value} ", text, count=1)
+        if count != 1:
+            raise ServiceUnavailableError("milvus", f"config template has no {setting}")
+    # A lone query node has nobody to hand its segments to; waiting for that only delays a stop.
+    text = _replace_once(text, "\nqueryNode:\n", "\nqueryNode:\n  gracefulStopTimeout: 1\n")
+    # At info the server logs ~5 MB a minute under load, and the same lines again to stdout.
+    text = _replace_once(text, "\nlog:\n  level: info", "\nlog:\n  level: warn")
+    text = _replace_once(text, "  stdout: true # Stdout enable", "  stdout: false # Stdout enable")
+    # The embedded etcd otherwise listens on the fixed ports 2379 and 2380.
+    etcd_config = configs / "embedEtcd.yaml"
+    text = _replace_once(text, "\netcd:\n", f"\netcd:\n  config:\n    path: {etcd_config}\n")
+    client = f"http://127.0.0.1:{ports['etcd_port']}"
+    peer = f"http://127.0.0.1:{ports['etcd_peer_port']}"
+    etcd_config.write_text(
+        "name: default\n"
+        f"listen-client-urls: {client}\nadvertise-client-urls: {client}\n"
+        f"listen-peer-urls: {peer}\ninitial-advertise-peer-urls: {peer}\n"
+        f"initial-cluster: default={peer}\n"
+    )
+    (configs / "milvus.yaml").write_text(text)
+    (configs / "glog.conf").write_text((_package_data() / "glog.conf").read_text())
+
+
+def _replace_once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise ServiceUnavailableError("milvus", f"config template changed: no single {old!r}")
+    return text.replace(old, new)
+
+
+def _read_state(directory: Path) -> ServerState | None:
+    path = directory / _STATE_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return ServerState(
+            pid=int(raw["pid"]), ports=dict(raw["ports"]), started_at=raw["started_at"]
+        )
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_state(directory: Path, state: ServerState) -> None:
+    partial = directory / (_STATE_FILE + ".partial")
+    partial.write_text(json.dumps(asdict(state)))
+    partial.replace(directory / _STATE_FILE)
+    (directory / _PID_FILE).write_text(str(state.pid))
+
+
+def _clear_state(directory: Path) -> None:
+    (directory / _STATE_FILE).unlink(missing_ok=True)
+    (directory / _PID_FILE).unlink(missing_ok=True)
+
+
+def _is_milvus(pid: int) -> bool:
+    """True when `pid` is a live milvus process (not a pid reused by something else)."""
+    _reap(pid)
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    if "\nState:\tZ" in status:
+        return False
+    # The command line reads empty for an instant while the process is still exec-ing.
+    return not cmdline or Path(os.fsdecode(cmdline.split(b"\0")[0])).name == "milvus"
+
+
+def _reap(pid: int) -> None:
+    # A server started by this very process is its child: collect it once it exits.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _answers(uri: str, timeout_s: float) -> str | None:
+    """None when the server lists its collections; otherwise why not."""
+    from pymilvus import MilvusClient
+    from pymilvus.exceptions import MilvusException
+
+    client = None
+    try:
+        client = MilvusClient(uri=uri, timeout=timeout_s)
+        client.list_collections(timeout=timeout_s)
+        return None
+    except MilvusException as e:
+        return f"{type(e).__name__}: {e.message}"
+    finally:
+        if client is not None:
+            client.close()
+
+
+def _log_tail(directory: Path, chars: int = 600) -> str:
+    for name in ("milvus-stderr.log", "milvus.log"):
+        path = directory / "logs" / name
+        if path.exists() and path.stat().st_size:
+            return f" ({name}: ...{path.read_text(errors='replace')[-chars:].strip()})"
+    return ""
+
+
+def _wait_ready(directory: Path, state: ServerState, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    reason = "no answer yet"
+    while time.monotonic() < deadline:
+        if not _is_milvus(state.pid):
+            raise ServiceUnavailableError(
+                "milvus", f"server process {state.pid} exited during start{_log_tail(directory)}"
+            )
+        if _port_open(state.ports["proxy_port"]):
+            failure = _answers(state.uri, timeout_s=2.0)
+            if failure is None:
+                return
+            reason = failure
+        time.sleep(0.2)
+    raise ServiceUnavailableError(
+        "milvus",
+        f"{state.uri} did not list collections within {timeout_s:.0f} s "
+        f"(last error: {reason}){_log_tail(directory)}",
+    )
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _die_with_parent() -> Callable[[], None]:
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def preexec() -> None:
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _alias(directory: Path) -> str:
+    """A name unique to the directory: the server locks /run/milvus/standalone-<alias>.pid."""
+    return "engram-" + hashlib.sha256(str(directory).encode()).hexdigest()[:16]
+
+
+def _spawn(directory: Path, executable: Path, ports: dict[str, int], die_with_caller: bool) -> int:
+    env = {
+        **os.environ,
+        "DEPLOY_MODE": "STANDALONE",
+        "METRICS_PORT": str(ports["metrics_port"]),
+        "MILVUSCONF": str(directory / "configs"),
+        "LD_LIBRARY_PATH": ":".join(
+            p for p in (str(executable.parent), os.environ.get("LD_LIBRARY_PATH", "")) if p
+        ),
+    }
+    logs = directory / "logs"
+    with (
+        open(logs / "milvus-stdout.log", "ab") as stdout,
+        open(logs / "milvus-stderr.log", "ab") as stderr,
+    ):
+        process = subprocess.Popen(
+            # Without an alias every server on the machine locks the same pid file.
+            [str(executable), "run", "standalone", "-alias", _alias(directory)],
+            cwd=directory,  # glog.conf's relative log_dir resolves from here
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,  # survives the caller's exit and its Ctrl-C
+            preexec_fn=_die_with_parent() if die_with_caller else None,
+        )
+    return process.pid
+
+
+def milvus_status(directory: Path) -> str | None:
+    """The URI of the running local server for this directory when it answers, or None."""
+    state = _read_state(directory)
+    if state is None or not _is_milvus(state.pid) or not _port_open(state.ports["proxy_port"]):
+        return None
+    return state.uri if _answers(state.uri, timeout_s=2.0) is None else None
+
+
+def ensure_milvus(
+    directory: Path,
+    *,
+    binaries_dir: Path | None = None,
+    timeout_s: float = START_TIMEOUT_S,
+    die_with_caller: bool = False,
+) -> str:
+    """Start (or find) the local Milvus server kept in `directory` and return its URI.
+
+    `die_with_caller=True` ties the server's life to this process (for test sessions); by
+    default it is detached and outlives the caller until `stop_milvus`.
+    """
+    directory = directory.resolve()
+    with _locked(directory / "start.lock"):
+        state = _read_state(directory)
+        if state is not None and _is_milvus(state.pid):
+            # Started by another process, possibly still starting: wait for it, then share it.
+            _wait_ready(directory, state, timeout_s)
+            return state.uri
+        _clear_state(directory)
+        executable = unpack_binaries(binaries_dir or directory / "bin")
+        ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True))
+        _render_config(directory, ports)
+        pid = _spawn(directory, executable, ports, die_with_caller)
+        state = ServerState(pid=pid, ports=ports, started_at=time.time())
+        _write_state(directory, state)
+        try:
+            _wait_ready(directory, state, timeout_s)
+        except ServiceUnavailableError:
+            # A server that never answered holds nothing worth a graceful stop.
+            _terminate(pid, grace_s=2.0)
+            _clear_state(directory)
+            raise
+        return state.uri
+
+
+def _terminate(pid: int, grace_s: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; returns once the process is gone."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not _is_milvus(pid):
+                return
+            time.sleep(0.05)
+
+
+def stop_milvus(directory: Path) -> bool:
+    """Stop the local server of this directory; True when one was running."""
+    directory = directory.resolve()
+    if not directory.exists():
+        return False
+    with _locked(directory / "start.lock"):
+        state = _read_state(directory)
+        running = state is not None and _is_milvus(state.pid)
+        if state is not None and running:
+            _terminate(state.pid)
+        _clear_state(directory)
+        return running

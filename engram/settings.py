@@ -1,0 +1,63 @@
+"""The one settings object: read from the environment once, passed down to what needs it."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Engram's configuration; every field maps to an environment variable (see README)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    engram_home: Path = Field(
+        default=Path.home() / ".engram",
+        description="Data directory: offline store, dead-letter, registry, local services.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Online store and streams. Unset: Engram starts a local redis-server "
+        "under ENGRAM_HOME/services on a free port.",
+    )
+    milvus_uri: str | None = Field(
+        default=None,
+        description="Memory and item-vector store. Unset: Engram starts an embedded Milvus "
+        "server under ENGRAM_HOME/services.",
+    )
+    session_gap_minutes: int = Field(
+        default=30, ge=1, description="Inactivity gap that closes a session."
+    )
+    duckdb_threads: int = Field(default=2, ge=1, description="Threads DuckDB may use.")
+    duckdb_memory_limit: str = Field(
+        default="3GB", description="DuckDB memory limit; larger jobs spill to ENGRAM_HOME/tmp."
+    )
+
+    @property
+    def offline_dir(self) -> Path:
+        """Parquet offline store: events, features, catalog."""
+        return self.engram_home / "offline"
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        """Rejected records with their reasons."""
+        return self.engram_home / "dead_letter"
+
+    @property
+    def services_dir(self) -> Path:
+        """State of the local services Engram starts itself."""
+        return self.engram_home / "services"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Spill space for DuckDB."""
+        return self.engram_home / "tmp"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

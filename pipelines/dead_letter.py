@@ -1,0 +1,135 @@
+"""The dead-letter store: rejected records with the field and reason they failed on.
+
+Parquet parts under `settings.dead_letter_dir`, one file per written batch, each written to a
+temporary name and renamed into place, so a reader never sees half a part and concurrent
+writers (batch runs, the stream consumer) never clash. Nothing is stored unredacted: `write`
+redacts `raw` and `reason` again even when the caller (normalize) already did, which costs
+little because redaction is idempotent and rejected records are few.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from engram.errors import InvalidInputError
+from engram.settings import Settings
+from pipelines.contract import DEAD_LETTER_SCHEMA, ID_PATTERN
+from pipelines.redact import redact_array
+
+PART_GLOB = "part-*.parquet"
+# A reason's summary ends where the echoed value or the detail starts.
+_DETAIL = re.compile(r"(, got |; got | \(|: ).*$", re.DOTALL)
+
+
+def write(settings: Settings, rejected: pa.Table) -> Path | None:
+    """Store one batch of rejected records as a new part; returns its path (None if empty)."""
+    if rejected.num_rows == 0:
+        return None
+    table = rejected.select(DEAD_LETTER_SCHEMA.names).cast(DEAD_LETTER_SCHEMA)
+    table = table.set_column(
+        table.schema.get_field_index("raw"), "raw", redact_array(table.column("raw"))
+    )
+    table = table.set_column(
+        table.schema.get_field_index("reason"), "reason", redact_array(table.column("reason"))
+    )
+    directory = settings.dead_letter_dir
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    path = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    _write_atomically(table, path)
+    return path
+
+
+def read(settings: Settings) -> pa.Table:
+    """Every stored rejected record, oldest part first (DEAD_LETTER_SCHEMA)."""
+    parts = _parts(settings)
+    if not parts:
+        return DEAD_LETTER_SCHEMA.empty_table()
+    return pa.concat_tables(pq.read_table(part, schema=DEAD_LETTER_SCHEMA) for part in parts)
+
+
+def summarize_reason(field: str, reason: str) -> str:
+    """The reason without its echoed value or detail, prefixed by the field: a stable group key."""
+    return f"{field}: {_DETAIL.sub('', reason)}"
+
+
+def count_reasons(rejected: pa.Table) -> dict[str, int]:
+    """Rejected records per summarized reason (see `summarize_reason`), most frequent first."""
+    counts: Counter[str] = Counter()
+    grouped = rejected.group_by(["field", "reason"]).aggregate([([], "count_all")])
+    for field, reason, count in zip(
+        grouped.column("field").to_pylist(),
+        grouped.column("reason").to_pylist(),
+        grouped.column("count_all").to_pylist(),
+        strict=True,
+    ):
+        counts[summarize_reason(field, reason)] += count
+    return dict(counts.most_common())
+
+
+def counts_by_reason(settings: Settings) -> dict[str, int]:
+    """`count_reasons` over the whole store."""
+    return count_reasons(read(settings))
+
+
+def forget_user(settings: Settings, user_id: str) -> int:
+    """Remove the user's rejected records from every part; returns how many were removed.
+
+    A record is the user's when its `user_id` column holds the id, or, for a record that failed
+    before its user id could be read (invalid JSON), when its raw text has `"user_id": "<id>"`.
+    """
+    if not re.fullmatch(ID_PATTERN, user_id):
+        raise InvalidInputError("user_id", f"must match {ID_PATTERN}")
+    raw_pattern = r'"user_id"\s*:\s*"?' + re.escape(user_id) + r'(["\s,}]|$)'
+    removed = 0
+    for part in _parts(settings):
+        table = pq.read_table(part, schema=DEAD_LETTER_SCHEMA)
+        by_column = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
+        by_raw = pc.and_(
+            pc.is_null(table.column("user_id")),
+            pc.match_substring_regex(table.column("raw"), raw_pattern),
+        )
+        mine = pc.or_(by_column, by_raw)
+        count = pc.sum(pc.cast(mine, pa.int64())).as_py() or 0
+        if count == 0:
+            continue
+        kept = table.filter(pc.invert(mine))
+        if kept.num_rows == 0:
+            part.unlink()
+        else:
+            _write_atomically(kept, part)
+        removed += count
+    return removed
+
+
+def _parts(settings: Settings) -> list[Path]:
+    directory = settings.dead_letter_dir
+    return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+__all__ = [
+    "count_reasons",
+    "counts_by_reason",
+    "forget_user",
+    "read",
+    "summarize_reason",
+    "write",
+]

@@ -1,0 +1,481 @@
+"""Baseline recommenders: global and recent popularity, item-kNN and ALS, on interaction frames.
+
+Every model scores the fitted catalog for a batch of users at their own cutoffs, drops the
+excluded items (normally those the user touched before the cutoff: `Split.seen`) and keeps the
+top k. Ties go to the more popular item, then to the smaller item id, so results are reproducible;
+a user a model knows nothing about gets the tie-break order, i.e. popular items.
+
+Point in time (`point_in_time = True`): the model uses only events strictly before each user's
+cutoff, so it may be fit on the whole log (`Split.history`). The popularity models always are.
+ItemKNN and ALS are when given `retrain_growth`: their item side (similarities, item factors) is
+retrained at fixed positions of the log and each user is scored by the latest one trained before
+their cutoff, from their own contacts before the cutoff. Without it they learn once from what they
+are fit on, which must then be `Split.train`: no held-out interaction, but other users' later
+ones (the usual per-user-split compromise, and what serving wants: train on everything, now).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal, Protocol, Self, TypeAlias
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from engram.errors import InvalidInputError
+
+Cutoffs: TypeAlias = Sequence[pd.Timestamp] | pd.Series | pd.DatetimeIndex
+Exclude: TypeAlias = Mapping[str, Collection[str]]
+_REQUIRED = ("user_id", "item_id", "ts", "weight")
+
+
+class Recommender(Protocol):
+    """What `engram eval` needs from a model: fit, top-k per user at a cutoff, item scores."""
+
+    name: str
+    point_in_time: bool  # True: uses only events before each cutoff, may be fit on the full log
+
+    def fit(self, interactions: pd.DataFrame) -> Self:
+        """Learn from interactions (user_id, item_id, ts, weight; other columns ignored)."""
+        ...
+
+    def recommend(
+        self, user_ids: Sequence[str], cutoffs: Cutoffs, k: int, exclude: Exclude | None = None
+    ) -> dict[str, list[str]]:
+        """The k best items for each user as of that user's cutoff, without excluded items."""
+        ...
+
+    def score(self, user_id: str, item_ids: Sequence[str], cutoff: pd.Timestamp) -> np.ndarray:
+        """Scores of the given items for one user at a cutoff; NaN for items it cannot score."""
+        ...
+
+
+def top_k(scores: np.ndarray, k: int, tiebreak: np.ndarray | None = None) -> list[np.ndarray]:
+    """Per row, columns of the k highest finite scores; ties by higher tiebreak, then column."""
+    n_rows, n_cols = scores.shape
+    kk = min(k, n_cols)
+    if kk == 0:
+        return [np.empty(0, dtype=np.int64) for _ in range(n_rows)]
+    part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    kth = np.take_along_axis(scores, part, axis=1).min(axis=1)
+    ties = np.zeros(n_cols) if tiebreak is None else tiebreak
+    result = []
+    for row, threshold in enumerate(kth):
+        values = scores[row]
+        # Everything tied with the k-th score competes: argpartition alone picks among ties
+        # by memory layout, which is deterministic but not the documented order.
+        keep = values >= threshold if np.isfinite(threshold) else np.isfinite(values)
+        candidates = np.flatnonzero(keep)
+        row_ties = ties[candidates] if ties.ndim == 1 else ties[row, candidates]
+        order = np.lexsort((candidates, -row_ties, -values[candidates]))[:kk]
+        result.append(candidates[order])
+    return result
+
+
+def to_micros(values: pd.Series | pd.DatetimeIndex | Sequence[pd.Timestamp]) -> np.ndarray:
+    """Timezone-aware timestamps as int64 microseconds since the epoch (UTC)."""
+    index = pd.DatetimeIndex(values)
+    if index.tz is None:
+        raise InvalidInputError("ts", "timestamps must be timezone-aware")
+    return np.asarray(index.tz_convert("UTC").as_unit("us").asi8, dtype=np.int64)
+
+
+class _CatalogModel:
+    """The fitted catalog and log (sorted by time), as-of counts and the batched top-k."""
+
+    name = "model"
+    point_in_time = False
+    batch_size = 512
+
+    items: np.ndarray
+    users: np.ndarray
+    _item_index: pd.Index
+    _ts: np.ndarray  # the fitted log, sorted by time: ts, item, user codes, weights
+    _item: np.ndarray
+    _user: np.ndarray
+    _weight: np.ndarray
+    _popularity: np.ndarray  # fitted contacts per item
+
+    def _fit_log(self, interactions: pd.DataFrame) -> None:
+        missing = [name for name in _REQUIRED if name not in interactions.columns]
+        if missing:
+            raise InvalidInputError("interactions", f"missing columns {missing}")
+        if interactions.empty:
+            raise InvalidInputError("interactions", "nothing to fit")
+        ts = to_micros(interactions["ts"])
+        order = np.argsort(ts, kind="stable")
+        self.items, items = np.unique(interactions["item_id"].astype(str), return_inverse=True)
+        self.users, users = np.unique(interactions["user_id"].astype(str), return_inverse=True)
+        self._item_index = pd.Index(self.items)
+        self._ts, self._item, self._user = ts[order], items[order], users[order]
+        self._weight = interactions["weight"].to_numpy(dtype=float)[order]
+        self._popularity = np.bincount(items, minlength=len(self.items)).astype(float)
+
+    def _scores(
+        self, user_ids: Sequence[str], cutoffs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, tie-break) for each user and fitted item; the tie-break may be one row."""
+        raise NotImplementedError
+
+    def recommend(
+        self, user_ids: Sequence[str], cutoffs: Cutoffs, k: int, exclude: Exclude | None = None
+    ) -> dict[str, list[str]]:
+        """The k best items for each user as of that user's cutoff, without excluded items."""
+        if k < 1:
+            raise InvalidInputError("k", f"must be positive, got {k}")
+        users = [str(user) for user in user_ids]
+        micros = to_micros(cutoffs)
+        if len(micros) != len(users):
+            raise InvalidInputError("cutoffs", f"{len(micros)} cutoffs for {len(users)} users")
+        # In cutoff order, as-of counts roll forward and users share retrained models.
+        order = np.argsort(micros, kind="stable")
+        result: dict[str, list[str]] = {}
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            batch = [users[row] for row in rows]
+            scores, tiebreak = self._scores(batch, micros[rows])
+            for row, user in enumerate(batch):
+                excluded = self._item_index.get_indexer(list((exclude or {}).get(user, ())))
+                scores[row, excluded[excluded >= 0]] = -np.inf
+            best = top_k(scores, k, tiebreak)
+            result.update(zip(batch, (self.items[cols].tolist() for cols in best), strict=True))
+        return {user: result[user] for user in users}
+
+    def score(self, user_id: str, item_ids: Sequence[str], cutoff: pd.Timestamp) -> np.ndarray:
+        """Scores of the given items for one user at a cutoff; NaN for items it cannot score."""
+        return self.score_batch([user_id], [cutoff], item_ids)[0]
+
+    def score_batch(
+        self, user_ids: Sequence[str], cutoffs: Cutoffs, item_ids: Sequence[str]
+    ) -> np.ndarray:
+        """Users x items scores at each user's cutoff; NaN for items it cannot score then."""
+        micros = to_micros(cutoffs)
+        if len(micros) != len(user_ids):
+            raise InvalidInputError("cutoffs", f"{len(micros)} cutoffs for {len(user_ids)} users")
+        columns = self._item_index.get_indexer([str(item) for item in item_ids])
+        result = np.full((len(user_ids), len(columns)), np.nan)
+        users = [str(user) for user in user_ids]
+        for start in range(0, len(users), self.batch_size):
+            rows = slice(start, start + self.batch_size)
+            scores, _ = self._scores(users[rows], micros[rows])
+            known = scores[:, np.maximum(columns, 0)]
+            result[rows] = np.where((columns >= 0) & np.isfinite(known), known, np.nan)
+        return result
+
+    def _counts_as_of(
+        self,
+        cutoffs: np.ndarray,
+        window: int | None = None,
+        half_life: float | None = None,
+        weights: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(windowed/decayed score, all-time contacts) per item before each cutoff."""
+        n_items = len(self.items)
+        weight = np.ones(len(self._ts)) if weights is None else weights
+        scores = np.empty((len(cutoffs), n_items))
+        contacts = np.empty((len(cutoffs), n_items))
+        running, total = np.zeros(n_items), np.zeros(n_items)
+        added = removed = 0
+        previous: int | None = None
+
+        def counted(rows: slice, at: int) -> np.ndarray:
+            decay = 1.0 if half_life is None else 0.5 ** ((at - self._ts[rows]) / half_life)
+            return np.bincount(self._item[rows], weights=weight[rows] * decay, minlength=n_items)
+
+        # Cutoffs in order let every event enter (and leave the window) once.
+        for row in np.argsort(cutoffs, kind="stable"):
+            cutoff = int(cutoffs[row])
+            upto = int(np.searchsorted(self._ts, cutoff, side="left"))
+            since = 0 if window is None else int(np.searchsorted(self._ts, cutoff - window))
+            if half_life is not None and previous is not None:
+                running *= 0.5 ** ((cutoff - previous) / half_life)
+            total += np.bincount(self._item[added:upto], minlength=n_items)
+            running += counted(slice(added, upto), cutoff)
+            running -= counted(slice(removed, since), cutoff)
+            added, removed, previous = upto, since, cutoff
+            # Decayed sums subtract in floating point; a tiny negative is zero.
+            scores[row] = np.maximum(running, 0.0)
+            contacts[row] = total
+        return scores, contacts
+
+
+class Popularity(_CatalogModel):
+    """Items by contacts strictly before each cutoff, optionally in a window or time-decayed."""
+
+    point_in_time = True
+
+    def __init__(
+        self,
+        window: pd.Timedelta | None = None,
+        half_life: pd.Timedelta | None = None,
+        weighted: bool = False,
+        name: str = "popularity",
+    ) -> None:
+        self.window = window
+        self.half_life = half_life
+        self.weighted = weighted  # count max(weight, 0) instead of 1 per contact
+        self.name = name
+
+    def fit(self, interactions: pd.DataFrame) -> Self:
+        """Keep the contacts sorted by time, for as-of counts at any cutoff."""
+        self._fit_log(interactions)
+        return self
+
+    def _scores(
+        self, user_ids: Sequence[str], cutoffs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores, contacts = self._counts_as_of(
+            cutoffs,
+            window=None if self.window is None else _micros_of(self.window),
+            half_life=None if self.half_life is None else float(_micros_of(self.half_life)),
+            weights=np.maximum(self._weight, 0.0) if self.weighted else None,
+        )
+        # An item nobody had touched by the cutoff was not known then.
+        scores[contacts == 0] = -np.inf
+        # In a window many items tie (often at 0): all-time counts as of the cutoff order them.
+        return scores, contacts
+
+
+class GlobalPopularity(Popularity):
+    """All-time contacts before each user's cutoff."""
+
+    def __init__(self, weighted: bool = False) -> None:
+        super().__init__(weighted=weighted, name="global_popularity")
+
+
+class RecentPopularity(Popularity):
+    """Contacts in a window before each user's cutoff (default 30 days), optionally decayed."""
+
+    def __init__(
+        self,
+        window: pd.Timedelta = pd.Timedelta(days=30),  # noqa: B008 - immutable value
+        half_life: pd.Timedelta | None = None,
+        weighted: bool = False,
+    ) -> None:
+        super().__init__(window, half_life, weighted, name="recent_popularity")
+
+
+class _ProfileModel(_CatalogModel):
+    """An item side learned from a user-item matrix, applied to each user's contacts as of cutoff.
+
+    Subclasses say how a contact becomes a matrix value (`_values`), how the item side is learned
+    (`_learn`) and how it scores profiles (`_apply`).
+    """
+
+    retrain_growth: float | None
+    min_events: int
+
+    def fit(self, interactions: pd.DataFrame) -> Self:
+        """Index each user's contacts by time; learn the item side now, or per cutoff later."""
+        self._fit_log(interactions)
+        by_user = np.lexsort((self._ts, self._user))
+        self._p_ts, self._p_item = self._ts[by_user], self._item[by_user]
+        self._p_value = self._values(self._weight[by_user])
+        starts = np.searchsorted(self._user[by_user], np.arange(len(self.users) + 1))
+        self._rows = {
+            user: (int(starts[i]), int(starts[i + 1])) for i, user in enumerate(self.users)
+        }
+        self._sides: dict[int, Any] = {}
+        if self.retrain_growth is None:
+            self._sides[len(self._ts)] = self._learn(self._matrix(len(self._ts)))
+        return self
+
+    def _values(self, weights: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _learn(self, matrix: sp.csr_matrix) -> Any:
+        raise NotImplementedError
+
+    def _apply(self, side: Any, profiles: sp.csr_matrix) -> np.ndarray:
+        raise NotImplementedError
+
+    def _matrix(self, events: int) -> sp.csr_matrix:
+        """User-item values of the first `events` events in time order (duplicates summed)."""
+        rows = slice(0, events)
+        values = self._values(self._weight[rows])
+        shape = (len(self.users), len(self.items))
+        matrix = sp.csr_matrix((values, (self._user[rows], self._item[rows])), shape=shape)
+        return self._finish(matrix)
+
+    def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        matrix.sum_duplicates()
+        matrix.eliminate_zeros()  # weights that cancel out say nothing
+        return matrix
+
+    def _profiles(self, user_ids: Sequence[str], cutoffs: np.ndarray) -> sp.csr_matrix:
+        """Each user's values over the items they touched strictly before their cutoff."""
+        rows, columns, values = [], [], []
+        for row, (user, cutoff) in enumerate(zip(user_ids, cutoffs, strict=True)):
+            start, end = self._rows.get(user, (0, 0))
+            end = start + int(np.searchsorted(self._p_ts[start:end], cutoff, side="left"))
+            rows.append(np.full(end - start, row))
+            columns.append(self._p_item[start:end])
+            values.append(self._p_value[start:end])
+        shape = (len(user_ids), len(self.items))
+        matrix = sp.csr_matrix(
+            (np.concatenate(values), (np.concatenate(rows), np.concatenate(columns))), shape=shape
+        )
+        return self._finish(matrix)
+
+    def _retrain_points(self) -> np.ndarray:
+        """Event counts at which the item side is retrained: min_events, then x(1 + growth).
+
+        The grid depends on nothing but these two numbers, so events after a cutoff never change
+        which model scores that cutoff.
+        """
+        assert self.retrain_growth is not None
+        total = len(self._ts)
+        if total < self.min_events:
+            return np.empty(0, dtype=np.int64)
+        steps = math.floor(math.log(total / self.min_events) / math.log1p(self.retrain_growth))
+        points = np.ceil(self.min_events * (1 + self.retrain_growth) ** np.arange(steps + 2))
+        return np.unique(points[points <= total].astype(np.int64))
+
+    def _scores(
+        self, user_ids: Sequence[str], cutoffs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        profiles = self._profiles(user_ids, cutoffs)
+        if self.retrain_growth is None:
+            return self._apply(self._sides[len(self._ts)], profiles), self._popularity
+        _, contacts = self._counts_as_of(cutoffs)
+        scores = np.zeros((len(user_ids), len(self.items)))
+        # The latest retrain point whose events all lie strictly before the cutoff; users
+        # before the first one get zeros, i.e. as-of popularity through the tie-break.
+        points = self._retrain_points()
+        usable = np.searchsorted(self._ts, cutoffs, side="left")
+        chosen = np.searchsorted(points, usable, side="right") - 1
+        for index in np.unique(chosen[chosen >= 0]):
+            events = int(points[index])
+            if events not in self._sides:
+                self._sides[events] = self._learn(self._matrix(events))
+            rows = np.flatnonzero(chosen == index)
+            scores[rows] = self._apply(self._sides[events], profiles[rows])
+        scores[contacts == 0] = -np.inf  # unknown as of the cutoff
+        return scores, contacts
+
+
+class ItemKNN(_ProfileModel):
+    """Item-to-item cosine over who touched what, summed over the user's items before cutoff."""
+
+    def __init__(
+        self,
+        neighbors: int = 100,
+        retrain_growth: float | None = None,
+        min_events: int = 1_000,
+        block: int = 1024,
+    ) -> None:
+        self.name = "item_knn" if retrain_growth is None else "item_knn_asof"
+        self.point_in_time = retrain_growth is not None
+        self.neighbors = neighbors  # most similar items kept per item
+        self.retrain_growth = retrain_growth  # retrain when the log has grown by this fraction
+        self.min_events = min_events  # events before the first retrain point
+        self.block = block  # items per similarity block: block x catalog floats in memory
+
+    def _values(self, weights: np.ndarray) -> np.ndarray:
+        return np.ones(len(weights))
+
+    def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0  # a user counts once per item, however many contacts
+        return matrix
+
+    def _learn(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        return _pruned_cosine(matrix, self.neighbors, self.block)
+
+    def _apply(self, side: sp.csr_matrix, profiles: sp.csr_matrix) -> np.ndarray:
+        return np.asarray((profiles @ side).toarray())
+
+
+class ALS(_ProfileModel):
+    """Implicit-feedback matrix factorization (implicit's ALS, CPU, seeded)."""
+
+    def __init__(
+        self,
+        factors: int = 64,
+        regularization: float = 0.05,
+        alpha: float = 1.0,
+        iterations: int = 15,
+        confidence: Literal["weight", "contact"] = "weight",
+        retrain_growth: float | None = None,
+        min_events: int = 1_000,
+        seed: int = 0,
+        threads: int = 2,
+    ) -> None:
+        self.name = "als" if retrain_growth is None else "als_asof"
+        self.point_in_time = retrain_growth is not None
+        self.factors = factors
+        self.regularization = regularization
+        self.alpha = alpha  # confidence = 1 + alpha * value
+        self.iterations = iterations
+        # "weight": summed signal weights, a negative sum (low ratings) meaning disliked with
+        # that confidence; "contact": 1 per user and item touched.
+        self.confidence = confidence
+        self.retrain_growth = retrain_growth
+        self.min_events = min_events
+        self.seed = seed
+        self.threads = threads
+
+    def _values(self, weights: np.ndarray) -> np.ndarray:
+        return weights if self.confidence == "weight" else np.ones(len(weights))
+
+    def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        matrix = super()._finish(matrix)
+        if self.confidence == "contact":
+            matrix.data[:] = 1.0
+        return sp.csr_matrix(matrix, dtype=np.float32)
+
+    def _learn(self, matrix: sp.csr_matrix) -> Any:
+        from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits
+
+        # implicit runs its own threads; a multi-threaded BLAS underneath would oversubscribe.
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=self.alpha,
+                iterations=self.iterations,
+                random_state=self.seed,
+                num_threads=self.threads,
+            )
+            model.fit(matrix, show_progress=False)
+        return model
+
+    def _apply(self, side: Any, profiles: sp.csr_matrix) -> np.ndarray:
+        # User factors are solved from the profile as of the cutoff, never from the fit, so a
+        # user's later contacts in the fitted matrix do not shape their scores.
+        users = side.recalculate_user(np.arange(profiles.shape[0]), profiles)
+        return np.asarray(users, dtype=np.float64) @ np.asarray(side.item_factors).T
+
+
+def _pruned_cosine(contacts: sp.csr_matrix, neighbors: int, block: int) -> sp.csr_matrix:
+    """Item-item cosine of the columns of `contacts`, the `neighbors` largest per row, no self."""
+    n_items = contacts.shape[1]
+    counts = np.asarray(contacts.sum(axis=0)).ravel()
+    # Only items someone touched have neighbours: early retrains skip most of the catalog.
+    active = np.flatnonzero(counts > 0)
+    scaled = sp.csc_matrix(contacts[:, active] @ sp.diags(1.0 / np.sqrt(counts[active])))
+    keep = min(neighbors, len(active) - 1)
+    parts = [sp.csr_matrix((0, len(active)))]
+    for start in range(0, len(active), block):
+        stop = min(start + block, len(active))
+        dense = (scaled[:, start:stop].T @ scaled).toarray()
+        dense[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        if keep <= 0:
+            dense[:] = 0.0
+        else:
+            cut = np.argpartition(-dense, keep - 1, axis=1)[:, keep:]
+            np.put_along_axis(dense, cut, 0.0, axis=1)
+        parts.append(sp.csr_matrix(dense))
+    similar = sp.coo_matrix(sp.vstack(parts, format="csr"))
+    rows, columns = active[similar.row], active[similar.col]
+    return sp.csr_matrix((similar.data, (rows, columns)), shape=(n_items, n_items))
+
+
+def _micros_of(delta: pd.Timedelta) -> int:
+    micros = int(pd.Timedelta(delta).value // 1000)
+    if micros <= 0:
+        raise InvalidInputError("timedelta", f"must be positive, got {delta}")
+    return micros

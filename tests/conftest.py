@@ -1,0 +1,86 @@
+"""Fixtures that start real servers for the tests and clean up after them.
+
+Tests never touch the machine's own Redis on 127.0.0.1:6379: each session starts its own
+redis-server on a free port in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import settings as hypothesis_settings
+
+from engram import local_redis
+from engram.settings import Settings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Property tests draw the same examples on every run, so CI is reproducible; run with
+# HYPOTHESIS_PROFILE=explore to search fresh random examples (and keep any failure as a test).
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", max_examples=1000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
+
+
+# The MovieLens development set lives beside the project and is never copied into it.
+MOVIELENS_DIR = Path(
+    os.environ.get("ENGRAM_MOVIELENS")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens-small"
+)
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    """The MovieLens small directory (ENGRAM_MOVIELENS, else ../shared/data/movielens-small)."""
+    if not (MOVIELENS_DIR / "ratings.csv").is_file():
+        pytest.skip(f"MovieLens small is not at {MOVIELENS_DIR}")
+    return MOVIELENS_DIR
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a redis-server owned by this test session."""
+    directory = tmp_path_factory.mktemp("redis")
+    url = local_redis.ensure_redis(directory)
+    yield url
+    local_redis.stop_redis(directory)
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    """The session's Redis, emptied before and after the test."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    yield redis_server
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """URI of one embedded Milvus server for the whole session; tests use their own collections.
+
+    The unpacked binaries (~250 MB, ~5 s) stay in pytest's cache between runs.
+    """
+    from engram import local_milvus
+
+    name = f"milvus-{local_milvus.MILVUS_VERSION}-bin"
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    binaries = Path(cache.mkdir(name)) if cache else tmp_path_factory.mktemp(name)
+    directory = tmp_path_factory.mktemp("milvus-session")
+    uri = local_milvus.ensure_milvus(directory, binaries_dir=binaries, die_with_caller=True)
+    yield uri
+    local_milvus.stop_milvus(directory)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for a fresh ENGRAM_HOME in tmp_path; no services configured."""
+    return Settings(engram_home=tmp_path / "home", redis_url=None, milvus_uri=None)

@@ -1,0 +1,83 @@
+"""Scoring extracted facts against planted ones."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from memory.extract_eval import content_words, score_extraction
+
+T = datetime(2026, 5, 13, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class F:
+    user_id: str
+    kind: str
+    text: str
+    slot: str | None = None
+    value: str | None = None
+    valid_from: datetime | None = T
+
+
+def test_content_words_drop_function_words_and_plurals() -> None:
+    assert content_words("Likes hiking boots") == {"hiking", "boot"}
+    assert content_words("Has a dog named Max") == {"dog", "max"}
+
+
+def test_perfect_extraction_scores_one() -> None:
+    truth = [
+        F("u1", "preference", "Likes hiking"),
+        F("u1", "attribute", "Is vegan", "diet", "vegan"),
+    ]
+    scores = score_extraction(truth, truth)
+    assert scores["all"]["precision"] == scores["all"]["recall"] == 1.0
+    assert scores["preference"]["tp"] == 1 and scores["attribute"]["tp"] == 1
+
+
+def test_slot_and_value_match_across_wordings_but_other_values_do_not() -> None:
+    truth = [F("u1", "life_event", "Moved to Seattle", "location", "Seattle")]
+    same = [F("u1", "life_event", "Relocated to Seattle, WA", "location", "seattle")]
+    other = [F("u1", "life_event", "Moved to Denver", "location", "Denver")]
+    assert score_extraction(same, truth)["life_event"]["tp"] == 1
+    scores = score_extraction(other, truth)["life_event"]
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (0, 1, 1)
+
+
+def test_user_and_kind_must_agree() -> None:
+    truth = [F("u1", "preference", "Likes jazz")]
+    assert score_extraction([F("u2", "preference", "Likes jazz")], truth)["all"]["tp"] == 0
+    assert score_extraction([F("u1", "dislike", "Dislikes jazz")], truth)["all"]["tp"] == 0
+
+
+def test_near_wordings_match_and_unrelated_ones_do_not() -> None:
+    truth = [F("u1", "preference", "Likes hiking"), F("u1", "relationship", "Has a dog named Max")]
+    guesses = [F("u1", "preference", "Likes hiking and camping"),
+               F("u1", "relationship", "Has a cat named Max")]  # fmt: skip
+    scores = score_extraction(guesses, truth)
+    assert scores["preference"]["tp"] == 1
+    assert scores["relationship"]["tp"] == 0
+
+
+def test_matching_is_one_to_one_and_repeats_count_once() -> None:
+    truth = [F("u1", "preference", "Likes tea")]
+    guesses = [F("u1", "preference", "Likes tea"), F("u1", "preference", "likes tea"),
+               F("u1", "preference", "Likes green tea")]  # fmt: skip
+    scores = score_extraction(guesses, truth)["preference"]
+    assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 1, 0)
+    assert scores["precision"] == 0.5 and scores["recall"] == 1.0
+
+
+def test_episodes_are_not_scored_and_empty_kinds_score_one() -> None:
+    scores = score_extraction([F("u1", "episode", "hello")], [])
+    assert scores["all"]["tp"] + scores["all"]["fp"] + scores["all"]["fn"] == 0
+    assert scores["intent"]["precision"] == scores["intent"]["recall"] == 1.0
+
+
+def test_valid_from_is_checked_on_matched_facts() -> None:
+    truth = [F("u1", "life_event", "Had a baby", valid_from=T - timedelta(days=2))]
+    close = [F("u1", "life_event", "Had a baby", valid_from=T - timedelta(days=3))]
+    far = [F("u1", "life_event", "Had a baby", valid_from=T)]
+    assert score_extraction(close, truth)["life_event"]["time_ok"] == 1
+    strict = score_extraction(far, truth, time_tolerance=timedelta(days=1))
+    assert strict["life_event"]["time_ok"] == 0

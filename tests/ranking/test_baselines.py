@@ -1,0 +1,260 @@
+"""Baseline recommenders: as-of counts, exclusions, tie order, and what each model may see."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engram.errors import InvalidInputError
+from ranking.baselines import (
+    ALS,
+    GlobalPopularity,
+    ItemKNN,
+    Popularity,
+    RecentPopularity,
+    Recommender,
+    _pruned_cosine,
+    top_k,
+)
+
+T0 = pd.Timestamp("2024-01-01", tz="UTC")
+
+
+def at(day: float) -> pd.Timestamp:
+    return T0 + pd.Timedelta(days=day)
+
+
+def log(rows: list[tuple[str, str, float]], weight: float = 1.0) -> pd.DataFrame:
+    """Interactions from (user, item, day) rows."""
+    return pd.DataFrame(
+        {
+            "user_id": [row[0] for row in rows],
+            "item_id": [row[1] for row in rows],
+            "ts": pd.DatetimeIndex([at(row[2]) for row in rows]).as_unit("us"),
+            "type": "view",
+            "value": np.nan,
+            "weight": weight,
+        }
+    )
+
+
+def clustered_log(users_per_group: int = 12) -> pd.DataFrame:
+    """Two tastes: group a touches items a0..a5, group b touches b0..b5, over days 0..59."""
+    rng = np.random.default_rng(7)
+    rows = []
+    for group in ("a", "b"):
+        for n in range(users_per_group):
+            for item in rng.permutation(6)[:4]:
+                rows.append((f"{group}{n}", f"{group}{item}", float(rng.integers(0, 60))))
+    # b's items are the more popular ones overall: 20 fans each, more than any a item has.
+    rows += [(f"fan{n}", f"b{n % 6}", 30.0) for n in range(120)]
+    return log(rows)
+
+
+# top_k
+
+
+def test_top_k_orders_by_score_then_tiebreak_then_column() -> None:
+    scores = np.array([[1.0, 3.0, 3.0, 2.0, 3.0]])
+    assert top_k(scores, 3)[0].tolist() == [1, 2, 4]
+    tiebreak = np.array([0.0, 0.0, 1.0, 0.0, 5.0])
+    assert top_k(scores, 3, tiebreak)[0].tolist() == [4, 2, 1]
+
+
+def test_top_k_never_returns_excluded_items() -> None:
+    scores = np.array([[1.0, -np.inf, 0.0, -np.inf]])
+    assert top_k(scores, 10)[0].tolist() == [0, 2]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([-np.inf, 0.0, 1.0, 2.0, 2.5]), min_size=6, max_size=6),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(st.sampled_from([0.0, 1.0, 2.0]), min_size=6, max_size=6),
+    st.integers(1, 8),
+)
+def test_top_k_matches_a_full_sort(rows: list[list[float]], tiebreak: list[float], k: int) -> None:
+    scores = np.array(rows)
+    ties = np.array(tiebreak)
+    for row, got in zip(scores, top_k(scores, k, ties), strict=True):
+        expected = sorted(
+            (column for column in range(6) if np.isfinite(row[column])),
+            key=lambda column: (-row[column], -ties[column], column),
+        )[:k]
+        assert got.tolist() == expected
+
+
+# Popularity
+
+
+def test_popularity_counts_only_events_before_each_users_cutoff() -> None:
+    rows = [(f"u{n}", "old_hit", 1.0) for n in range(3)]
+    rows += [(f"v{n}", "new_hit", 10.0 + n) for n in range(5)]
+    model = GlobalPopularity().fit(log(rows))
+    recs = model.recommend(["early", "late"], [at(5), at(20)], k=2)
+    assert recs == {"early": ["old_hit"], "late": ["new_hit", "old_hit"]}
+    assert model.score("early", ["old_hit", "new_hit"], at(12)).tolist() == [3, 2]
+    # Never fitted, or nobody had touched it yet: no score.
+    assert np.isnan(model.score("early", ["unknown", "new_hit"], at(5))).all()
+    batch = model.score_batch(["early", "late"], [at(5), at(20)], ["new_hit", "old_hit"])
+    np.testing.assert_array_equal(batch, [[np.nan, 3], [5, 3]])
+
+
+def test_an_event_at_the_cutoff_is_not_before_it() -> None:
+    model = GlobalPopularity().fit(log([("u", "a", 1.0), ("u", "b", 2.0)]))
+    assert model.recommend(["x"], [at(2)], k=5) == {"x": ["a"]}
+
+
+def test_recent_popularity_counts_the_window_and_breaks_ties_by_all_time_counts() -> None:
+    rows = [(f"u{n}", "classic", 1.0) for n in range(5)]
+    rows += [("v", "fresh", 50.0), ("v", "fresh", 51.0), ("w", "classic", 52.0)]
+    rows += [("w", "filler", 2.0)]
+    model = RecentPopularity(window=pd.Timedelta(days=30)).fit(log(rows))
+    # In the window: fresh 2, classic 1; filler 0 but known, after classic on ties.
+    assert model.recommend(["x"], [at(60)], k=3) == {"x": ["fresh", "classic", "filler"]}
+    # Past the window of everything: all tie at 0 and all-time counts decide.
+    assert model.recommend(["x"], [at(200)], k=2) == {"x": ["classic", "fresh"]}
+
+
+def test_exclusions_are_honoured() -> None:
+    rows = [("u", "a", 1.0), ("v", "a", 1.0), ("u", "b", 1.0)]
+    model = GlobalPopularity().fit(log(rows))
+    assert model.recommend(["x"], [at(3)], k=5, exclude={"x": {"a", "never_fitted"}}) == {
+        "x": ["b"]
+    }
+
+
+day_rows = st.lists(
+    st.tuples(st.sampled_from(["u", "v", "w"]), st.sampled_from(list("abcde")), st.integers(0, 40)),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    day_rows,
+    st.lists(st.integers(0, 45), min_size=1, max_size=6),
+    st.sampled_from([None, 7, 20]),
+    st.sampled_from([None, 5.0]),
+)
+def test_as_of_scores_match_brute_force_counts(
+    rows: list[tuple[str, str, int]],
+    cutoff_days: list[int],
+    window_days: int | None,
+    half_life_days: float | None,
+) -> None:
+    frame = log([(user, item, float(day)) for user, item, day in rows])
+    model = Popularity(
+        window=None if window_days is None else pd.Timedelta(days=window_days),
+        half_life=None if half_life_days is None else pd.Timedelta(days=half_life_days),
+    ).fit(frame)
+    cutoffs = [at(day) for day in cutoff_days]
+    scores, _ = model._scores(["x"] * len(cutoffs), pd.DatetimeIndex(cutoffs).as_unit("us").asi8)
+    for row, day in enumerate(cutoff_days):
+        for column, item in enumerate(model.items):
+            ages = [
+                day - d
+                for _, i, d in rows
+                if i == item and d < day and (window_days is None or d >= day - window_days)
+            ]
+            decay = 1.0 if half_life_days is None else 0.5 ** (np.array(ages) / half_life_days)
+            expected = float(np.sum(np.ones(len(ages)) * decay))
+            if not any(i == item and d < day for _, i, d in rows):
+                expected = -np.inf  # unknown at that time
+            assert scores[row, column] == pytest.approx(expected, abs=1e-9)
+
+
+# Item-kNN and ALS
+
+
+def test_pruned_cosine_is_the_cosine_without_self_when_nothing_is_pruned() -> None:
+    rng = np.random.default_rng(3)
+    dense = (rng.random((15, 9)) < 0.4).astype(float)
+    dense[:, 4] = 0.0  # an item nobody touched has no neighbours
+    got = _pruned_cosine(sp.csr_matrix(dense), neighbors=50, block=4).toarray()
+    norms = np.sqrt(dense.sum(axis=0))
+    safe = np.where(norms > 0, norms, 1.0)
+    expected = (dense.T @ dense) / np.outer(safe, safe)
+    np.fill_diagonal(expected, 0.0)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+    pruned = _pruned_cosine(sp.csr_matrix(dense), neighbors=2, block=4)
+    assert max(np.diff(pruned.indptr)) <= 2
+
+
+@pytest.mark.parametrize(
+    "model",
+    [ItemKNN(neighbors=5), ItemKNN(retrain_growth=0.5, min_events=20), ALS(factors=4)],
+    ids=["item_knn", "item_knn_asof", "als"],
+)
+def test_collaborative_models_recommend_within_the_users_taste(model: ItemKNN | ALS) -> None:
+    frame = clustered_log()
+    model.fit(frame)
+    users = ["a0", "a1", "b0"]
+    cutoffs = [at(100)] * 3
+    seen = {user: set(frame.loc[frame["user_id"] == user, "item_id"]) for user in users}
+    recs = model.recommend(users, cutoffs, k=2, exclude=seen)
+    for user in users:
+        assert recs[user], user
+        assert all(item[0] == user[0] for item in recs[user]), (user, recs[user])
+        assert not set(recs[user]) & seen[user]
+
+
+def test_users_without_history_get_popular_items() -> None:
+    frame = clustered_log()
+    for model in (ItemKNN(), ALS(factors=4)):
+        recs = model.fit(frame).recommend(["stranger"], [at(100)], k=6)
+        assert sorted(recs["stranger"]) == [f"b{n}" for n in range(6)], model.name
+
+
+def test_als_is_deterministic_for_a_seed() -> None:
+    frame = clustered_log()
+    first = ALS(factors=4, seed=1).fit(frame).score("a0", ["a1", "b1"], at(100))
+    again = ALS(factors=4, seed=1).fit(frame).score("a0", ["a1", "b1"], at(100))
+    np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        GlobalPopularity,
+        lambda: RecentPopularity(window=pd.Timedelta(days=10)),
+        lambda: ItemKNN(neighbors=5, retrain_growth=0.5, min_events=20),
+        lambda: ALS(factors=4, retrain_growth=0.5, min_events=20),
+    ],
+    ids=["global_popularity", "recent_popularity", "item_knn_asof", "als_asof"],
+)
+def test_point_in_time_models_ignore_everything_after_the_cutoff(
+    make: Callable[[], Recommender],
+) -> None:
+    frame = clustered_log()
+    past = frame[frame["ts"] < at(40)]
+    # The future: existing users and items, in bulk, all after the cutoff.
+    future = log([("a0", f"b{n % 6}", 45.0 + n) for n in range(40)])
+    users, cutoffs = ["a0", "a3", "b2"], [at(40), at(25), at(33)]
+    exclude = {"a0": {"a1"}}
+    before = make().fit(past).recommend(users, cutoffs, k=5, exclude=exclude)
+    model = make().fit(pd.concat([frame, future]))
+    assert model.point_in_time
+    assert model.recommend(users, cutoffs, k=5, exclude=exclude) == before
+
+
+def test_invalid_requests_are_refused() -> None:
+    model = GlobalPopularity().fit(log([("u", "a", 1.0)]))
+    with pytest.raises(InvalidInputError):
+        model.recommend(["x"], [at(1)], k=0)
+    with pytest.raises(InvalidInputError):
+        model.recommend(["x", "y"], [at(1)], k=1)
+    with pytest.raises(InvalidInputError):
+        model.recommend(["x"], [pd.Timestamp("2024-01-01")], k=1)
+    with pytest.raises(InvalidInputError):
+        GlobalPopularity().fit(log([("u", "a", 1.0)]).drop(columns="weight"))

@@ -1,0 +1,265 @@
+"""The fast read path returns what Feast's get_online_features returns, from the same Redis keys."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from engram.errors import InvalidInputError, ServiceUnavailableError
+from engram.feast_codec import FeatureRef, ValueKind, ViewRef
+from pipelines.catalog_store import catalog_path
+from ranking.online_features import (
+    OnlineFeatureReader,
+    ServiceReader,
+    service_plan,
+    views_from_store,
+)
+from tests.feature_home import AS_OF, FeatureHome, feature_home
+from tests.toy_feature_repo import NOW, PROJECT, ToyRepo, build_toy_repo
+
+USERS = [f"u{i}" for i in range(40)] + ["nobody", "u3"]  # a missing user and a repeat
+ITEMS = [f"i{i}" for i in range(100)] + ["no-such-item"]
+
+
+@pytest.fixture(scope="module")
+def repo(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ToyRepo]:
+    """The toy repo, materialized into the session's Redis by Feast itself."""
+    client = redis.Redis.from_url(redis_server)
+    client.flushdb()
+    toy = build_toy_repo(tmp_path_factory.mktemp("feature_repo"), redis_server)
+    toy.store.materialize(NOW - timedelta(days=30), NOW)
+    yield toy
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def client(repo: ToyRepo, redis_server: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server)
+    yield client
+    client.close()
+
+
+def feast_dict(repo: ToyRepo, refs: list[str], join_key: str, ids: list[str]) -> dict:
+    response = repo.store.get_online_features(
+        features=refs, entity_rows=[{join_key: i} for i in ids]
+    )
+    return response.to_dict(include_event_timestamps=True)
+
+
+def same(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return a == b and type(a) is type(b)
+
+
+def test_user_features_equal_feasts_for_every_type(repo: ToyRepo, client: redis.Redis) -> None:
+    refs = repo.feature_refs("user_stats") + repo.feature_refs("user_recent")
+    reader = OnlineFeatureReader(client, PROJECT, views_from_store(repo.store, refs))
+    got = reader.read("user_id", USERS)
+    expected = feast_dict(repo, refs, "user_id", USERS)
+    for name, values in got.to_dict().items():
+        assert same(values, expected[name]), name
+    # Feast reports a missing row as event time 0; here it is None.
+    for view, feature in (("user_stats", "n_events"), ("user_recent", "views_1h")):
+        stamps = [0 if t is None else int(t.timestamp()) for t in got.event_times[view]]
+        assert stamps == expected[f"{feature}__ts"]
+    assert got.event_times["user_recent"][1] is None  # odd users have no user_recent row
+    assert got.values("top_genres")[USERS.index("nobody")] is None
+
+
+def test_item_features_equal_feasts(repo: ToyRepo, client: redis.Redis) -> None:
+    refs = repo.feature_refs("item_stats")
+    reader = OnlineFeatureReader(client, PROJECT, views_from_store(repo.store, refs))
+    got = reader.read("item_id", ITEMS).to_dict()
+    expected = feast_dict(repo, refs, "item_id", ITEMS)
+    assert all(same(got[k], expected[k]) for k in got)
+
+
+def test_a_feature_service_reads_like_feast(repo: ToyRepo, client: redis.Redis) -> None:
+    service = repo.store.get_feature_service("ranker_v1")
+    reader = OnlineFeatureReader(
+        client, PROJECT, views_from_store(repo.store, "ranker_v1"), full_feature_names=True
+    )
+    got = reader.read("user_id", USERS).to_dict()
+    response = repo.store.get_online_features(
+        features=service, entity_rows=[{"user_id": u} for u in USERS], full_feature_names=True
+    )
+    expected = response.to_dict()
+    assert set(got) == set(expected)
+    assert all(same(got[k], expected[k]) for k in got)
+
+
+def test_user_and_items_in_one_round_trip(repo: ToyRepo, client: redis.Redis) -> None:
+    refs = repo.feature_refs("user_stats") + repo.feature_refs("item_stats")
+    reader = OnlineFeatureReader(client, PROJECT, views_from_store(repo.store, refs))
+    before = cast(dict, client.info("stats"))["total_commands_processed"]
+    both = reader.read_many({"user_id": ["u5"], "item_id": ITEMS[:100]})
+    after = cast(dict, client.info("stats"))["total_commands_processed"]
+    assert after - before == 1 + 101  # 101 HMGETs and the INFO call itself
+    assert both["user_id"].values("n_events") == [10]
+    assert both["item_id"].values("n_buyers")[:3] == [0, 11, 22]
+
+
+def test_numeric_matrix_holds_floats_with_nan_for_missing(
+    repo: ToyRepo, client: redis.Redis
+) -> None:
+    names = ["n_events", "avg_rating", "click_rate", "last_seen", "is_new"]
+    reader = OnlineFeatureReader(
+        client, PROJECT, views_from_store(repo.store, [f"user_stats:{n}" for n in names])
+    )
+    got = reader.read("user_id", USERS)
+    matrix = got.matrix()
+    assert matrix.shape == (len(USERS), len(names))
+    for j, name in enumerate(names):
+        expected = []
+        for value in got.values(name):
+            if isinstance(value, datetime):
+                value = value.timestamp()
+            expected.append(np.nan if value is None else float(value))
+        np.testing.assert_array_equal(matrix[:, j], np.array(expected), err_msg=name)
+    assert np.isnan(matrix[USERS.index("nobody")]).all()
+
+
+def test_ttl_is_not_enforced_by_feast_but_can_be_here(repo: ToyRepo, client: redis.Redis) -> None:
+    refs = ["user_recent:views_1h"]  # ttl one hour; u0 written at NOW, u10 at NOW - 5 s
+    reader = OnlineFeatureReader(client, PROJECT, views_from_store(repo.store, refs))
+    later = NOW + timedelta(hours=1, seconds=-2)
+    # Feast 0.67 serves these months after NOW: its read path never looks at the ttl.
+    assert feast_dict(repo, refs, "user_id", ["u0", "u10"])["views_1h"] == [0, 5]
+    assert reader.read("user_id", ["u0", "u10"], now=later).values("views_1h") == [0, 5]
+    fresh = reader.read("user_id", ["u0", "u10"], now=later, enforce_ttl=True)
+    assert fresh.values("views_1h") == [0, None]
+    assert fresh.event_times["user_recent"][1] == NOW - timedelta(seconds=5)
+
+
+def test_hand_built_views_need_no_feature_store(repo: ToyRepo, client: redis.Redis) -> None:
+    view = ViewRef(
+        "item_stats", "item_id", (FeatureRef("item_stats", "n_buyers", ValueKind.INT64),)
+    )
+    got = OnlineFeatureReader(client, PROJECT, [view]).read("item_id", ["i2", "i3", "i404"])
+    assert got.values("n_buyers") == [22, 33, None]
+
+
+def test_bad_requests_are_refused(repo: ToyRepo, client: redis.Redis) -> None:
+    with pytest.raises(InvalidInputError, match="view:feature"):
+        views_from_store(repo.store, ["user_stats"])
+    with pytest.raises(InvalidInputError, match="no such features"):
+        views_from_store(repo.store, ["user_stats:nope"])
+    both = views_from_store(repo.store, ["user_recent:views_1h", "user_stats:n_events"])
+    other = ViewRef("other", "user_id", (FeatureRef("other", "n_events", ValueKind.INT64),))
+    with pytest.raises(InvalidInputError, match="two views"):
+        OnlineFeatureReader(client, PROJECT, [*both, other])
+    with pytest.raises(InvalidInputError, match="join key"):
+        OnlineFeatureReader(client, PROJECT, both).read("item_id", ["i1"])
+
+
+def test_an_unreachable_redis_is_reported() -> None:
+    dead = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
+    view = ViewRef("v", "user_id", ())
+    with pytest.raises(ServiceUnavailableError):
+        OnlineFeatureReader(dead, PROJECT, [view]).read("user_id", ["u1"])
+
+
+def test_now_defaults_to_the_clock(repo: ToyRepo, client: redis.Redis) -> None:
+    reader = OnlineFeatureReader(
+        client, PROJECT, views_from_store(repo.store, ["user_recent:views_1h"])
+    )
+    assert datetime.now(UTC) - NOW > timedelta(hours=1)
+    assert reader.read("user_id", ["u0"], enforce_ttl=True).values("views_1h") == [None]
+
+
+# --- Engram's own repo: feature services, on-demand views, ttl -------------------------------
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> FeatureHome:
+    return feature_home(tmp_path_factory, redis_server)
+
+
+@pytest.fixture
+def ranking(home: FeatureHome) -> Iterator[ServiceReader]:
+    client = home.client()
+    yield ServiceReader(client, home.store.project, service_plan(home.store, "ranking"))
+    client.close()
+
+
+def candidates(home: FeatureHome, n: int) -> tuple[list[str], list[str | None]]:
+    """n catalog items and their categories, with an unknown item and blank categories."""
+    catalog = pd.read_parquet(catalog_path(home.settings)).head(n - 1)
+    items = [*catalog["item_id"], "no-such-item"]
+    categories: list[str | None] = [*catalog["category"], None]
+    categories[1], categories[2] = "", "not-a-category"
+    return items, categories
+
+
+def feast_ranking(home: FeatureHome, users: list[str], items: list[str], categories: list) -> dict:
+    rows = [
+        {"user_id": u, "item_id": i, "item_category": c}
+        for u, i, c in zip(users, items, categories, strict=True)
+    ]
+    service = home.store.get_feature_service("ranking")
+    return home.store.get_online_features(features=service, entity_rows=rows).to_dict()
+
+
+def test_the_ranking_service_reads_like_feast_for_a_user_and_100_items(
+    home: FeatureHome, ranking: ServiceReader
+) -> None:
+    user = home.snapshots("user").sort_values("events_all")["user_id"].iloc[-1]
+    items, categories = candidates(home, 100)
+    got = ranking.read({"user_id": [user], "item_id": items}, {"item_category": categories})
+    expected = feast_ranking(home, [user] * 100, items, categories)
+    assert got.to_dict() == expected
+    assert 0 < sum(expected["category_match"]) < 100  # the request feature does vary
+    matrix = got.matrix()
+    assert matrix.shape == (100, len(ranking.plan.outputs))
+    for j, name in enumerate(ranking.plan.outputs):
+        column = [np.nan if v is None else float(v) for v in expected[name]]
+        np.testing.assert_array_equal(matrix[:, j], column, err_msg=name)
+
+
+def test_rows_may_pair_many_users_with_many_items(
+    home: FeatureHome, ranking: ServiceReader
+) -> None:
+    users = ["u000000", "u000001", "nobody"]
+    items, categories = candidates(home, 3)
+    got = ranking.read({"user_id": users, "item_id": items}, {"item_category": categories})
+    assert got.to_dict() == feast_ranking(home, users, items, categories)
+
+
+def test_a_view_older_than_its_ttl_is_missing_only_when_enforced(
+    home: FeatureHome, ranking: ServiceReader
+) -> None:
+    user, later = "u000000", AS_OF + timedelta(days=2)  # every row was written at AS_OF
+    kept = ranking.read({"user_id": [user]}, on_demand=False, now=later)
+    fresh = ranking.read({"user_id": [user]}, on_demand=False, now=later, enforce_ttl=True)
+    # Feast's online read never looks at the ttl: it serves the 1-day window two days on.
+    feast = home.store.get_online_features(
+        features=["user_1d:events_1d"], entity_rows=[{"user_id": user}]
+    ).to_dict()
+    assert feast["events_1d"] == kept.values("events_1d") != [None]
+    assert fresh.values("events_1d") == fresh.values("weighted_1d") == [None]
+    for name in ("events_7d", "events_30d", "events_all"):  # ttl 7 and 30 days, none
+        assert fresh.values(name) == kept.values(name) != [None]
+
+
+def test_a_service_read_needs_its_keys_and_request_fields(ranking: ServiceReader) -> None:
+    with pytest.raises(InvalidInputError, match="item_id"):
+        ranking.read({"user_id": ["u000000"]}, {"item_category": ["x"]})
+    with pytest.raises(InvalidInputError, match="item_category"):
+        ranking.read({"user_id": ["u000000"], "item_id": ["i000001"]})
+    with pytest.raises(InvalidInputError, match="give 1 or 3"):
+        ranking.read({"user_id": ["a", "b"], "item_id": ["x", "y", "z"]}, {"item_category": [""]})
+    only_user = ranking.read({"user_id": ["u000000"]}, on_demand=False)
+    assert "category_match" not in only_user.names and "events_all" in only_user.names
