@@ -2,8 +2,10 @@
 
 Reads the keys and values Feast writes (see engram/feast_codec.py), so it needs no second copy of
 the data and agrees with `FeatureStore.get_online_features` value for value. Every view of an
-entity lives in the same hash, so one HMGET per entity fetches all requested views at once, and
-all entities of all join keys (one user and its candidate items) go out in one pipelined write.
+entity lives in the same hash, so one HMGET per entity fetches all requested views at once; the
+HMGETs of one join key run inside one EVAL (one reply, parsed in C), and the EVALs of all join
+keys (one user and its candidate items) go out in one write. A Redis Cluster would need one EVAL
+per slot's keys: this reader takes a plain client only.
 
 Freshness, as Feast 0.67 does it: its read path returns whatever the hash holds however old
 (`ttl` only bounds materialization and historical joins), and Redis drops a whole entity hash only
@@ -119,14 +121,28 @@ class _Group:
     join_key: str
     views: tuple[ViewRef, ...]
     names: tuple[str, ...]  # output name per feature field
-    fields_tail: bytes  # RESP of the feature fields, then one `_ts:` field per view
-    head: bytes
-    bare_tail: bytes  # the feature fields alone, when event times are not wanted
-    bare_head: bytes
+    fields: tuple[bytes, ...]  # the feature fields, then one `_ts:` field per view
+
+
+# HMGET of the same fields on every key, in one command: Redis answers one nested reply that
+# hiredis parses in C, instead of one reply per entity parsed through redis-py (~9 us each).
+_HMGET_ALL = b"""local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
+return out"""
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def _hmget_all(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
+    """RESP of one EVAL running HMGET `fields` on every key (missing fields come back None)."""
+    head = b"*%d\r\n$4\r\nEVAL\r\n%s%s" % (
+        3 + len(keys) + len(fields),
+        _bulk(_HMGET_ALL),
+        _bulk(b"%d" % len(keys)),
+    )
+    return b"".join([head, *map(_bulk, keys), *map(_bulk, fields)])
 
 
 class OnlineFeatureReader:
@@ -165,10 +181,7 @@ class OnlineFeatureReader:
                 join_key=join_key,
                 views=tuple(group_views),
                 names=tuple(names),
-                fields_tail=b"".join(_bulk(f) for f in fields + stamps),
-                head=b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + len(stamps) + 2),
-                bare_tail=b"".join(_bulk(f) for f in fields),
-                bare_head=b"*%d\r\n$5\r\nHMGET\r\n" % (len(fields) + 2),
+                fields=tuple(fields + stamps),
             )
 
     @property
@@ -212,18 +225,13 @@ class OnlineFeatureReader:
         commands = []
         for group in groups:
             keys = feast_codec.redis_keys(self._project, group.join_key, entities[group.join_key])
-            head, tail = (
-                (group.head, group.fields_tail) if timed else (group.bare_head, group.bare_tail)
-            )
-            commands += [head + _bulk(key) + tail for key in keys]
+            fields = group.fields if timed else group.fields[: len(group.names)]
+            commands.append(_hmget_all(keys, fields))
         replies = _send(self._client, commands)
         now_s = (now or datetime.now(UTC)).timestamp()
         out = {}
-        start = 0
-        for group in groups:
+        for group, rows in zip(groups, replies, strict=True):
             ids = list(entities[group.join_key])
-            rows = replies[start : start + len(ids)]
-            start += len(ids)
             out[group.join_key] = self._collect(group, ids, rows, timed, enforce_ttl, now_s)
         return out
 
@@ -269,7 +277,7 @@ def _seconds(raw: bytes) -> float:
     return ts.seconds + ts.nanos / 1e9
 
 
-def _send(client: redis.Redis, commands: list[bytes]) -> list[list[bytes | None]]:
+def _send(client: redis.Redis, commands: list[bytes]) -> list[Any]:
     """Write every command at once on a pooled connection, then read the replies in order."""
     if not commands:
         return []
