@@ -34,6 +34,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipelines.aggregate_items import ITEM_SNAPSHOT_SCHEMA, aggregate_items, item_snapshots
 from pipelines.aggregate_users import (
@@ -54,6 +56,14 @@ def aggregate_snapshots(
     session_gap: timedelta,
 ) -> tuple[duckdb.DuckDBPyRelation, duckdb.DuckDBPyRelation]:
     """User and item snapshots from one read of the signals, computed side by side."""
+    users, items = snapshot_tables(enriched, as_of=as_of, session_gap=session_gap)
+    return con.from_arrow(users), con.from_arrow(items)
+
+
+def snapshot_tables(
+    enriched: duckdb.DuckDBPyRelation, *, as_of: datetime, session_gap: timedelta
+) -> tuple[pa.Table, pa.Table]:
+    """`aggregate_snapshots` as Arrow tables (USER_ and ITEM_SNAPSHOT_SCHEMA)."""
     gap_us = session_gap_micros(session_gap)
     as_of_us = as_of_micros(as_of)
     signals = read_signals(enriched, as_of_us)
@@ -68,29 +78,38 @@ def aggregate_snapshots(
             gap_us,
             lambda: items.result().first_pair_signals,
         )
-        return con.from_arrow(users.result()), con.from_arrow(items.result().table)
+        return users.result(), items.result().table
 
 
-def write_snapshot(con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation, path: Path) -> int:
+def write_snapshot(
+    con: duckdb.DuckDBPyConnection, rel: duckdb.DuckDBPyRelation | pa.Table, path: Path
+) -> int:
     """Write `rel` to `path` as Parquet (zstd) atomically; returns the rows written."""
+    table = rel if isinstance(rel, pa.Table) else _utc(rel.to_arrow_table())
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    view = f"_snapshot_{uuid.uuid4().hex}"
-    target = str(temporary).replace("'", "''")
-    con.register(view, rel)
     try:
-        written = con.execute(
-            # zstd level 1: a third less CPU than the default level for files ~6% larger.
-            f"COPY {view} TO '{target}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
-        ).fetchone()
+        # pyarrow rather than DuckDB's COPY: 30% less CPU on the same Arrow table (1.4M user
+        # rows: 1.4 s against 2.0 s), same size; zstd level 1: a third less CPU than the
+        # default level for files ~6% larger.
+        pq.write_table(table, temporary, compression="zstd", compression_level=1)
         temporary.replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise
-    finally:
-        con.unregister(view)
-    return int(written[0]) if written else 0
+    return table.num_rows
+
+
+def _utc(table: pa.Table) -> pa.Table:
+    """Instants labelled UTC: DuckDB labels them with the connection's time zone."""
+    fields = [
+        field.with_type(pa.timestamp(field.type.unit, tz="UTC"))
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None
+        else field
+        for field in table.schema
+    ]
+    return table.cast(pa.schema(fields, metadata=table.schema.metadata))
 
 
 __all__ = [
@@ -99,5 +118,6 @@ __all__ = [
     "aggregate_items",
     "aggregate_snapshots",
     "aggregate_users",
+    "snapshot_tables",
     "write_snapshot",
 ]

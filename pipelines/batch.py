@@ -6,26 +6,38 @@ the benchmarks call `run_ingest`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engram.errors import InvalidInputError
 from engram.settings import Settings
-from pipelines import aggregate, catalog_store, dead_letter, duck, enrich, event_store, normalize
-from pipelines.contract import NORMALIZED_SCHEMA
+from pipelines import (
+    aggregate,
+    catalog_store,
+    dead_letter,
+    duck,
+    enrich,
+    event_ids,
+    event_store,
+    normalize,
+)
 from pipelines.sources import jsonl, movielens, parquet
 
 InputFormat = Literal["signals", "movielens"]
 StageCallback = Callable[[str], None]
+T = TypeVar("T")
 
 USER_FEATURES_FILE = "user_features.parquet"
 ITEM_FEATURES_FILE = "item_features.parquet"
@@ -46,6 +58,8 @@ class IngestSummary:
     feature_rows: int = 0
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # CPU seconds (user + sys, all threads) per stage: steadier than wall time on a busy machine.
+    stage_cpu_seconds: dict[str, float] = field(default_factory=dict)
     memories: dict[str, object] = field(default_factory=dict)  # memory.service.WriteSummary
 
     def to_dict(self) -> dict[str, object]:
@@ -54,19 +68,25 @@ class IngestSummary:
 
 
 class _StageTimer:
-    """Records how long each named stage took and tells the caller when one starts."""
+    """Records how long each named stage took, in wall and CPU seconds, and tells the caller
+    when one starts."""
 
-    def __init__(self, seconds: dict[str, float], on_stage: StageCallback | None) -> None:
+    def __init__(
+        self, seconds: dict[str, float], cpu: dict[str, float], on_stage: StageCallback | None
+    ) -> None:
         self._seconds = seconds
+        self._cpu = cpu
         self._on_stage = on_stage
         self._current: str | None = None
         self._since = time.perf_counter()
+        self._cpu_since = time.process_time()
 
     def start(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if self._current is not None:
             self._seconds[self._current] = round(now - self._since, 3)
-        self._current, self._since = name, now
+            self._cpu[self._current] = round(cpu - self._cpu_since, 3)
+        self._current, self._since, self._cpu_since = name, now, cpu
         if self._on_stage is not None:
             self._on_stage(name)
 
@@ -106,7 +126,7 @@ def run_ingest(
     with `memories`, also remember its text signals (searchable when this returns)."""
     started = time.perf_counter()
     summary = IngestSummary()
-    timer = _StageTimer(summary.stage_seconds, on_stage)
+    timer = _StageTimer(summary.stage_seconds, summary.stage_cpu_seconds, on_stage)
     stage = timer.start
     ingested_at = datetime.now(UTC)
     as_of = as_of or ingested_at
@@ -119,36 +139,16 @@ def run_ingest(
     if catalog is not None:
         catalog_store.upsert(con, settings, _read_catalog(con, catalog))
 
-    stage("normalize")
-    # Batches bound memory: accepted events collect in a DuckDB table, which can spill to disk.
-    # The normalize reader keeps a result open on `con`, so the writes go through a cursor.
-    work = con.cursor()
-    work.register("_empty", _with_position(NORMALIZED_SCHEMA.empty_table(), offset=0))
-    work.execute("CREATE OR REPLACE TABLE _incoming AS SELECT * FROM _empty")
-    work.unregister("_empty")
-    users: set[str] = set()
-    items: set[str] = set()
-    reasons: Counter[str] = Counter()
-    for part in normalize.iter_normalize(con, raw, source=str(path), ingested_at=ingested_at):
-        summary.accepted += part.accepted.num_rows
-        summary.rejected += part.rejected.num_rows
-        reasons.update(dead_letter.count_reasons(part.rejected))
-        dead_letter.write(settings, _unseen_rejections(work, settings, part.rejected))
-        users.update(pc.unique(part.accepted.column("user_id")).to_pylist())
-        items.update(pc.unique(part.accepted.column("item_id").drop_null()).to_pylist())
-        work.register("_part", _with_position(part.accepted, offset=summary.accepted))
-        work.execute("INSERT INTO _incoming SELECT * FROM _part")
-        work.unregister("_part")
-    summary.read = summary.accepted + summary.rejected
-    summary.rejected_by_reason = dict(reasons.most_common())
-    summary.users, summary.items = len(users), len(items)
-
-    stage("deduplicate")
-    summary.new, summary.duplicates = event_store.append_new(work, settings, "_incoming")
+    # One streaming stage: each batch is normalized, deduplicated and written to the new part.
+    stage("normalize+store")
+    accepted_ids = _store_new_events(
+        con, settings, raw, summary, source=str(path), ingested_at=ingested_at, keep_ids=memories
+    )
+    # The ids and the last batches are done with: give their memory back before aggregating.
+    pa.default_memory_pool().release_unused()
     if memories:
         stage("memories")
-        summary.memories = _remember(settings, work, "_incoming")
-    work.execute("DROP TABLE _incoming")
+        summary.memories = _remember(settings, con.cursor(), accepted_ids)
 
     stage("aggregate")
     summary.feature_rows = rebuild_features(con, settings, as_of=as_of)
@@ -157,8 +157,91 @@ def run_ingest(
     return summary
 
 
+def _store_new_events(
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    raw: duckdb.DuckDBPyRelation,
+    summary: IngestSummary,
+    *,
+    source: str,
+    ingested_at: datetime,
+    keep_ids: bool,
+) -> pa.ChunkedArray:
+    """Normalize `raw`, keep its rejections in the dead letter and store its new events as one
+    part; fills the summary's counts. Returns the accepted event ids when `keep_ids`.
+
+    Each normalized batch is deduplicated against the ids seen so far (the store's, then this
+    input's) and written straight to the new part, so memory holds the ids and a few batches,
+    never the whole input.
+    """
+    seen = event_ids.SeenIds(con.cursor())
+    seen.add(event_store.stored_ids(con, settings))
+    stored_before = len(seen)
+    writer = event_store.PartWriter(settings)
+    work = con.cursor()
+    users: list[pa.Array] = []
+    items: list[pa.Array] = []
+    accepted_ids: list[pa.Array] = []
+    reasons: Counter[str] = Counter()
+    try:
+        batches = normalize.iter_normalize(con, raw, source=source, ingested_at=ingested_at)
+        for part in _prefetched(batches):
+            accepted = part.accepted
+            summary.accepted += accepted.num_rows
+            summary.rejected += part.rejected.num_rows
+            if part.rejected.num_rows:
+                reasons.update(dead_letter.count_reasons(part.rejected))
+                dead_letter.write(settings, _unseen_rejections(work, settings, part.rejected))
+            users.append(pc.unique(accepted.column("user_id")))
+            items.append(pc.unique(accepted.column("item_id")).drop_null())
+            if keep_ids:
+                accepted_ids.append(accepted.column("event_id"))
+            keep = seen.keep_new(accepted.column("event_id"))
+            if len(keep) < accepted.num_rows:
+                # A mask, not `take`: on 1M events, 0.12 s against 0.4 s.
+                mask = np.zeros(accepted.num_rows, dtype=bool)
+                mask[keep] = True
+                accepted = accepted.filter(pa.array(mask))
+            writer.write(accepted)
+    except BaseException:
+        writer.abort()
+        raise
+    writer.commit()
+    summary.new = len(seen) - stored_before
+    summary.duplicates = summary.accepted - summary.new
+    summary.read = summary.accepted + summary.rejected
+    summary.rejected_by_reason = dict(reasons.most_common())
+    summary.users = _distinct(users)
+    summary.items = _distinct(items)
+    return pa.chunked_array(accepted_ids, pa.string())
+
+
+def _distinct(chunks: list[pa.Array]) -> int:
+    return len(pc.unique(pa.chunked_array(chunks, pa.string()))) if chunks else 0
+
+
+def _prefetched(batches: Iterator[T]) -> Iterator[T]:
+    """`batches`, computed one ahead on a worker thread, so producing the next (DuckDB and
+    Arrow, both releasing the GIL) overlaps with consuming this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(next, batches, None)
+        try:
+            while (batch := ahead.result()) is not None:
+                ahead = pool.submit(next, batches, None)
+                yield batch
+        finally:
+            ahead.cancel()
+            if not ahead.cancelled():
+                # Let the worker finish the batch it is on before the generator is closed.
+                with contextlib.suppress(BaseException):
+                    ahead.result()
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+
 def _remember(
-    settings: Settings, con: duckdb.DuckDBPyConnection, incoming: str
+    settings: Settings, con: duckdb.DuckDBPyConnection, accepted_ids: pa.ChunkedArray
 ) -> dict[str, object]:
     """Memories of the ingest's text signals, as stored (the first copy of an event wins);
     events stored by an earlier ingest are recognized by the memory service and skipped."""
@@ -168,12 +251,14 @@ def _remember(
 
     kinds = ", ".join(f"'{kind}'" for kind in TEXT_SIGNAL_TYPES)
     events = event_store.scan(con, settings).filter(f"type IN ({kinds})")
-    mine = events.filter(f"event_id IN (SELECT event_id FROM {incoming})")
+    con.register("_accepted_ids", pa.table({"event_id": accepted_ids}))
+    mine = events.filter("event_id IN (SELECT event_id FROM _accepted_ids)")
     service = build_memory_service(settings)
     try:
         return remember_relation(service, mine).to_dict()
     finally:
         service.close()
+        con.unregister("_accepted_ids")
 
 
 def rebuild_features(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: datetime) -> int:
@@ -185,9 +270,7 @@ def rebuild_features(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_o
         catalog_store.load(con, settings),
         session_gap=session_gap,
     )
-    users, items = aggregate.aggregate_snapshots(
-        con, enriched, as_of=as_of, session_gap=session_gap
-    )
+    users, items = aggregate.snapshot_tables(enriched, as_of=as_of, session_gap=session_gap)
     out = features_dir(settings)
     rows = aggregate.write_snapshot(con, users, out / USER_FEATURES_FILE)
     rows += aggregate.write_snapshot(con, items, out / ITEM_FEATURES_FILE)
@@ -213,12 +296,6 @@ def _unseen_rejections(
     con.unregister("_rejected")
     con.unregister("_stored")
     return unseen.cast(rejected.schema)
-
-
-def _with_position(table: pa.Table, *, offset: int) -> pa.Table:
-    """`table` with its global input order; `offset` counts the accepted rows so far, this incl."""
-    start = offset - table.num_rows
-    return table.append_column("position", pa.array(range(start, offset), pa.int64()))
 
 
 def _read_catalog(con: duckdb.DuckDBPyConnection, path: Path) -> pa.Table:

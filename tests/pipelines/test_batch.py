@@ -135,3 +135,27 @@ def test_movielens_ingest_counts_rate_and_tag_signals(
     con = duck.connect(settings)
     counts = dict(event_store.scan(con, settings).aggregate("type, count(*)", "type").fetchall())
     assert counts == {"rate": 100_836, "tag": 3_683}
+
+
+def test_small_batches_store_the_same_events(
+    settings: Settings, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deduplication across batches (and the store) keeps the same first copies as in one batch."""
+    from functools import partial
+
+    from pipelines import duck, event_store, normalize
+
+    whole = _ingest(settings, dataset)
+    small = Settings(engram_home=tmp_path / "small", redis_url=None, milvus_uri=None)
+    monkeypatch.setattr(
+        normalize, "iter_normalize", partial(normalize.iter_normalize, batch_rows=1000)
+    )
+    batched = _ingest(small, dataset)
+    keys = ("read", "accepted", "rejected", "duplicates", "new", "users", "items", "feature_rows")
+    assert {key: batched[key] for key in keys} == {key: whole[key] for key in keys}
+
+    def stored(home: Settings) -> list[tuple[object, ...]]:
+        columns = "event_id, user_id, ts, type, item_id, value, text, context"
+        return event_store.scan(duck.connect(home), home).project(columns).fetchall()
+
+    assert stored(small) == stored(settings)
