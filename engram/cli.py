@@ -449,5 +449,24 @@ def forget(settings: Settings, user_id: str) -> None:
     click.echo(json.dumps(forget_everywhere(settings, user_id)))
 
 
+from loadtest.cli import loadtest  # noqa: E402  # registered last, beside its peers' commands
+
+main.add_command(loadtest)
+
+from ranking.cli import evaluate as eval_command  # noqa: E402
+from ranking.cli import train as train_command  # noqa: E402
+
+main.add_command(train_command)
+main.add_command(eval_command)
+
+from serving.cli import serve  # noqa: E402  (the API; imports Flask only when run)
+
+main.add_command(serve)
+
+from pipelines.stream.cli import produce_command, stream_command  # noqa: E402  (issue 6)
+
+main.add_command(produce_command)
+main.add_command(stream_command)
+
 if __name__ == "__main__":
     main()

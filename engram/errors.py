@@ -73,3 +73,14 @@ class ServiceUnavailableError(EngramError):
         self.service = service
         self.reason = reason
         super().__init__(f"{service} unavailable: {reason}")
+
+
+class ModelNotFoundError(EngramError):
+    """No trained ranking model, or no such version, in the registry."""
+
+    status_code = 404
+
+    def __init__(self, version: str | None) -> None:
+        self.version = version
+        wanted = "no trained model" if version is None else f"no model version {version!r}"
+        super().__init__(f"{wanted}: run `engram train`")

@@ -35,6 +35,20 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(
         default="3GB", description="DuckDB memory limit; larger jobs spill to ENGRAM_HOME/tmp."
     )
+    # --- HTTP API (docs/api.md) ---
+    engram_api_keys: str | None = Field(
+        default=None,
+        description="API keys as 'key:scope,scope;key2:scope' (scopes: read, write, admin).",
+    )
+    engram_api_keys_file: Path | None = Field(
+        default=None, description="File of API keys, one 'key:scope,scope' per line."
+    )
+    engram_max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="Largest request body the API accepts."
+    )
+    engram_store_timeout_ms: int = Field(
+        default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
+    )
 
     @property
     def offline_dir(self) -> Path:

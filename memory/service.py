@@ -340,7 +340,8 @@ def forget_everywhere(
     settings: Settings, user_id: str, *, collection: str = DEFAULT_COLLECTION
 ) -> dict[str, Any]:
     """Delete everything held about the user: memories, stored events, dead-letter records,
-    feature snapshot rows and the online feature row. Returns what each store removed."""
+    feature snapshot rows, the online feature row and the stream's window state. Returns what
+    each store removed."""
     from pipelines import dead_letter, duck, event_store
 
     checked_id(user_id)
@@ -349,13 +350,15 @@ def forget_everywhere(
         memories = store.delete_user(user_id) if store.exists() else 0
     finally:
         store.close()
+    online, stream_state = _forget_in_redis(settings, user_id)
     return {
         "user_id": user_id,
         "memories": memories,
         "events": event_store.forget_user(duck.connect(settings), settings, user_id),
         "dead_letter": dead_letter.forget_user(settings, user_id),
         "feature_rows": _forget_feature_rows(settings, user_id),
-        "online": _forget_online(settings, user_id),
+        "online": online,
+        "stream_state": stream_state,
     }
 
 
@@ -384,15 +387,18 @@ def _forget_feature_rows(settings: Settings, user_id: str) -> int:
     return removed
 
 
-def _forget_online(settings: Settings, user_id: str) -> int:
-    """Delete the user's online feature row: all user views live in one Redis hash per user."""
+def _forget_in_redis(settings: Settings, user_id: str) -> tuple[int, int]:
+    """Delete the user's online feature row (all user views live in one Redis hash per user)
+    and their stream window state; returns what each removed."""
     import redis
     import yaml
 
     from engram.feast_codec import redis_key
     from engram.feature_store import FEATURE_REPO
     from engram.services import resolve_redis_url
+    from pipelines.stream.state import forget_user_state
 
     project = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())["project"]
     with redis.Redis.from_url(resolve_redis_url(settings)) as client:
-        return int(client.delete(redis_key(project, ["user_id"], [user_id])))
+        online = int(client.delete(redis_key(project, ["user_id"], [user_id])))
+        return online, forget_user_state(client, user_id)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,15 @@ from pipelines.contract import (
     SIGNAL_TYPES,
     TEXT_MAX_CHARS,
 )
-from pipelines.normalize import Normalized, normalize, normalize_records, normalize_text
+from pipelines.generate import MALFORMED_KINDS
+from pipelines.generate.malformed import malformed_record
+from pipelines.normalize import (
+    Normalized,
+    RecordNormalizer,
+    normalize,
+    normalize_records,
+    normalize_text,
+)
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "signals.md"
@@ -459,3 +469,58 @@ def test_the_session_time_zone_does_not_matter() -> None:
     assert from_json.accepted.column("ts").to_pylist() == [datetime(2026, 5, 1, 12, tzinfo=UTC)]
     assert from_typed.accepted.column("ts").to_pylist() == [NOW]
     assert from_typed.accepted.schema == NORMALIZED_SCHEMA
+
+
+# --- A reused normalizer: the same outputs as a fresh plan -------------------------------------
+
+
+def _mixed_batches() -> list[list[Any]]:
+    """Batches of valid records, every REJECTIONS record and each generated malformed kind, in
+    several sizes and orders (and an empty one and one without any rejection)."""
+    rng = random.Random(7)
+    malformed = [
+        malformed_record(rng, kind, f"m{k}", f"u{k}", f"i{k}", 1_780_000_000_000 + k).line
+        for k, kind in enumerate(MALFORMED_KINDS)
+    ]
+    rejected = [case[1] for case in REJECTIONS]
+    valid = [view(event_id=f"v{k}", text=f"note  {k}\u00a0") for k in range(12)]
+    mixed = [*valid, *rejected, *malformed]
+    rng.shuffle(mixed)
+    return [mixed, valid[:3], [], rejected[::-1], malformed, mixed[:7], [b"\xff{}", *valid[:2]]]
+
+
+def _same(left: Normalized, right: Normalized) -> bool:
+    return left.accepted.equals(right.accepted) and left.rejected.equals(right.rejected)
+
+
+def test_a_reused_normalizer_gives_what_a_fresh_plan_gives(con: duckdb.DuckDBPyConnection) -> None:
+    batches = _mixed_batches()
+    with RecordNormalizer(con) as normalizer:
+        for _ in range(2):
+            for batch in batches:
+                fresh = normalize_records(batch, source="test", ingested_at=NOW, con=con)
+                reused = normalizer.normalize(batch, source="test", ingested_at=NOW)
+                assert _same(reused, fresh), batch
+    assert fresh.read == len(batches[-1]) and fresh.rejected.num_rows == 1
+
+
+def test_a_normalizer_is_safe_to_share_between_threads(con: duckdb.DuckDBPyConnection) -> None:
+    batches = _mixed_batches()
+    expected = [normalize_records(b, source="test", ingested_at=NOW, con=con) for b in batches]
+    with RecordNormalizer(con) as normalizer:
+
+        def run_all(offset: int) -> list[bool]:
+            order = [(offset + k) % len(batches) for k in range(3 * len(batches))]
+            return [
+                _same(
+                    normalize_records(
+                        batches[k], source="test", ingested_at=NOW, normalizer=normalizer
+                    ),
+                    expected[k],
+                )
+                for k in order
+            ]
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            outcomes = list(pool.map(run_all, range(4)))
+    assert all(all(outcome) for outcome in outcomes)

@@ -1,0 +1,135 @@
+"""`engram produce FILE` and `engram stream`: replay signals into the stream, run a consumer."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from types import FrameType
+
+import click
+import redis
+
+from engram.settings import Settings
+from pipelines.stream.consumer import GROUP, Consumer, ConsumerConfig, default_consumer_name
+from pipelines.stream.producer import DEFAULT_MAX_LEN, STREAM, produce
+
+PRODUCE_CHUNK = 5_000
+
+
+@click.command("produce")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--stream", default=STREAM, show_default=True, help="Stream to append to.")
+@click.option("--max-len", default=DEFAULT_MAX_LEN, show_default=True,
+              help="Refuse to grow the unprocessed backlog past this many entries.")  # fmt: skip
+@click.pass_obj
+def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -> None:
+    """Append every non-blank line of a JSON Lines FILE to the stream, as sent (replay)."""
+    from engram.cli import handle_errors  # here: engram.cli imports this module
+
+    handle_errors(_produce)(settings, path, stream, max_len)
+
+
+def _produce(settings: Settings, path: Path, stream: str, max_len: int) -> None:
+    from engram.services import resolve_redis_url
+
+    appended = 0
+    with redis.Redis.from_url(resolve_redis_url(settings)) as client, path.open("rb") as lines:
+        chunk: list[bytes] = []
+        for line in lines:
+            if line.strip():
+                chunk.append(line.rstrip(b"\r\n"))
+            if len(chunk) >= PRODUCE_CHUNK:
+                appended += len(produce(client, chunk, stream=stream, max_len=max_len))
+                chunk = []
+        appended += len(produce(client, chunk, stream=stream, max_len=max_len))
+    click.echo(json.dumps({"stream": stream, "appended": appended}))
+
+
+@click.command("stream")
+@click.option("--stream", default=STREAM, show_default=True)
+@click.option("--group", default=GROUP, show_default=True)
+@click.option("--consumer", default=None, help="Consumer name (default: host-pid).")
+@click.option("--batch-size", default=1_000, show_default=True, type=click.IntRange(1))
+@click.option("--block-ms", default=100, show_default=True, type=click.IntRange(1))
+@click.option("--max-attempts", default=5, show_default=True, type=click.IntRange(1),
+              help="Deliveries before an entry goes to the dead-letter stream.")  # fmt: skip
+@click.option("--claim-idle-ms", default=30_000, show_default=True, type=click.IntRange(1),
+              help="Claim other consumers' entries pending this long.")  # fmt: skip
+@click.option("--until-idle", is_flag=True, help="Exit once the group has nothing left.")
+@click.option("--memories/--no-memories", default=None,
+              help="Hand text signals to the memory service. Default: when Milvus is set or "
+              "running.")  # fmt: skip
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
+@click.pass_obj
+def stream_command(
+    settings: Settings,
+    stream: str,
+    group: str,
+    consumer: str | None,
+    batch_size: int,
+    block_ms: int,
+    max_attempts: int,
+    claim_idle_ms: int,
+    until_idle: bool,
+    memories: bool | None,
+    metrics_port: int | None,
+) -> None:
+    """Run one consumer of the group: signals to window state, online features and memories."""
+    from engram.cli import handle_errors
+
+    handle_errors(_stream)(
+        settings, stream, group, consumer, batch_size, block_ms, max_attempts, claim_idle_ms,
+        until_idle, memories, metrics_port,
+    )  # fmt: skip
+
+
+def _stream(
+    settings: Settings,
+    stream: str,
+    group: str,
+    consumer: str | None,
+    batch_size: int,
+    block_ms: int,
+    max_attempts: int,
+    claim_idle_ms: int,
+    until_idle: bool,
+    memories: bool | None,
+    metrics_port: int | None,
+) -> None:
+    from engram.services import resolve_redis_url
+    from pipelines.stream.metrics import StreamMetrics
+    from pipelines.stream.process import open_context
+    from pipelines.stream.views import load_layout
+
+    url = resolve_redis_url(settings)
+    client = redis.Redis.from_url(url)
+    memory = None
+    if memories or (memories is None and settings.milvus_uri):
+        from memory.service import build_memory_service
+
+        memory = build_memory_service(settings)
+    ctx = open_context(settings, client, load_layout(settings, url), memory=memory)
+    config = ConsumerConfig(
+        stream=stream, group=group, consumer=consumer or default_consumer_name(),
+        batch_size=batch_size, block_ms=block_ms, max_attempts=max_attempts,
+        claim_idle_ms=claim_idle_ms,
+    )  # fmt: skip
+    metrics = StreamMetrics()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=metrics.registry)
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)  # finish the batch in hand, acknowledge it, then leave
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner = Consumer(ctx, config, metrics)
+    try:
+        runner.run(lambda: bool(stopping), until_idle=until_idle)
+    finally:
+        runner.close()
+        client.close()

@@ -1,0 +1,219 @@
+"""Candidate generation: several sources each propose their best items; the union is ranked.
+
+Sources (each scores the whole catalog for a user as of a time, using nothing after it):
+- `popularity`: recent popularity (contacts in the 30 days before).
+- `cooccurrence`: item-kNN over who touched what, from the user's contacts before the time.
+- `als`: implicit matrix factorization, user factors solved from contacts before the time.
+- `embedding`: the user's taste vector (recent liked items' MiniLM vectors, and preference
+  memories when given) against the item vectors held in Milvus.
+Each candidate keeps its sources (`sources`, and `rank_<source>` within that source's list)
+and every source's score, which the ranker reads as features. Items the user touched before
+the time are never candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from engram.errors import InvalidInputError
+from ranking.baselines import to_micros, top_k
+from ranking.history import UserHistory
+from ranking.item_vectors import ItemVectors
+
+# How many items of each source enter the ranked union (about 600 distinct per user).
+DEFAULT_LIMITS: dict[str, int] = {
+    "als": 300, "cooccurrence": 250, "item_knn": 150, "embedding": 150, "popularity": 50,
+}  # fmt: skip
+RECALL_DEPTH = 500  # each source's list is kept this deep to measure its recall@500
+RECENT_ITEMS = 20  # contacts that make the taste vector
+
+
+class Source(Protocol):
+    """Scores of catalog items for users at their own times (NaN: cannot score)."""
+
+    name: str
+
+    def scores(
+        self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index
+    ) -> np.ndarray: ...
+
+
+class ModelSource:
+    """A point-in-time baseline recommender (ranking.baselines) as a candidate source."""
+
+    def __init__(self, name: str, model: object) -> None:
+        self.name = name
+        self.model = model
+
+    def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
+        """The model's scores (see `_CatalogModel.score_batch`)."""
+        return np.asarray(self.model.score_batch(list(user_ids), at, list(items)))  # type: ignore[attr-defined]
+
+
+def taste_vector(
+    vectors: ItemVectors,
+    items: np.ndarray,
+    weights: np.ndarray,
+    memory_vectors: np.ndarray | None = None,
+    recent: int = RECENT_ITEMS,
+) -> np.ndarray | None:
+    """Unit mean of the last `recent` liked items' vectors (weight > 0, else any) and of the
+    preference memories; None when there is nothing to go on. Pure."""
+    liked = items[weights > 0][-recent:]
+    chosen = liked if len(liked) else items[-recent:]
+    parts = [vectors.rows(list(chosen))] if len(chosen) else []
+    if memory_vectors is not None and len(memory_vectors):
+        parts.append(np.asarray(memory_vectors, dtype=np.float32))
+    if not parts:
+        return None
+    mean = np.concatenate(parts).mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return mean / norm if norm > 0 else None
+
+
+class EmbeddingSource:
+    """Cosine between the user's taste vector and each item vector."""
+
+    name = "embedding"
+
+    def __init__(
+        self,
+        vectors: ItemVectors,
+        history: UserHistory,
+        memories: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        self.vectors = vectors
+        self.history = history
+        self.memories = memories or {}
+
+    def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
+        """Users x items cosine; NaN for a user with no taste yet or an item with no vector."""
+        micros = to_micros(at)
+        columns = self.vectors.index.get_indexer(items)
+        out = np.full((len(user_ids), len(items)), np.nan)
+        tastes = np.zeros((len(user_ids), self.vectors.matrix.shape[1]), dtype=np.float32)
+        known = np.zeros(len(user_ids), dtype=bool)
+        for row, (user, moment) in enumerate(zip(user_ids, micros, strict=True)):
+            contacts = self.history.before(user, int(moment))
+            taste = taste_vector(
+                self.vectors, contacts.items, contacts.weights, self.memories.get(user)
+            )
+            if taste is not None:
+                tastes[row], known[row] = taste, True
+        has = columns >= 0
+        out[np.ix_(known, has)] = tastes[known] @ self.vectors.matrix[columns[has]].T
+        return out
+
+
+@dataclass
+class CandidateSet:
+    """The ranked union per (user, time), and each source's own top lists (for recall)."""
+
+    frame: pd.DataFrame  # user_id, at, item_id, sources, n_sources, score_<s>, rank_<s>
+    lists: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # source -> key -> items
+
+    @property
+    def sources(self) -> list[str]:
+        """Source names, in the order they were given."""
+        return list(self.lists)
+
+
+def generate(
+    sources: Sequence[Source],
+    user_ids: Sequence[str],
+    at: pd.DatetimeIndex,
+    items: pd.Index,
+    exclude: Mapping[str, Collection[str]] | None = None,
+    limits: Mapping[str, int] | None = None,
+    only: Sequence[str] | None = None,
+    batch_size: int = 256,
+) -> CandidateSet:
+    """Candidates of each user at their time: each source's top `limits[name]`, merged; with
+    `only`, exactly those items (for one user), still scored by every source."""
+    if len(user_ids) != len(at):
+        raise InvalidInputError("at", f"{len(at)} times for {len(user_ids)} users")
+    keys = _keys(user_ids, at)
+    if len(set(keys)) != len(keys):
+        raise InvalidInputError("user_ids", "each (user, time) pair may appear once")
+    limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
+    depth = max(RECALL_DEPTH, *limits.values()) if limits else RECALL_DEPTH
+    item_array = np.asarray(items, dtype=object)
+    pieces: list[pd.DataFrame] = []
+    lists: dict[str, dict[str, list[str]]] = {s.name: {} for s in sources}
+    for start in range(0, len(user_ids), batch_size):
+        users = [str(u) for u in user_ids[start : start + batch_size]]
+        times = at[start : start + batch_size]
+        matrices = {s.name: s.scores(users, times, items) for s in sources}
+        for row, user in enumerate(users):
+            blocked = items.get_indexer(list((exclude or {}).get(user, ())))
+            blocked = blocked[blocked >= 0]
+            ranks: dict[str, np.ndarray] = {}
+            for name, matrix in matrices.items():
+                values = np.where(np.isfinite(matrix[row]), matrix[row], -np.inf)
+                values[blocked] = -np.inf
+                best = top_k(values[None, :], depth)[0]
+                best = best[np.isfinite(values[best])]
+                lists[name][keys[start + row]] = item_array[best].tolist()
+                ranks[name] = best
+            if only is not None:
+                chosen = items.get_indexer([str(i) for i in only])
+                chosen = chosen[chosen >= 0]
+            else:
+                chosen = np.unique(np.concatenate(
+                    [ranks[name][: limits[name]] for name in ranks] or [np.empty(0, np.int64)]
+                ))  # fmt: skip
+            piece = {"user_id": user, "at": times[row], "item_id": item_array[chosen]}
+            member = []
+            for name, best in ranks.items():
+                position = np.full(len(items), np.nan)
+                position[best] = np.arange(1, len(best) + 1)
+                piece[f"score_{name}"] = matrices[name][row, chosen]
+                piece[f"rank_{name}"] = position[chosen]
+                member.append(position[chosen] <= limits[name])
+            inside = np.vstack(member) if member else np.zeros((0, len(chosen)), dtype=bool)
+            piece["n_sources"] = inside.sum(axis=0)
+            names = list(ranks)
+            piece["sources"] = [
+                "+".join(n for n, hit in zip(names, column, strict=True) if hit)
+                for column in inside.T
+            ]
+            pieces.append(pd.DataFrame(piece))
+    frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
+    return CandidateSet(frame, lists)
+
+
+def _keys(user_ids: Sequence[str], at: pd.DatetimeIndex) -> list[str]:
+    return [f"{u}@{t.isoformat()}" for u, t in zip(user_ids, at, strict=True)]
+
+
+def key_of(user_id: str, at: pd.Timestamp) -> str:
+    """The key of a (user, time) pair in `CandidateSet.lists`."""
+    return f"{user_id}@{at.isoformat()}"
+
+
+def source_recall(
+    candidates: CandidateSet, relevant: Mapping[str, Collection[str]], at: pd.Series,
+    ks: Sequence[int] = (100, 500),
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """Mean recall@k of each source's list and of the ranked union, over users in `relevant`."""
+    users = [u for u in relevant if u in at.index]
+    out: dict[str, dict[str, float]] = {}
+    for name, by_key in candidates.lists.items():
+        out[name] = {
+            f"recall@{k}": float(np.mean([
+                len(set(by_key.get(key_of(u, at[u]), [])[:k]) & set(relevant[u]))
+                / len(relevant[u]) for u in users
+            ])) for k in ks
+        }  # fmt: skip
+    union = candidates.frame.groupby("user_id")["item_id"].agg(set)
+    out["union"] = {
+        "recall": float(np.mean([len(union.get(u, set()) & set(relevant[u])) / len(relevant[u])
+                                 for u in users])),
+        "mean_size": float(candidates.frame.groupby("user_id").size().mean()),
+    }  # fmt: skip
+    return out

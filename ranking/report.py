@@ -1,0 +1,88 @@
+"""The evaluation report: a Markdown page with two PNG plots (NDCG@k by model, importance)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ranking.evaluate import EvalResult
+
+METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr", "coverage")
+
+
+def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
+    """The models' metrics as a Markdown table, best NDCG@10 first. Pure."""
+    lines = ["| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
+    for name, row in sorted(metrics.items(), key=lambda kv: -kv[1].get("ndcg@10", 0.0)):
+        lines.append(f"| {name} | " + " | ".join(f"{row.get(m, float('nan')):.4f}"
+                                                  for m in METRICS) + " |")  # fmt: skip
+    return "\n".join(lines)
+
+
+def candidates_table(candidates: dict[str, dict[str, float]]) -> str:
+    """Recall of each candidate source and of the ranked union, as Markdown. Pure."""
+    lines = ["| source | recall@100 | recall@500 |", "|---|---|---|"]
+    for name, row in candidates.items():
+        if name == "union":
+            continue
+        lines.append(f"| {name} | {row['recall@100']:.4f} | {row['recall@500']:.4f} |")
+    union = candidates.get("union")
+    if union:
+        lines.append(
+            f"| union (mean {union['mean_size']:.0f} items) | {union['recall']:.4f} (all) | |"
+        )
+    return "\n".join(lines)
+
+
+def write_report(result: EvalResult, out_dir: Path) -> Path:
+    """Write report.md, ndcg_at_k.png and importance.png into `out_dir`; returns report.md."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for name, curve in result.ndcg_curve.items():
+        ks = sorted(curve)
+        axes.plot(ks, [curve[k] for k in ks], marker="o", label=name)
+    axes.set_xscale("log")
+    axes.set_xlabel("k")
+    axes.set_ylabel("NDCG@k")
+    axes.set_title("NDCG@k by model")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out_dir / "ndcg_at_k.png", dpi=100)
+    plt.close(figure)
+
+    top = list(result.importance.items())[:20][::-1]
+    figure, axes = plt.subplots(figsize=(7, 6))
+    axes.barh([name for name, _ in top], [value for _, value in top])
+    axes.set_xlabel("total gain")
+    axes.set_title("LightGBM feature importance (top 20)")
+    figure.tight_layout()
+    figure.savefig(out_dir / "importance.png", dpi=100)
+    plt.close(figure)
+
+    split = result.split
+    text = "\n\n".join(
+        [
+            "# Ranking evaluation",
+            f"Per-user temporal split: {split['evaluated_users']} users evaluated, "
+            f"{split['relevant_pairs']} relevant held-out pairs, catalog {split['catalog_size']}.",
+            "## Metrics (k = 10 unless stated)",
+            metrics_table(result.metrics),
+            "## Candidate recall (test cutoffs)",
+            candidates_table(result.candidates),
+            "## Training",
+            "\n".join(f"- {k}: {v}" for k, v in result.training.items()),
+            "![NDCG@k](ndcg_at_k.png)",
+            "![importance](importance.png)",
+            "## Seconds",
+            "\n".join(f"- {k}: {v}" for k, v in result.seconds.items()),
+        ]
+    )
+    path = out_dir / "report.md"
+    path.write_text(text + "\n")
+    return path

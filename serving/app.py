@@ -1,0 +1,120 @@
+"""The application factory: settings in, a Flask app with its stores, model and routes out.
+
+Everything costly is built here once per process (Redis pool, feature registry, popularity
+table, model, DuckDB connection) and kept in `app.extensions["engram"]`; routes stay thin.
+`test_config` overrides Flask config; the keys Engram reads: `ENGRAM_AUTH` (False turns auth
+off; `engram serve --no-auth` allows it on loopback only), `ENGRAM_API_KEYS` (more keys, as
+'key:scopes;...'), `ENGRAM_MEMORY_COLLECTION`, `ENGRAM_EMBEDDER` (an already loaded embedder),
+`ENGRAM_RANKER` (a Ranker to use as the model instead of the registry's), `ENGRAM_REFRESH`
+(False: no reload thread), `ENGRAM_WARM` (False: open the feature registry on first use).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+import orjson
+from flask import Flask
+from flask.json.provider import JSONProvider
+
+from engram.errors import ConfigError
+from engram.services import resolve_redis_url
+from engram.settings import Settings, get_settings
+from memory.store import DEFAULT_COLLECTION
+from serving import features, health, memories, rank, signals, users
+from serving.auth import load_keys, parse_keys
+from serving.backends import FeatureReader, MemoryHandle, RankService, redis_client
+from serving.breaker import Breaker
+from serving.errors import register_error_handlers
+from serving.extension import Engram
+from serving.metrics import Metrics
+from serving.wiring import StreamSync, load_model, produce
+
+log = logging.getLogger("engram.serving")
+SYNC_TIMEOUT_MS = 10_000
+
+
+class OrjsonProvider(JSONProvider):
+    """JSON by orjson: RFC 3339 times with Z, NaN as null, numpy values, fast."""
+
+    _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, option=self._OPTIONS, default=str).decode("utf-8")
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+
+def create_app(
+    settings: Settings | None = None, test_config: Mapping[str, Any] | None = None
+) -> Flask:
+    """The Engram API for these settings (default: from the environment)."""
+    settings = settings or get_settings()
+    app = Flask("engram")
+    app.json = OrjsonProvider(app)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.engram_max_body_bytes,
+        ENGRAM_AUTH=True,
+        ENGRAM_REFRESH=True,
+        ENGRAM_WARM=True,
+        ENGRAM_MEMORY_COLLECTION=DEFAULT_COLLECTION,
+    )
+    app.config.update(test_config or {})
+
+    keys = load_keys(settings)
+    if app.config.get("ENGRAM_API_KEYS"):
+        keys.update(parse_keys(app.config["ENGRAM_API_KEYS"]))
+    if app.config["ENGRAM_AUTH"] and not keys:
+        raise ConfigError(
+            "ENGRAM_API_KEYS",
+            "auth is on and no API key is configured "
+            "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
+        )
+
+    redis_url = resolve_redis_url(settings)
+    client = redis_client(redis_url, settings.engram_store_timeout_ms)
+    redis_breaker = Breaker("redis")
+    memory_handle = MemoryHandle(
+        settings,
+        Breaker("milvus"),
+        collection=app.config["ENGRAM_MEMORY_COLLECTION"],
+        embedder=app.config.get("ENGRAM_EMBEDDER"),
+    )
+    model = app.config.get("ENGRAM_RANKER")
+    ranking = RankService(
+        settings, redis_breaker, (lambda _s, _m: model) if model is not None else load_model
+    )
+    ranking.refresh()
+    metrics = Metrics()
+    app.extensions["engram"] = Engram(
+        settings=settings,
+        api_keys=keys,
+        redis_url=redis_url,
+        redis=client,
+        redis_breaker=redis_breaker,
+        duck=duckdb.connect(),
+        features=FeatureReader(settings, redis_url, client, redis_breaker),
+        memories=memory_handle,
+        ranking=ranking,
+        produce=produce,
+        # Sync batches run scripts and writes that may take longer than a read: own timeouts.
+        sync=StreamSync(
+            settings, redis_client(redis_url, SYNC_TIMEOUT_MS), redis_url, memory_handle.sink()
+        ),
+        metrics=metrics,
+    )
+    if app.config["ENGRAM_REFRESH"]:
+        ranking.start_refresh()
+    if app.config["ENGRAM_WARM"]:
+        # The feature registry (and the Feast SDK) now, not in the first request.
+        app.extensions["engram"].features.warm()
+
+    metrics.init_app(app)
+    register_error_handlers(app)
+    for module in (signals, features, memories, rank, users, health):
+        app.register_blueprint(module.bp)
+    return app

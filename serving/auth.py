@@ -1,0 +1,119 @@
+"""API keys as Bearer tokens, with scopes: read, write, admin (admin implies the other two).
+
+Keys come from configuration (ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE); only their SHA-256
+digests are kept in memory, and a presented token is compared with every digest in constant
+time, so neither timing nor a memory dump of the process gives a key away. Auth is on unless
+the app is built with it off, which `engram serve --no-auth` allows only on a loopback address.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+
+from engram.errors import ConfigError
+from engram.settings import Settings
+from serving.errors import ApiError
+
+SCOPES = ("read", "write", "admin")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def parse_keys(text: str, separator: str = ";") -> dict[bytes, frozenset[str]]:
+    """'key:scope,scope;key2:scope' -> {sha256(key): scopes}; admin implies read and write."""
+    keys: dict[bytes, frozenset[str]] = {}
+    for number, entry in enumerate(text.split(separator), 1):
+        entry = entry.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        key, colon, scopes_text = entry.rpartition(":")
+        if not colon or not key:
+            raise ConfigError("ENGRAM_API_KEYS", f"entry {number}: expected 'key:scope,scope'")
+        if len(key) < 16:
+            raise ConfigError("ENGRAM_API_KEYS", f"entry {number}: keys need 16+ characters")
+        scopes = {scope.strip() for scope in scopes_text.split(",") if scope.strip()}
+        unknown = scopes - set(SCOPES)
+        if unknown or not scopes:
+            raise ConfigError(
+                "ENGRAM_API_KEYS", f"entry {number}: scopes must be among {', '.join(SCOPES)}"
+            )
+        if "admin" in scopes:
+            scopes |= {"read", "write"}
+        keys[_digest(key)] = frozenset(scopes)
+    return keys
+
+
+def load_keys(settings: Settings) -> dict[bytes, frozenset[str]]:
+    """Every configured key: ENGRAM_API_KEYS, then the lines of ENGRAM_API_KEYS_FILE."""
+    keys = parse_keys(settings.engram_api_keys or "")
+    if settings.engram_api_keys_file is not None:
+        path = Path(settings.engram_api_keys_file)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as error:
+            raise ConfigError("ENGRAM_API_KEYS_FILE", f"cannot read {path}: {error}") from error
+        keys.update(parse_keys(text, separator="\n"))
+    return keys
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: the only hosts --no-auth may bind."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def scopes_of(token: str, keys: dict[bytes, frozenset[str]]) -> frozenset[str] | None:
+    """The scopes of a presented token, or None; compares with every key in constant time."""
+    presented = _digest(token)
+    found: frozenset[str] | None = None
+    for digest, scopes in keys.items():
+        if hmac.compare_digest(presented, digest):
+            found = scopes
+    return found
+
+
+def requires(scope: str) -> Callable[[F], F]:
+    """Decorate a view: a Bearer key with `scope` is needed (unless auth is off)."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if current_app.config["ENGRAM_AUTH"]:
+                _check(scope)
+            return view(*args, **kwargs)
+
+        checked.required_scope = scope  # type: ignore[attr-defined]  # read by the spec test
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+def _check(scope: str) -> None:
+    header = request.headers.get("Authorization", "")
+    kind, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="engram"'}
+    if kind.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers=challenge)
+    scopes = scopes_of(token.strip(), current_app.extensions["engram"].api_keys)
+    if scopes is None:
+        raise ApiError(401, "unknown API key", headers=challenge)
+    if scope not in scopes:
+        raise ApiError(403, f"this key lacks the {scope!r} scope")
+    g.scopes = scopes

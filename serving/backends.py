@@ -1,0 +1,294 @@
+"""The process-wide handles the routes use: Redis, the feature reader, memories and the ranker.
+
+Built once per process in the app factory, without I/O in the constructors; each handle fails
+fast through a circuit breaker (serving/breaker.py) when its store is down, and picks the store
+up again on its own when it is back. Redis calls use short socket timeouts and no retries, so a
+slow Redis costs a request a fraction of a second, not a stall.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import redis
+from pymilvus.exceptions import MilvusException
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from engram import feature_store
+from engram.errors import EngramError, ServiceUnavailableError, UnknownUserError
+from engram.services import resolve_milvus_uri
+from engram.settings import Settings
+from memory.embed import CachedEmbedder, Embedder, load_onnx_minilm
+from memory.service import EMBED_THREADS, MemoryService, build_memory_service
+from memory.store import DEFAULT_COLLECTION
+from ranking.online_features import ServiceReader, service_plan
+from serving.breaker import Breaker
+from serving.popularity import Popularity, PopularityRanker, load_popularity
+from serving.ports import Ranked, Ranker
+
+log = logging.getLogger("engram.serving")
+
+FEATURE_SERVICE = "ranking"
+RETRY_S = 5.0  # how long a missing registry / feature service is remembered as missing
+REFRESH_S = 60.0  # model and popularity reload period
+MAX_CONNECTIONS = 64
+EMBED_CACHE = 20_000  # query texts whose vectors are kept (as build_memory_service does)
+
+
+def redis_client(url: str, timeout_ms: int) -> redis.Redis:
+    """A pooled client with short timeouts and no retries: fail fast, let the breaker decide."""
+    seconds = timeout_ms / 1000
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=seconds,
+        socket_connect_timeout=seconds,
+        retry=Retry(NoBackoff(), 0),
+        max_connections=MAX_CONNECTIONS,
+        health_check_interval=30,
+    )
+
+
+def guarded(breaker: Breaker, service: str, call: Callable[[], Any]) -> Any:
+    """Run `call` through `breaker`: 503 at once while it is open; Redis errors open it."""
+    if not breaker.closed:
+        raise ServiceUnavailableError(service, breaker.last_error or "recently failed")
+    try:
+        result = call()
+    except ServiceUnavailableError as error:
+        if error.service == service:  # not, say, a full stream: that is backpressure
+            breaker.failure(error.reason)
+        raise
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+        breaker.failure(str(error))
+        raise ServiceUnavailableError(service, str(error)) from error
+    breaker.success()
+    return result
+
+
+class FeatureReader:
+    """The `ranking` feature service of one user, read online through the fast path."""
+
+    def __init__(self, settings: Settings, redis_url: str, client: redis.Redis, breaker: Breaker):
+        self._settings = settings
+        self._redis_url = redis_url
+        self._client = client
+        self._breaker = breaker
+        self._reader: ServiceReader | None = None
+        self._store: Any = None
+        self._next_try = 0.0
+        self._lock = threading.Lock()
+
+    def _ensure(self) -> ServiceReader | None:
+        if self._reader is not None or time.monotonic() < self._next_try:
+            return self._reader
+        with self._lock:
+            if self._reader is None:
+                try:
+                    if self._store is None:
+                        self._store = feature_store.open_store(self._settings, self._redis_url)
+                    self._store.refresh_registry()
+                    plan = service_plan(self._store, FEATURE_SERVICE)
+                    self._reader = ServiceReader(self._client, self._store.project, plan)
+                except EngramError as error:
+                    log.info("feature service not ready: %s", error)
+                    self._next_try = time.monotonic() + RETRY_S
+        return self._reader
+
+    def warm(self) -> None:
+        """Open the registry and plan the service now (a no-op when already done)."""
+        self._ensure()
+
+    def reload(self) -> None:
+        """Read the registry again (after a materialization applied the repo)."""
+        self._reader = None
+        self._next_try = 0.0
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        """The user's features with each view's event time; 404 when none are held."""
+        reader = self._ensure()
+        if reader is None:
+            raise UnknownUserError(user_id)  # nothing is materialized yet: no one has features
+        got = guarded(
+            self._breaker,
+            "redis",
+            lambda: reader.read({"user_id": [user_id]}, on_demand=False, event_times=True),
+        )
+        times = {view: stamps[0] for view, stamps in got.stored["user_id"].event_times.items()}
+        if all(moment is None for moment in times.values()):
+            raise UnknownUserError(user_id)
+        return {
+            "user_id": user_id,
+            "feature_service": FEATURE_SERVICE,
+            "event_timestamps": times,
+            "features": {name: got.values(name)[0] for name in got.names},
+        }
+
+
+class MemoryHandle:
+    """The memory service, built on first use (embedding model and Milvus client)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        breaker: Breaker,
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self._settings = settings
+        self.breaker = breaker
+        self.collection = collection
+        self._embedder = embedder
+        self._service: MemoryService | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> MemoryService:
+        """The service; 503 while Milvus is down (a failed build opens the breaker)."""
+        if self._service is not None:
+            return self._service
+        if not self.breaker.closed:
+            raise ServiceUnavailableError("milvus", self.breaker.last_error or "recently failed")
+        with self._lock:
+            if self._service is None:
+                if self._embedder is None:
+                    # Loaded once, apart from Milvus: a retry after an outage only reconnects.
+                    self._embedder = CachedEmbedder(
+                        load_onnx_minilm(
+                            self._settings.engram_home / "models",
+                            variant="fp32",
+                            threads=EMBED_THREADS,
+                        ),
+                        EMBED_CACHE,
+                    )
+                try:
+                    self._service = build_memory_service(
+                        self._settings, collection=self.collection, embedder=self._embedder
+                    )
+                except ServiceUnavailableError as error:
+                    self.breaker.failure(error.reason)
+                    raise
+        return self._service
+
+    def uri(self) -> str:
+        """Where Milvus is: MILVUS_URI, or the local server (started with the service)."""
+        if self._settings.milvus_uri:
+            return self._settings.milvus_uri
+        self.get()
+        return resolve_milvus_uri(self._settings)  # running by now: a port file read
+
+    def call(self, action: Callable[[MemoryService], Any]) -> Any:
+        """Run `action` on the service; Milvus failures become 503 and open the breaker."""
+        service = self.get()
+        try:
+            result = action(service)
+        except MilvusException as error:
+            self.breaker.failure(error.message)
+            raise ServiceUnavailableError("milvus", error.message) from error
+        self.breaker.success()
+        return result
+
+    def sink(self) -> _MemorySink:
+        """The memory service as the stream's MemorySink, built on first use."""
+        return _MemorySink(self)
+
+    def close(self) -> None:
+        """Release the Milvus client."""
+        if self._service is not None:
+            self._service.close()
+            self._service = None
+
+
+class _MemorySink:
+    """`remember` through a MemoryHandle (and its breaker)."""
+
+    def __init__(self, handle: MemoryHandle) -> None:
+        self._handle = handle
+
+    def remember(self, signals: Any) -> Any:
+        return self._handle.call(lambda service: service.remember(signals))
+
+
+class RankService:
+    """The model when there is one and Redis answers; popularity otherwise, flagged degraded."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        breaker: Breaker,
+        load_model: Callable[[Settings, Ranker | None], Ranker | None],
+        load_popular: Callable[[Settings], Popularity] = load_popularity,
+    ) -> None:
+        self._settings = settings
+        self._breaker = breaker
+        self._load_model = load_model
+        self._load_popular = load_popular
+        self.model: Ranker | None = None
+        self.popularity = PopularityRanker(Popularity())
+        self.loaded_at: float | None = None
+        self._stop = threading.Event()
+
+    def refresh(self) -> None:
+        """Reload the model and the popularity table (a failed load keeps the old one)."""
+        try:
+            self.popularity = PopularityRanker(self._load_popular(self._settings))
+        except EngramError as error:
+            log.warning("popularity not reloaded: %s", error)
+        self.model = self._load_model(self._settings, self.model)
+        self.loaded_at = time.time()
+
+    def start_refresh(self, every: float = REFRESH_S) -> None:
+        """Reload in a daemon thread every `every` seconds."""
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                self.refresh()
+
+        threading.Thread(target=loop, name="engram-refresh", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop the refresh thread."""
+        self._stop.set()
+
+    def forget(self, user_id: str) -> None:
+        """Drop the user from the in-memory popularity table (what they saw)."""
+        current = self.popularity.popularity
+        if current.seen and user_id in current.seen:
+            seen = {user: items for user, items in current.seen.items() if user != user_id}
+            self.popularity = PopularityRanker(Popularity(current.items, current.scores, seen))
+
+    def rank(
+        self,
+        user_id: str,
+        k: int,
+        candidates: list[str] | None,
+        query: str | None,
+        at: datetime | None,
+    ) -> tuple[Ranked, str | None]:
+        """The ranking and, when it fell back to popularity, why."""
+        model = self.model
+        if model is None:
+            return self.popularity.rank(user_id, k, candidates), "no model"
+        if not self._breaker.closed:
+            return self.popularity.rank(user_id, k, candidates), "redis unavailable"
+        try:
+            ranked = model.rank(user_id, k, candidates, query, at)
+        except UnknownUserError:
+            # No history to rank from (a new user): the most popular items are the answer.
+            return self.popularity.rank(user_id, k, candidates), "unknown user"
+        except MilvusException as error:
+            log.warning("ranking degraded: milvus: %s", error.message)
+            return self.popularity.rank(user_id, k, candidates), "milvus unavailable"
+        except (ServiceUnavailableError, redis.RedisError, OSError) as error:
+            service = getattr(error, "service", "redis")
+            if service == "redis":
+                self._breaker.failure(str(error))
+            log.warning("ranking degraded: %s", error)
+            return self.popularity.rank(user_id, k, candidates), f"{service} unavailable"
+        self._breaker.success()
+        return ranked, None

@@ -1,0 +1,70 @@
+"""`engram serve`: the API under gunicorn, one app (and one set of clients) per worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from engram.errors import ConfigError, InvalidInputError
+from engram.settings import Settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Threads per worker.",
+)
+@click.option("--no-auth", is_flag=True, help="No API keys (development; loopback hosts only).")
+@click.pass_obj
+def serve(
+    settings: Settings, host: str, port: int, workers: int, threads: int, no_auth: bool
+) -> None:
+    """Serve the HTTP API (docs/api.md) with gunicorn."""
+    from engram.cli import handle_errors
+
+    handle_errors(_serve)(settings, host, port, workers, threads, no_auth)
+
+
+def _serve(
+    settings: Settings, host: str, port: int, workers: int, threads: int, no_auth: bool
+) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from serving.app import create_app
+    from serving.auth import is_loopback, load_keys
+
+    if no_auth and not is_loopback(host):
+        raise InvalidInputError("no-auth", f"refused on {host}: bind a loopback address")
+    test_config = {"ENGRAM_AUTH": False} if no_auth else None
+    # Fail here, in the master, on a key configuration error rather than in every worker.
+    if not no_auth and not load_keys(settings):
+        raise ConfigError(
+            "ENGRAM_API_KEYS", "no API key is configured (or run --no-auth on a loopback host)"
+        )
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            options = {
+                "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                "workers": workers,
+                "threads": threads,
+                "worker_class": "gthread",
+                "timeout": 60,
+                "graceful_timeout": 10,
+                "keepalive": 5,
+                "accesslog": "-",
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return create_app(settings, test_config)
+
+    Server().run()

@@ -1,0 +1,48 @@
+"""The app's process-wide objects, kept in `app.extensions["engram"]`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import redis
+from flask import current_app
+
+from engram.settings import Settings
+from serving.backends import FeatureReader, MemoryHandle, RankService
+from serving.breaker import Breaker
+from serving.metrics import Metrics
+from serving.ports import Producer
+
+
+@dataclass
+class Engram:
+    """Everything a request may use, built once by the app factory."""
+
+    settings: Settings
+    api_keys: dict[bytes, frozenset[str]]
+    redis_url: str
+    redis: redis.Redis
+    redis_breaker: Breaker
+    duck: duckdb.DuckDBPyConnection  # in-memory; one cursor per request (validation)
+    features: FeatureReader
+    memories: MemoryHandle
+    ranking: RankService
+    produce: Producer
+    sync: Callable[[Sequence[str]], dict[str, Any]]
+    metrics: Metrics
+
+    def close(self) -> None:
+        """Release clients and stop the refresh thread."""
+        self.ranking.stop()
+        self.memories.close()
+        self.redis.close()
+        self.duck.close()
+
+
+def engram() -> Engram:
+    """The current app's Engram objects."""
+    found: Engram = current_app.extensions["engram"]
+    return found

@@ -1,0 +1,95 @@
+"""Liveness, readiness, metrics and the API description; none of them needs a key."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import redis
+from flask import Blueprint, Response, jsonify
+
+from engram.errors import ServiceUnavailableError
+from serving.extension import Engram, engram
+from serving.openapi import spec
+from serving.wiring import SIGNALS_STREAM
+
+bp = Blueprint("health", __name__)
+PROBE_TIMEOUT_S = 0.5
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process answers."""
+    return jsonify({"status": "ok"})
+
+
+def _redis(ext: Engram) -> dict[str, Any]:
+    try:
+        ext.redis.ping()
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        ext.redis_breaker.failure(str(error))
+        return {"ok": False, "detail": "no answer"}
+    ext.redis_breaker.success()
+    return {"ok": True}
+
+
+def _milvus(ext: Engram) -> dict[str, Any]:
+    try:
+        uri = ext.memories.uri()
+    except ServiceUnavailableError as error:
+        return {"ok": False, "detail": error.reason.splitlines()[0][:200]}
+    parsed = urlparse(uri if "://" in uri else f"http://{uri}")
+    try:
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 19530), timeout=PROBE_TIMEOUT_S
+        ):
+            pass
+    except OSError:
+        ext.memories.breaker.failure("no answer")
+        return {"ok": False, "detail": "no answer"}
+    return {"ok": True}
+
+
+def _model(ext: Engram) -> dict[str, Any]:
+    model = ext.ranking.model
+    if model is None:
+        return {"ok": False, "detail": "no model: ranking by popularity"}
+    return {"ok": True, "version": getattr(model, "version", None)}
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """200 when Redis and Milvus answer; the model is reported (popularity serves without it)."""
+    ext = engram()
+    checks = {"redis": _redis(ext), "milvus": _milvus(ext), "model": _model(ext)}
+    ready = checks["redis"]["ok"] and checks["milvus"]["ok"]
+    return jsonify({"ready": ready, "checks": checks}), 200 if ready else 503
+
+
+def _stream_lag(ext: Engram) -> int | None:
+    """Entries no consumer group has read yet; the stream's length when there is no group."""
+    if not ext.redis_breaker.closed:
+        return None
+    try:
+        groups = cast(list[dict[str, Any]], ext.redis.xinfo_groups(SIGNALS_STREAM))
+        if not groups:
+            return cast(int, ext.redis.xlen(SIGNALS_STREAM))
+        return max(int(group.get("lag") or 0) for group in groups)
+    except redis.ResponseError:
+        return 0  # no stream yet
+    except (redis.ConnectionError, redis.TimeoutError):
+        return None
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus text format."""
+    ext = engram()
+    return ext.metrics.exposition(lambda: _stream_lag(ext))
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3 description of this API."""
+    return jsonify(spec())

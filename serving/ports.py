@@ -1,0 +1,57 @@
+"""What serving needs from the ranker and the stream, as small interfaces wired in the factory.
+
+The app depends on these shapes, not on ranking/ or pipelines/stream/ directly: `wiring.py`
+finds the real implementations when they are installed and falls back to local ones
+(popularity ranking, a plain XADD producer, the batch path for `?sync=true`) otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import redis
+
+
+class Ranked(Protocol):
+    """A ranking: items best first with scores, and the version of what ranked them."""
+
+    items: list[tuple[str, float]]
+    model_version: str
+
+
+@dataclass
+class RankResult:
+    """A ranking (the shape of ranking.ranker.RankResult)."""
+
+    items: list[tuple[str, float]]
+    model_version: str
+    reasons: dict[str, Any] | None = field(default=None)  # item_id -> why
+
+
+class Ranker(Protocol):
+    """ranking.ranker.Ranker: the k best items for a user, of the candidates when given."""
+
+    def rank(
+        self,
+        user_id: str,
+        k: int,
+        candidates: list[str] | None = None,
+        query: str | None = None,
+        at: datetime | None = None,
+    ) -> Ranked: ...
+
+
+class Producer(Protocol):
+    """Appends raw signals (JSON text, one per record) to the signals stream; returns the count."""
+
+    def __call__(self, client: redis.Redis, records: Sequence[str]) -> int: ...
+
+
+class SyncProcessor(Protocol):
+    """Runs accepted raw signals through the whole pipeline now: features and memories visible
+    when it returns. Returns a JSON-ready summary."""
+
+    def __call__(self, records: Sequence[str]) -> dict[str, Any]: ...

@@ -1,0 +1,134 @@
+"""The pieces serving borrows from other packages, found here and nowhere else.
+
+- the model: `ranking.ranker.load_ranker` of the registry's latest version, reloaded only when
+  a newer version appears; None while nothing is trained (the app then ranks by popularity,
+  flagged degraded "no model");
+- the stream: `pipelines.stream.producer.produce` appends accepted signals (it refuses with 503
+  when the unprocessed backlog is full: backpressure, not loss);
+- ?sync=true: `pipelines.stream.process.process_batch`, the stream consumer's own step, so the
+  online features and memories are readable on return (the consumer later sees the same
+  records on the stream and counts them once: its event_id markers dedupe them);
+- forgetting in the stream: the user's entries and their window state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any, cast
+
+import redis
+
+from engram.errors import EngramError
+from engram.settings import Settings
+from pipelines.stream import producer
+from pipelines.stream.process import MemorySink, StreamContext, open_context, process_batch
+from pipelines.stream.state import PREFIX as STATE_PREFIX
+from pipelines.stream.state import forget_user_state
+from pipelines.stream.views import load_layout
+from serving.ports import Ranker
+
+log = logging.getLogger("engram.serving")
+
+SIGNALS_STREAM = producer.STREAM
+STREAM_FIELD = producer.FIELD
+_SCAN_CHUNK = 1_000
+
+
+def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | None:
+    """The ranker of the registry's latest version: `current` when that is the one in use
+    (no reload), None while nothing is trained."""
+    from ranking import registry
+    from ranking.ranker import load_ranker
+
+    known = registry.versions(settings)
+    if not known:
+        return None
+    if current is not None and getattr(current, "version", None) == known[-1]:
+        return current
+    try:
+        ranker: Ranker = load_ranker(settings, known[-1])
+    except EngramError as error:
+        log.warning("model %s not loaded: %s", known[-1], error)
+        return current
+    log.info("model %s loaded", known[-1])
+    return ranker
+
+
+def produce(client: redis.Redis, records: Sequence[str]) -> int:
+    """Append raw signals to the signals stream in one round trip; how many were added."""
+    return len(producer.produce(client, records))
+
+
+def forget_in_stream(client: redis.Redis, user_id: str, stream: str = SIGNALS_STREAM) -> int:
+    """Delete the user's entries from the stream (a scan of it: an admin operation)."""
+    removed = 0
+    start = "-"
+    while True:
+        entries = cast(
+            list[tuple[Any, dict[Any, Any]]],
+            client.xrange(stream, min=start, max="+", count=_SCAN_CHUNK),
+        )
+        mine = [entry_id for entry_id, fields in entries if _names_user(fields, user_id)]
+        if mine:
+            removed += cast(int, client.xdel(stream, *mine))
+        if len(entries) < _SCAN_CHUNK:
+            return removed
+        last = entries[-1][0]
+        last_text = last.decode() if isinstance(last, bytes) else str(last)
+        start = "(" + last_text
+
+
+def _names_user(fields: dict[Any, Any], user_id: str) -> bool:
+    for value in fields.values():
+        try:
+            record = json.loads(value)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(record, dict) and str(record.get("user_id")) == user_id:
+            return True
+    return False
+
+
+def forget_stream_state(client: redis.Redis, user_id: str, prefix: str = STATE_PREFIX) -> int:
+    """Delete the user's window state of the stream and their place in items' user sets."""
+    return forget_user_state(client, user_id, prefix=prefix)
+
+
+class StreamSync:
+    """?sync=true: the accepted records through the stream's batch step, now.
+
+    The context (feature layout, DuckDB connection, window state) is built on first use and
+    shared by the process's threads one batch at a time: its DuckDB connection is not
+    thread-safe, and sync requests are rare next to plain sends.
+    """
+
+    def __init__(
+        self, settings: Settings, client: redis.Redis, redis_url: str, memory: MemorySink | None
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._redis_url = redis_url
+        self._memory = memory
+        self._context: StreamContext | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, records: Sequence[str]) -> dict[str, Any]:
+        if not records:
+            return {}
+        with self._lock:
+            if self._context is None:
+                layout = load_layout(self._settings, self._redis_url)
+                self._context = open_context(
+                    self._settings, self._client, layout, memory=self._memory
+                )
+            result = process_batch(self._context, records, source="api", keep_rejected=False)
+        return {
+            "new": result.new,
+            "duplicates": result.duplicates,
+            "online_rows": result.online_rows,
+            "memories_written": int(result.memories.get("written", 0)),
+            "seconds": result.seconds,
+        }

@@ -1,0 +1,124 @@
+"""A consumer killed with SIGKILL at random points loses nothing and counts nothing twice."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import redis
+
+from pipelines import dead_letter
+from pipelines.contract import SIGNAL_TYPES
+from pipelines.generate import load_truth
+from pipelines.normalize import normalize_records
+from pipelines.stream.consumer import GROUP
+from pipelines.stream.metrics import group_lag
+from pipelines.stream.producer import STREAM, produce
+from pipelines.stream.views import save_layout
+from tests.pipelines.stream.conftest import StreamHome
+
+ROOT = Path(__file__).resolve().parents[3]
+KILLS = 6
+
+
+def start(home: StreamHome, settings_home: Path, name: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "ENGRAM_HOME": str(settings_home), "REDIS_URL": home.stream_url}
+    env.pop("MILVUS_URI", None)
+    command = [
+        str(Path(sys.executable).parent / "engram"), "stream", "--no-memories", "--consumer", name,
+        "--batch-size", "150", "--block-ms", "20", "--claim-idle-ms", "500",
+        "--max-attempts", "1000",
+    ]  # fmt: skip
+    return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE)
+
+
+def wait_for_progress(client: redis.Redis, since: int, timeout: float = 60) -> None:
+    """Until the group has read past `since` entries (the consumer is up and working)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _entries_read(client) > since:
+            return
+        time.sleep(0.01)
+    raise TimeoutError("the consumer made no progress")
+
+
+def _entries_read(client: redis.Redis) -> int:
+    for info in client.xinfo_groups(STREAM):
+        if info["name"] in (GROUP, GROUP.encode()):
+            return int(info.get("entries-read") or 0)
+    return 0
+
+
+def test_sigkill_at_random_points_loses_and_duplicates_nothing(
+    stream_home: StreamHome, stream_client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = stream_home.settings.model_copy(update={"engram_home": tmp_path / "home"})
+    save_layout(settings, stream_home.layout)  # the consumer reads it; no Feast import there
+    (settings.offline_dir).mkdir(parents=True)
+    catalog = stream_home.settings.offline_dir / "catalog.parquet"
+    (settings.offline_dir / "catalog.parquet").write_bytes(catalog.read_bytes())
+    lines = [line for line in stream_home.paths.signals.read_bytes().splitlines() if line.strip()]
+    stream_client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+
+    # Producing goes on while consumers die: a quarter now, the rest in chunks meanwhile.
+    produce(stream_client, lines[: len(lines) // 4])
+    rest = lines[len(lines) // 4 :]
+
+    def feed() -> None:
+        with redis.Redis.from_url(stream_home.stream_url) as client:
+            for start_at in range(0, len(rest), 100):
+                produce(client, rest[start_at : start_at + 100])
+                time.sleep(0.02)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    chance = random.Random(6)
+    for kill in range(KILLS):
+        # Alternate: the same name comes back (re-reads its own pending entries), or a new
+        # one does (claims the dead one's entries once idle).
+        consumer = start(stream_home, settings.engram_home, f"c{kill % 2 if kill < 4 else kill}")
+        wait_for_progress(stream_client, _entries_read(stream_client))
+        time.sleep(chance.uniform(0.0, 0.4))
+        consumer.send_signal(signal.SIGKILL)
+        consumer.wait()
+        assert consumer.returncode == -signal.SIGKILL
+    feeder.join()
+    last = start(stream_home, settings.engram_home, "last")
+    deadline = time.monotonic() + 60
+    while group_lag(stream_client, STREAM, GROUP) != {"lag": 0, "pending": 0}:
+        assert time.monotonic() < deadline, group_lag(stream_client, STREAM, GROUP)
+        assert last.poll() is None, last.stderr.read() if last.stderr else ""
+        time.sleep(0.05)
+    last.send_signal(signal.SIGTERM)
+    assert last.wait(timeout=30) == 0
+
+    truth = load_truth(stream_home.paths.truth)
+    totals = {k.decode(): int(v) for k, v in stream_client.hgetall("engram:stream:totals").items()}
+    by_type = {SIGNAL_TYPES[int(k[1:])]: v for k, v in totals.items() if k.startswith("t")}
+    assert by_type == {k: v for k, v in truth.counts.by_type.items() if v}
+    assert sum(by_type.values()) == truth.counts.valid_unique
+    assert totals["rejected"] == sum(truth.counts.malformed.values())
+    assert dead_letter.read(settings).num_rows == totals["rejected"]
+    assert stream_client.xlen(f"{STREAM}:dead") == 0
+    # Per user, against a plain count of the file's valid events (first copy of each id).
+    first: dict[str, str] = {}
+    for event_id, user in normalized_events(lines):
+        first.setdefault(event_id, user)
+    expected = Counter(first.values())
+    assert sum(expected.values()) == truth.counts.valid_unique
+    for user, count in expected.items():
+        assert int(stream_client.hget(f"engram:stream:u:{user}", "n")) == count, user
+
+
+def normalized_events(lines: list[bytes]) -> list[tuple[str, str]]:
+    accepted = normalize_records(lines, source="test", ingested_at=datetime.now(UTC)).accepted
+    ids, users = accepted.column("event_id").to_pylist(), accepted.column("user_id").to_pylist()
+    return list(zip(ids, users, strict=True))

@@ -1,0 +1,55 @@
+"""The stream hands text signals to the memory service: remembered once, however redelivered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from pymilvus import MilvusClient
+
+from engram.settings import Settings
+from memory.service import build_memory_service
+from memory.store import DEFAULT_COLLECTION
+from pipelines.stream.process import open_context, process_batch
+from tests.pipelines.stream.conftest import StreamHome
+
+SIGNALS = [
+    {"event_id": "m1", "user_id": "mia", "ts": "2026-11-01T10:00:00Z", "type": "message",
+     "text": "I'm vegetarian, by the way", "context": {"speaker": "user", "session_id": "c1"}},
+    {"event_id": "m2", "user_id": "mia", "ts": "2026-11-01T10:01:00Z", "type": "view",
+     "item_id": "i1"},
+]  # fmt: skip
+
+
+@pytest.fixture
+def home(
+    request: pytest.FixtureRequest, tmp_path: Path, milvus_uri: str, stream_home: StreamHome
+) -> Iterator[Settings]:
+    cache = getattr(request.config, "cache", None)
+    models = Path(cache.mkdir("engram-models")) if cache else tmp_path / "models"
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "models").symlink_to(models, target_is_directory=True)
+    client = MilvusClient(uri=milvus_uri)
+    client.drop_collection(DEFAULT_COLLECTION)
+    yield stream_home.settings.model_copy(
+        update={"engram_home": tmp_path / "home", "milvus_uri": milvus_uri}
+    )
+    client.drop_collection(DEFAULT_COLLECTION)
+    client.close()
+
+
+def test_text_signals_become_memories_once(
+    home: Settings, stream_home: StreamHome, stream_client: redis.Redis
+) -> None:
+    service = build_memory_service(home)
+    try:
+        ctx = open_context(home, stream_client, stream_home.layout, memory=service)
+        first = process_batch(ctx, SIGNALS, keep_rejected=False)
+        assert first.memories["signals"] == 1 and first.memories["written"] >= 1
+        assert any("vegetarian" in m.text.lower() for m in service.list("mia"))
+        again = process_batch(ctx, SIGNALS, keep_rejected=False)  # redelivered
+        assert again.new == 0 and again.memories["written"] == 0
+    finally:
+        service.close()

@@ -1,0 +1,58 @@
+"""Candidates: each source's best unseen items, merged with the sources that proposed them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from ranking.candidates import CandidateSet, generate, key_of, source_recall
+
+AT = pd.Timestamp("2026-01-01", tz="UTC")
+ITEMS = pd.Index([f"i{n}" for n in range(10)])
+
+
+class Fixed:
+    """A source with the same scores for every user."""
+
+    def __init__(self, name: str, scores: list[float]) -> None:
+        self.name = name
+        self._scores = np.asarray(scores, dtype=float)
+
+    def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
+        return np.tile(self._scores, (len(user_ids), 1))
+
+
+def test_the_union_keeps_each_candidates_sources_and_skips_seen_items() -> None:
+    up = Fixed("up", list(range(10)))  # best: i9, i8, i7 ...
+    down = Fixed("down", list(range(10, 0, -1)))  # best: i0, i1, ...
+    got = generate([up, down], ["u"], pd.DatetimeIndex([AT]), ITEMS,
+                   exclude={"u": {"i9"}}, limits={"up": 2, "down": 2})  # fmt: skip
+    frame = got.frame.set_index("item_id")
+    assert sorted(frame.index) == ["i0", "i1", "i7", "i8"]
+    assert frame.loc["i8", "sources"] == "up" and frame.loc["i0", "sources"] == "down"
+    assert frame.loc["i8", "rank_up"] == 1 and frame.loc["i7", "rank_up"] == 2
+    assert frame.loc["i8", "score_down"] == 2.0  # every source scores every candidate
+    assert got.lists["up"][key_of("u", AT)][:2] == ["i8", "i7"]
+
+
+def test_an_item_both_sources_propose_counts_both() -> None:
+    same = [Fixed("a", list(range(10))), Fixed("b", list(range(10)))]
+    got = generate(same, ["u"], pd.DatetimeIndex([AT]), ITEMS, limits={"a": 1, "b": 1})
+    assert got.frame[["item_id", "sources", "n_sources"]].values.tolist() == [["i9", "a+b", 2]]
+
+
+def test_only_scores_exactly_the_given_items() -> None:
+    got = generate([Fixed("a", list(range(10)))], ["u"], pd.DatetimeIndex([AT]), ITEMS,
+                   limits={"a": 1}, only=["i2", "i5"])  # fmt: skip
+    assert sorted(got.frame["item_id"]) == ["i2", "i5"]
+    assert got.frame.set_index("item_id").loc["i2", "sources"] == ""
+
+
+def test_source_recall_counts_relevant_items_in_each_list() -> None:
+    frame = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["i1", "i2"]})
+    got = CandidateSet(frame, {"a": {key_of("u", AT): ["i1", "i3"]}})
+    recall = source_recall(got, {"u": frozenset({"i1", "i2"})}, pd.Series({"u": AT}), ks=(1, 2))
+    assert recall["a"] == {"recall@1": 0.5, "recall@2": 0.5}
+    assert recall["union"] == {"recall": 1.0, "mean_size": 2.0}

@@ -1,0 +1,77 @@
+"""The model matrix: source, user x item, request and service features, as of each row's time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ranking.features import CONTEXT_FEATURES, Context, UserMemories, assemble, feature_names
+from ranking.history import UserHistory
+from ranking.item_vectors import ItemVectors
+
+T0 = pd.Timestamp("2026-01-01 09:00", tz="UTC")
+DAY = pd.Timedelta(days=1)
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+VECTORS = ItemVectors(
+    np.asarray(["a", "b", "c", "d"], dtype=object),
+    np.vstack([unit(1, 0, 0), unit(1, 0.1, 0), unit(0, 1, 0), unit(0, 0, 1)]),
+)
+CATEGORIES = pd.Series({"a": "x", "b": "x", "c": "y", "d": "z"})
+
+
+def context(memories: dict[str, UserMemories] | None = None) -> Context:
+    log = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "u"],
+            "item_id": ["a", "c", "d"],
+            "ts": [T0, T0 + DAY, T0 + 5 * DAY],  # d comes after the rows' time: never seen
+            "weight": [1.0, -1.0, 1.0],
+        }
+    )
+    return Context(VECTORS, UserHistory(log), CATEGORIES, memories or {})
+
+
+def rows(items: list[str], at: pd.Timestamp) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "user_id": "u", "at": at, "item_id": items, "n_sources": 1,
+            "score_s": np.arange(len(items), dtype=float), "rank_s": np.arange(1, len(items) + 1),
+        }
+    )  # fmt: skip
+
+
+def test_columns_follow_the_feature_list_and_rows_keep_their_order() -> None:
+    frame = rows(["b", "c"], T0 + 3 * DAY)
+    service = pd.DataFrame({"item_events_all": [5, None]})
+    got = assemble(frame, service, context(), ["s"], ["item_events_all"])
+    assert list(got.columns) == feature_names(["s"], ["item_events_all"])
+    assert got["score_s"].tolist() == [0.0, 1.0]
+    assert got["item_events_all"].tolist()[0] == 5 and np.isnan(got["item_events_all"].iloc[1])
+
+
+def test_user_item_features_use_only_contacts_before_the_time() -> None:
+    at = T0 + 3 * DAY
+    got = assemble(rows(["b", "c"], at), pd.DataFrame(index=range(2)), context(), ["s"], [])
+    b, c = got.iloc[0], got.iloc[1]
+    assert b["user_contacts"] == 2  # a and c; d is later
+    assert b["days_since_category"] == 3.0  # a, same category x, 3 days before
+    assert c["days_since_category"] == 2.0  # c itself, 2 days before
+    assert b["days_since_similar"] == 3.0 and b["sim_recent_max"] > 0.99
+    assert c["sim_dislike"] > 0.99  # c was rated low
+    assert b["sim_taste"] > 0.99  # the taste is a (the liked item), d is not yet known
+    assert b["hour_of_day"] == 9.0 and b["days_since_last_contact"] == 2.0
+    assert np.isnan(b["sim_pref_memory"])
+
+
+def test_memories_feed_their_similarities() -> None:
+    memories = {"u": UserMemories(preferences=unit(0, 0, 1)[None, :])}
+    got = assemble(rows(["d"], T0 + DAY / 2), pd.DataFrame(index=range(1)), context(memories),
+                   ["s"], [])  # fmt: skip
+    assert got["sim_pref_memory"].iloc[0] > 0.99
+    assert set(CONTEXT_FEATURES) <= set(got.columns)
