@@ -454,10 +454,12 @@ from loadtest.cli import loadtest  # noqa: E402  # registered last, beside its p
 main.add_command(loadtest)
 
 from ranking.cli import evaluate as eval_command  # noqa: E402
+from ranking.cli import rank as rank_command  # noqa: E402
 from ranking.cli import train as train_command  # noqa: E402
 
 main.add_command(train_command)
 main.add_command(eval_command)
+main.add_command(rank_command)
 
 from serving.cli import serve  # noqa: E402  (the API; imports Flask only when run)
 

@@ -48,6 +48,10 @@ err_console = Console(stderr=True)
     "--warmup", default="10s", show_default=True,
     help="Same traffic before the measured run, not counted (0: none).",
 )  # fmt: skip
+@click.option(
+    "--train/--no-train", default=True, show_default=True,
+    help="When preparing data, train the ranker (if `engram train` exists).",
+)  # fmt: skip
 @click.option("--url", help="Load a server already running here instead of starting one.")
 @click.option("--api-key", envvar="ENGRAM_LOADTEST_API_KEY", help="Key for --url.")
 @click.option("--markdown", is_flag=True, help="Also print the figures as Markdown tables.")
@@ -73,6 +77,7 @@ def _loadtest(
     out: Path | None,
     slo_path: Path | None,
     preset: str,
+    train: bool,
     warmup: str,
     url: str | None,
     api_key: str | None,
@@ -93,6 +98,7 @@ def _loadtest(
         soak=soak,
         config_path=slo_path,
         preset=preset,
+        train=train,
         warmup_s=0 if warmup.strip() in ("0", "0s") else parse_duration(warmup),
         url=url,
         api_key=api_key,

@@ -43,6 +43,7 @@ class LoadOptions:
     warmup_s: int = 10  # same traffic first, not measured: lazy loads and caches fill here
     config_path: Path | None = None
     preset: str = "demo"
+    train: bool = True  # when preparing data, train the ranker if `engram train` exists
     url: str | None = None  # a server already running: start nothing
     api_key: str | None = None  # with `url`
     server_command: tuple[str, ...] | None = None  # instead of `engram serve` (tests)
@@ -169,7 +170,7 @@ def _serve_and_load(
 ) -> LoadResult:
     out = options.out
     steps_log = out / "steps.log"
-    data_dir = stack.prepare_data(settings, env, options.preset, steps_log, say)
+    data_dir = stack.prepare_data(settings, env, options.preset, steps_log, say, options.train)
     key = secrets.token_urlsafe(24)
     pool = _build_pool(settings, config, options, data_dir, key)
     port = _free_port()

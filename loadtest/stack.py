@@ -65,7 +65,12 @@ def has_command(name: str) -> bool:
 
 
 def prepare_data(
-    settings: Settings, env: dict[str, str], preset: str, log: Path, say: Callable[[str], None]
+    settings: Settings,
+    env: dict[str, str],
+    preset: str,
+    log: Path,
+    say: Callable[[str], None],
+    train: bool = True,
 ) -> Path:
     """Generate, ingest (with memories), materialize and train when ENGRAM_HOME has no features.
 
@@ -89,7 +94,7 @@ def prepare_data(
     )  # fmt: skip
     say("data: materialize")
     materialize(env, log)
-    if has_command("train"):
+    if train and has_command("train"):
         say("data: train the ranker")
         run_step(engram_command("train"), env, log)
     return data_dir

@@ -350,7 +350,7 @@ def forget_everywhere(
         memories = store.delete_user(user_id) if store.exists() else 0
     finally:
         store.close()
-    online, stream_state = _forget_in_redis(settings, user_id)
+    online, stream, stream_state = _forget_in_redis(settings, user_id)
     return {
         "user_id": user_id,
         "memories": memories,
@@ -358,6 +358,7 @@ def forget_everywhere(
         "dead_letter": dead_letter.forget_user(settings, user_id),
         "feature_rows": _forget_feature_rows(settings, user_id),
         "online": online,
+        "stream": stream,
         "stream_state": stream_state,
     }
 
@@ -387,18 +388,23 @@ def _forget_feature_rows(settings: Settings, user_id: str) -> int:
     return removed
 
 
-def _forget_in_redis(settings: Settings, user_id: str) -> tuple[int, int]:
-    """Delete the user's online feature row (all user views live in one Redis hash per user)
-    and their stream window state; returns what each removed."""
+def _forget_in_redis(settings: Settings, user_id: str) -> tuple[int, int, int]:
+    """Delete the user's online feature row (all user views live in one Redis hash per user),
+    their entries in the signals stream and its dead-letter stream, and their stream window
+    state; returns what each removed."""
     import redis
     import yaml
 
     from engram.feast_codec import redis_key
     from engram.feature_store import FEATURE_REPO
     from engram.services import resolve_redis_url
+    from pipelines.stream.consumer import ConsumerConfig
+    from pipelines.stream.producer import STREAM, forget_entries
     from pipelines.stream.state import forget_user_state
 
     project = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())["project"]
     with redis.Redis.from_url(resolve_redis_url(settings)) as client:
         online = int(client.delete(redis_key(project, ["user_id"], [user_id])))
-        return online, forget_user_state(client, user_id)
+        streams = (STREAM, ConsumerConfig(stream=STREAM).dead_stream)
+        stream = sum(forget_entries(client, user_id, name) for name in streams)
+        return online, stream, forget_user_state(client, user_id)

@@ -55,8 +55,14 @@ class ModelSource:
         return np.asarray(self.model.score_batch(list(user_ids), at, list(items)))  # type: ignore[attr-defined]
 
 
+class VectorRows(Protocol):
+    """Anything that gives item vectors by id (ItemVectors, ranking.features.ItemTable)."""
+
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray: ...
+
+
 def taste_vector(
-    vectors: ItemVectors,
+    vectors: VectorRows,
     items: np.ndarray,
     weights: np.ndarray,
     memory_vectors: np.ndarray | None = None,

@@ -1,14 +1,33 @@
-"""`engram train` and `engram eval`: thin commands over ranking.fit and ranking.evaluate."""
+"""`engram train`, `engram eval` and `engram rank`: thin commands over ranking.fit,
+ranking.evaluate and ranking.ranker."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
-from engram.cli import handle_errors
 from engram.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(command: F) -> F:
+    """engram.cli's `handle_errors`, imported when the command runs: engram.cli imports this
+    module to register its commands, so importing engram.cli here would be circular."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from engram.cli import handle_errors as handled
+
+        return handled(command)(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 @click.command()
@@ -70,3 +89,139 @@ def evaluate(
     click.echo()
     click.echo(candidates_table(result.candidates))
     click.echo(f"\nreport: {result.report}")
+
+
+MEMORY_MATCH = 0.3  # cosine from which a preference memory is named as a reason for an item
+EXPLAINED = 5  # ranked items shown with their matched memories
+
+
+@click.command("rank")
+@click.argument("user_id", required=False)
+@click.option("--sample", is_flag=True, help="Rank for a sample user with history.")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--version", help="Model version (default: the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the ranked items as one JSON object.")
+@click.pass_obj
+@handle_errors
+def rank(
+    settings: Settings,
+    user_id: str | None,
+    sample: bool,
+    k: int,
+    version: str | None,
+    as_json: bool,
+) -> None:
+    """Rank USER_ID's items (or a sample user's) with the latest model: title, category,
+    score and why (candidate sources, top features, matched preference memories)."""
+    from engram.errors import InvalidInputError
+    from ranking.evaluate import catalog_frame
+    from ranking.ranker import load_ranker
+
+    if sample == (user_id is not None):
+        raise InvalidInputError("user_id", "give a USER_ID or --sample")
+    ranker = load_ranker(settings, version)
+    user = user_id or _sample_user(settings, ranker)
+    result = ranker.rank(user, k)
+    catalog = catalog_frame(settings).drop_duplicates("item_id").set_index("item_id")
+    memories = _matched_memories(settings, ranker, user, [i for i, _ in result.items[:EXPLAINED]])
+    items = []
+    for item_id, score in result.items:
+        row = catalog.loc[item_id] if item_id in catalog.index else None
+        items.append({
+            "item_id": item_id,
+            "title": _text(row, "title"),
+            "category": _text(row, "category"),
+            "score": round(score, 4),
+            **result.reasons.get(item_id, {}),
+            "memories": memories.get(item_id, []),
+        })  # fmt: skip
+    if as_json:
+        out = {"user_id": user, "model_version": result.model_version, "items": items}
+        click.echo(json.dumps(out, ensure_ascii=False))
+        return
+    _print_ranked(user, result.model_version, items)
+
+
+def _text(row: Any, column: str) -> str | None:
+    if row is None or column not in row.index:
+        return None
+    value = row[column]
+    return value if isinstance(value, str) else None
+
+
+def _sample_user(settings: Settings, ranker: Any) -> str:
+    """The user who wrote the most (they have memories), when they have contacts too; else
+    the user with the most contacts."""
+    from memory.ingest import busiest_writer
+    from pipelines import duck, event_store
+
+    history = ranker.inputs.context.history
+    writer = busiest_writer(event_store.scan(duck.connect(settings), settings))
+    if writer is not None and len(history.before(writer, 2**62).items):
+        return str(writer)
+    if not history.users:
+        from engram.errors import InvalidInputError
+
+        raise InvalidInputError("sample", "no user has any history: run `engram ingest`")
+    return str(max(history.users, key=lambda u: len(history.before(u, 2**62).items)))
+
+
+def _matched_memories(
+    settings: Settings, ranker: Any, user_id: str, item_ids: list[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """Each item's closest live preference memories of the user (cosine >= MEMORY_MATCH);
+    nothing when the user has none or the memory store is not there."""
+    import numpy as np
+    from pymilvus.exceptions import MilvusException
+
+    from engram.errors import EngramError
+    from memory.service import build_memory_service
+
+    if not item_ids or ranker._embedder is None:
+        return {}
+    try:
+        service = build_memory_service(settings, embedder=ranker._embedder)
+    except (EngramError, MilvusException):
+        return {}
+    try:
+        stored = service.store.fetch(
+            [user_id], as_of=datetime.now(UTC), kinds=["preference"], with_vectors=True
+        )
+    finally:
+        service.close()
+    stored = [s for s in stored if s.vector is not None]
+    if not stored:
+        return {}
+    vectors = np.stack([s.vector for s in stored if s.vector is not None])
+    sims = ranker.inputs.context.table.rows(item_ids) @ vectors.T
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row, item_id in enumerate(item_ids):
+        best = [j for j in np.argsort(-sims[row])[:2] if sims[row, j] >= MEMORY_MATCH]
+        if best:
+            out[item_id] = [
+                {"text": stored[j].memory.text, "similarity": round(float(sims[row, j]), 3)}
+                for j in best
+            ]
+    return out
+
+
+def _print_ranked(user_id: str, version: str, items: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{user_id}: top {len(items)} ({version})")
+    for column in ("#", "item", "title", "category", "score", "why"):
+        table.add_column(column)
+    for position, item in enumerate(items, start=1):
+        why = [f"sources: {', '.join(item.get('sources', [])) or '-'}"]
+        why.append(
+            "features: " + ", ".join(
+                f"{f['name']} {f['contribution']:+.3f}" for f in item.get("top_features", [])
+            )
+        )  # fmt: skip
+        why += [f"memory: {m['text']} ({m['similarity']:.2f})" for m in item["memories"]]
+        table.add_row(
+            str(position), item["item_id"], item["title"] or "", item["category"] or "",
+            f"{item['score']:.3f}", "\n".join(why),
+        )  # fmt: skip
+    Console().print(table)

@@ -8,6 +8,7 @@ product is cosine.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,9 +61,9 @@ class ItemVectors:
         if len(self.ids) != len(self.matrix):
             raise InvalidInputError("item vectors", "one vector per item id is needed")
 
-    @property
+    @functools.cached_property
     def index(self) -> pd.Index:
-        """Row of each item id."""
+        """Row of each item id (built once: the sources look items up per request)."""
         return pd.Index(self.ids)
 
     def rows(self, item_ids: Sequence[str]) -> np.ndarray:

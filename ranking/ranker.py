@@ -20,7 +20,7 @@ from engram.errors import InvalidInputError, UnknownUserError
 from engram.settings import Settings
 from ranking.baselines import to_micros
 from ranking.candidates import generate
-from ranking.features import assemble
+from ranking.features import assemble_user
 from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
 
@@ -55,6 +55,13 @@ class Ranker:
         self._reader = reader  # ranking.online_features.ServiceReader
         self._item_store = item_store
         self._embedder = embedder
+        categories = inputs.context.categories
+        self._category = {
+            str(item): category
+            for item, category in zip(categories.index, categories.to_numpy(), strict=True)
+            if isinstance(category, str)
+        }
+        inputs.context.table  # noqa: B018  (built now, not on the first request)
 
     @property
     def version(self) -> str:
@@ -63,21 +70,35 @@ class Ranker:
 
     def features(self, frame: pd.DataFrame, at: datetime) -> pd.DataFrame:
         """The model matrix of candidate rows of one user at `at`, service read online."""
-        users = frame["user_id"].astype(str).unique()
+        return pd.DataFrame(self.matrix(frame, at), index=frame.index, columns=self.model.features)
+
+    def matrix(self, frame: pd.DataFrame, at: datetime) -> np.ndarray:
+        """`features` as a C-contiguous float64 array: `assemble_user` on the frame's columns
+        and the service values read online (ttl enforced as the point-in-time join does)."""
+        users = frame["user_id"].unique()
         if len(users) != 1:
             raise InvalidInputError("candidates", "rows of exactly one user are needed")
-        items = frame["item_id"].astype(str).tolist()
-        categories = self.inputs.context.categories.reindex(items)
-        request = {"item_category": [c if isinstance(c, str) else None for c in categories]}
-        read = self._reader.read(
-            {"user_id": [users[0]], "item_id": items}, request, enforce_ttl=True, now=at
-        )
-        service = pd.DataFrame({name: read.values(name) for name in read.names},
-                               index=frame.index)  # fmt: skip
-        return assemble(
-            frame, service, self.inputs.context, self.inputs.source_names,
-            self.inputs.service_features,
+        user, items = str(users[0]), [str(i) for i in frame["item_id"].tolist()]
+        names = self.inputs.source_names
+        scores = np.column_stack([frame[f"score_{s}"].to_numpy(dtype=float) for s in names])
+        ranks = np.column_stack([frame[f"rank_{s}"].to_numpy(dtype=float) for s in names])
+        return assemble_user(
+            self.inputs.context, user, epoch_micros(at), items, scores, ranks,
+            frame["n_sources"].to_numpy(dtype=float), self.service(user, items, at),
         )  # fmt: skip
+
+    def service(self, user_id: str, items: list[str], at: datetime) -> np.ndarray:
+        """The feature service's values (items x service features) read online at `at`."""
+        request = {"item_category": [self._category.get(i) for i in items]}
+        read = self._reader.read(
+            {"user_id": [user_id], "item_id": items}, request, enforce_ttl=True, now=at
+        )
+        return read.matrix(self.inputs.service_features)
+
+    def score(self, matrix: np.ndarray) -> np.ndarray:
+        """The model's scores of model-matrix rows, on one thread (a request is ~100 rows:
+        more threads only add their start-up cost)."""
+        return np.asarray(self.model.booster.predict(matrix, num_threads=1))
 
     def rank(
         self,
@@ -114,24 +135,26 @@ class Ranker:
             if not len(seen.items) and candidates is None:
                 raise UnknownUserError(user_id)
             return RankResult([], self.version)
-        matrix = self.features(frame, moment.to_pydatetime())
-        scores = self.model.booster.predict(matrix[self.model.features])
-        order = np.lexsort((frame["item_id"].to_numpy(), -scores))[:k]
-        contributions = self.model.booster.predict(
-            matrix[self.model.features].iloc[order], pred_contrib=True
-        )[:, :-1]
+        matrix = self.matrix(frame, moment.to_pydatetime())
+        scores = self.score(matrix)
+        item_ids = frame["item_id"].to_numpy()
+        order = np.lexsort((item_ids, -scores))[:k]
+        contributions = self.model.booster.predict(matrix[order], pred_contrib=True, num_threads=1)[
+            :, :-1
+        ]
         names = self.model.features
+        sources = frame["sources"].to_numpy()
         reasons = {}
         for row, position in enumerate(order):
             top = np.argsort(-np.abs(contributions[row]))[:TOP_REASONS]
-            reasons[str(frame["item_id"].iloc[position])] = {
-                "sources": [s for s in str(frame["sources"].iloc[position]).split("+") if s],
+            reasons[str(item_ids[position])] = {
+                "sources": [s for s in str(sources[position]).split("+") if s],
                 "top_features": [
                     {"name": names[j], "contribution": round(float(contributions[row, j]), 4)}
                     for j in top
                 ],
             }
-        items = [(str(frame["item_id"].iloc[i]), float(scores[i])) for i in order]
+        items = [(str(item_ids[i]), float(scores[i])) for i in order]
         return RankResult(items, self.version, reasons)
 
     def _query_hits(self, query: str) -> list[tuple[str, float]]:
@@ -139,6 +162,15 @@ class Ranker:
             raise InvalidInputError("query", "this ranker has no item vector store")
         vector = self._embedder.embed([query])
         return self._item_store.search(vector, QUERY_HITS)[0]
+
+
+def epoch_micros(at: datetime) -> int:
+    """Epoch microseconds of an aware time (exact: no float seconds)."""
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any | None = None
@@ -182,4 +214,4 @@ def _warm(ranker: Ranker) -> None:
             source.scores([some], now, ranker.inputs.items[:1])
 
 
-__all__ = ["RankResult", "Ranker", "load_ranker"]
+__all__ = ["RankResult", "Ranker", "epoch_micros", "load_ranker"]

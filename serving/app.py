@@ -15,7 +15,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import duckdb
 import orjson
 from flask import Flask
 from flask.json.provider import JSONProvider
@@ -24,6 +23,7 @@ from engram.errors import ConfigError
 from engram.services import resolve_redis_url
 from engram.settings import Settings, get_settings
 from memory.store import DEFAULT_COLLECTION
+from pipelines.normalize import RecordNormalizer
 from serving import features, health, memories, rank, signals, users
 from serving.auth import load_keys, parse_keys
 from serving.backends import FeatureReader, MemoryHandle, RankService, redis_client
@@ -96,7 +96,7 @@ def create_app(
         redis_url=redis_url,
         redis=client,
         redis_breaker=redis_breaker,
-        duck=duckdb.connect(),
+        normalizer=RecordNormalizer(),
         features=FeatureReader(settings, redis_url, client, redis_breaker),
         memories=memory_handle,
         ranking=ranking,

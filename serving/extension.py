@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import duckdb
 import redis
 from flask import current_app
 
 from engram.settings import Settings
+from pipelines.normalize import RecordNormalizer
 from serving.backends import FeatureReader, MemoryHandle, RankService
 from serving.breaker import Breaker
 from serving.metrics import Metrics
@@ -26,7 +26,7 @@ class Engram:
     redis_url: str
     redis: redis.Redis
     redis_breaker: Breaker
-    duck: duckdb.DuckDBPyConnection  # in-memory; one cursor per request (validation)
+    normalizer: RecordNormalizer  # the contract's checks, planned once (thread-safe)
     features: FeatureReader
     memories: MemoryHandle
     ranking: RankService
@@ -39,7 +39,7 @@ class Engram:
         self.ranking.stop()
         self.memories.close()
         self.redis.close()
-        self.duck.close()
+        self.normalizer.close()
 
 
 def engram() -> Engram:

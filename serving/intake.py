@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from engram.settings import Settings
 from pipelines import dead_letter
-from pipelines.normalize import normalize_records
+from pipelines.normalize import RecordNormalizer
 from serving.errors import ApiError
 
 MAX_RECORDS = 1_000  # per request; larger loads go through files (`engram ingest`) or the stream
@@ -76,13 +75,11 @@ def _bounded(parsed: Parsed) -> Parsed:
     return parsed
 
 
-def check_records(settings: Settings, con: duckdb.DuckDBPyConnection, parsed: Parsed) -> Checked:
+def check_records(settings: Settings, normalizer: RecordNormalizer, parsed: Parsed) -> Checked:
     """Validate with the contract's rules; rejections are stored in the dead-letter store."""
     if not parsed.records:
         return Checked([], [])
-    normalized = normalize_records(
-        parsed.records, source="api", ingested_at=datetime.now(UTC), con=con
-    )
+    normalized = normalizer.normalize(parsed.records, source="api", ingested_at=datetime.now(UTC))
     rejected = normalized.rejected
     positions = rejected.column("position").to_pylist()
     rejections = [

@@ -20,11 +20,7 @@ def post_signals() -> tuple[Response, int]:
     sync = query_flag("sync")
     ext = engram()
     parsed = parse_body(request.get_data(cache=False), request.mimetype)
-    cursor = ext.duck.cursor()
-    try:
-        checked = check_records(ext.settings, cursor, parsed)
-    finally:
-        cursor.close()
+    checked = check_records(ext.settings, ext.normalizer, parsed)
     accepted = as_text(checked.accepted)
     guarded(ext.redis_breaker, "redis", lambda: ext.produce(ext.redis, accepted))
     body: dict[str, object] = {

@@ -8,16 +8,14 @@
 - ?sync=true: `pipelines.stream.process.process_batch`, the stream consumer's own step, so the
   online features and memories are readable on return (the consumer later sees the same
   records on the stream and counts them once: its event_id markers dedupe them);
-- forgetting in the stream: the user's entries and their window state.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -25,8 +23,6 @@ from engram.errors import EngramError
 from engram.settings import Settings
 from pipelines.stream import producer
 from pipelines.stream.process import MemorySink, StreamContext, open_context, process_batch
-from pipelines.stream.state import PREFIX as STATE_PREFIX
-from pipelines.stream.state import forget_user_state
 from pipelines.stream.views import load_layout
 from serving.ports import Ranker
 
@@ -34,7 +30,6 @@ log = logging.getLogger("engram.serving")
 
 SIGNALS_STREAM = producer.STREAM
 STREAM_FIELD = producer.FIELD
-_SCAN_CHUNK = 1_000
 
 
 def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | None:
@@ -60,41 +55,6 @@ def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | No
 def produce(client: redis.Redis, records: Sequence[str]) -> int:
     """Append raw signals to the signals stream in one round trip; how many were added."""
     return len(producer.produce(client, records))
-
-
-def forget_in_stream(client: redis.Redis, user_id: str, stream: str = SIGNALS_STREAM) -> int:
-    """Delete the user's entries from the stream (a scan of it: an admin operation)."""
-    removed = 0
-    start = "-"
-    while True:
-        entries = cast(
-            list[tuple[Any, dict[Any, Any]]],
-            client.xrange(stream, min=start, max="+", count=_SCAN_CHUNK),
-        )
-        mine = [entry_id for entry_id, fields in entries if _names_user(fields, user_id)]
-        if mine:
-            removed += cast(int, client.xdel(stream, *mine))
-        if len(entries) < _SCAN_CHUNK:
-            return removed
-        last = entries[-1][0]
-        last_text = last.decode() if isinstance(last, bytes) else str(last)
-        start = "(" + last_text
-
-
-def _names_user(fields: dict[Any, Any], user_id: str) -> bool:
-    for value in fields.values():
-        try:
-            record = json.loads(value)
-        except (ValueError, TypeError):
-            continue
-        if isinstance(record, dict) and str(record.get("user_id")) == user_id:
-            return True
-    return False
-
-
-def forget_stream_state(client: redis.Redis, user_id: str, prefix: str = STATE_PREFIX) -> int:
-    """Delete the user's window state of the stream and their place in items' user sets."""
-    return forget_user_state(client, user_id, prefix=prefix)
 
 
 class StreamSync:

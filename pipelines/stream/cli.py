@@ -102,6 +102,14 @@ def _stream(
     from pipelines.stream.process import open_context
     from pipelines.stream.views import load_layout
 
+    # Handlers first: a stop asked for during the slow setup below still ends the run cleanly.
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)  # finish the batch in hand, acknowledge it, then leave
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     url = resolve_redis_url(settings)
     client = redis.Redis.from_url(url)
     memory = None
@@ -120,13 +128,6 @@ def _stream(
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port, registry=metrics.registry)
-    stopping: list[int] = []
-
-    def stop(signum: int, _frame: FrameType | None) -> None:
-        stopping.append(signum)  # finish the batch in hand, acknowledge it, then leave
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     runner = Consumer(ctx, config, metrics)
     try:
         runner.run(lambda: bool(stopping), until_idle=until_idle)

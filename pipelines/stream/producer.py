@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -21,6 +21,7 @@ from engram.errors import ServiceUnavailableError
 STREAM = "engram:signals"  # serving.wiring.SIGNALS_STREAM: one name for producers and consumers
 FIELD = "signal"  # each entry holds one record's JSON text under this field
 DEFAULT_MAX_LEN = 10_000_000
+_SCAN_CHUNK = 1_000  # entries read per XRANGE when forgetting a user
 
 
 def _payload(record: Mapping[str, Any] | str | bytes) -> bytes | str:
@@ -96,6 +97,34 @@ def trim_processed(client: redis.Redis, stream: str = STREAM, *, approximate: bo
     # entries; neither form removes one at or above the floor.
     removed: Any = client.xtrim(stream, minid=floor, approximate=approximate)
     return int(removed)
+
+
+def forget_entries(client: redis.Redis, user_id: str, stream: str = STREAM) -> int:
+    """Delete the user's entries from a stream (a scan of it: an admin operation); how many.
+
+    Works on the signals stream and on its dead-letter stream alike: every field of an entry is
+    read as a JSON record, and an entry goes when one of them names the user."""
+    removed = 0
+    start = "-"
+    while True:
+        entries: Any = client.xrange(stream, min=start, max="+", count=_SCAN_CHUNK)
+        mine = [entry_id for entry_id, fields in entries if _names_user(fields, user_id)]
+        if mine:
+            removed += int(cast(int, client.xdel(stream, *mine)))
+        if len(entries) < _SCAN_CHUNK:
+            return removed
+        start = "(" + _text(entries[-1][0])
+
+
+def _names_user(fields: Mapping[Any, Any], user_id: str) -> bool:
+    for value in fields.values():
+        try:
+            record = json.loads(value)
+        except (ValueError, TypeError):
+            continue
+        if isinstance(record, dict) and str(record.get("user_id")) == user_id:
+            return True
+    return False
 
 
 def _text(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""`forget_everywhere` (the CLI's `engram forget`, the API's DELETE) clears the stream state too."""
+"""`forget_everywhere` (the CLI's `engram forget`, the API's DELETE) clears the stream too."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import redis
 
 from engram.settings import Settings
 from memory.service import forget_everywhere
+from pipelines.stream.producer import STREAM, produce
 from pipelines.stream.state import PREFIX, StateEvent, WindowState
 
 
-def test_forgetting_everywhere_clears_the_users_stream_state(
+def test_forgetting_everywhere_clears_the_users_stream_entries_and_state(
     tmp_path: Path, redis_url: str, milvus_uri: str
 ) -> None:
     settings = Settings(engram_home=tmp_path / "home", redis_url=redis_url, milvus_uri=milvus_uri)
@@ -26,8 +27,18 @@ def test_forgetting_everywhere_clears_the_users_stream_state(
         ]
     )
 
+    produce(
+        client, [{"event_id": "ev-3", "user_id": "ana"}, {"event_id": "ev-4", "user_id": "bob"}]
+    )
+    client.xadd(f"{STREAM}:dead", {"signal": '{"user_id": "ana"}', "reason": "poison"})
+
     removed = forget_everywhere(settings, "ana", collection=f"t_forget_{uuid.uuid4().hex[:8]}")
 
+    assert removed["stream"] == 2  # one entry in the stream, one in its dead-letter stream
+    assert [fields for _, fields in client.xrange(STREAM)] == [
+        {b"signal": b'{"event_id": "ev-4", "user_id": "bob"}'}
+    ]
+    assert client.xlen(f"{STREAM}:dead") == 0
     assert removed["stream_state"] == 5  # u, ue, uc, ui and item-1's user set
     assert [k for k in client.keys(f"{PREFIX}*") if b"ana" in k] == []
     assert client.smembers(f"{PREFIX}iu:item-1") == {b"bob"}

@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ranking.features import CONTEXT_FEATURES, Context, UserMemories, assemble, feature_names
+from ranking.baselines import to_micros
+from ranking.features import (
+    CONTEXT_FEATURES,
+    Context,
+    UserMemories,
+    assemble,
+    assemble_user,
+    feature_names,
+)
 from ranking.history import UserHistory
 from ranking.item_vectors import ItemVectors
 
@@ -75,3 +83,43 @@ def test_memories_feed_their_similarities() -> None:
                    ["s"], [])  # fmt: skip
     assert got["sim_pref_memory"].iloc[0] > 0.99
     assert set(CONTEXT_FEATURES) <= set(got.columns)
+
+
+def test_the_serving_path_equals_assemble_on_the_same_inputs() -> None:
+    memories = {
+        "u": UserMemories(preferences=unit(0, 0, 1)[None, :], dislikes=unit(0, 1, 0)[None, :])
+    }
+    ctx = context(memories)
+    at = T0 + 3 * DAY + pd.Timedelta(hours=5, microseconds=7)
+    items = ["b", "c", "d", "a", "unknown"]
+    frame = rows(items, at).assign(n_sources=[1, 2, 1, 3, 1])
+    service = pd.DataFrame({"f": [5.0, None, 1.5, 2.0, None]})
+    expected = assemble(frame, service, ctx, ["s"], ["f"])
+    got = assemble_user(
+        ctx, "u", int(to_micros([at])[0]), items, frame[["score_s"]].to_numpy(float),
+        frame[["rank_s"]].to_numpy(float), frame["n_sources"].to_numpy(float),
+        service.to_numpy(float),
+    )  # fmt: skip
+    assert got.flags.c_contiguous and got.shape == expected.shape
+    assert np.array_equal(got, expected.to_numpy(), equal_nan=True)
+    assert expected["hour_of_day"].iloc[0] == 14.0 and expected["day_of_week"].iloc[0] == 6.0
+    # A user with no contacts yet, and one the log has never seen.
+    for user, moment in (("u", T0 - DAY), ("nobody", at)):
+        frame = rows(items, moment).assign(user_id=user)
+        expected = assemble(frame, service, ctx, ["s"], ["f"])
+        got = assemble_user(
+            ctx, user, int(to_micros([moment])[0]), items, frame[["score_s"]].to_numpy(float),
+            frame[["rank_s"]].to_numpy(float), frame["n_sources"].to_numpy(float),
+            service.to_numpy(float),
+        )  # fmt: skip
+        assert np.array_equal(got, expected.to_numpy(), equal_nan=True)
+
+
+def test_rows_of_several_users_and_times_are_computed_per_group() -> None:
+    ctx = context()
+    early, late = rows(["b", "c"], T0 + DAY / 2), rows(["b", "c"], T0 + 3 * DAY)
+    both = pd.concat([late, early.assign(user_id="v"), early], ignore_index=True)
+    got = assemble(both, pd.DataFrame(index=range(6)), ctx, ["s"], [])
+    alone = [assemble(f, pd.DataFrame(index=range(2)), ctx, ["s"], [])
+             for f in (late, early.assign(user_id="v"), early)]  # fmt: skip
+    assert np.array_equal(got.to_numpy(), pd.concat(alone).to_numpy(), equal_nan=True)
