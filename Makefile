@@ -11,7 +11,7 @@ ENGRAM := ENGRAM_HOME=$(DEMO_HOME) $(BIN)/engram
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup lint typecheck test demo bench clean
+.PHONY: setup lint typecheck test demo loadtest clean
 
 $(STAMP): pyproject.toml
 	bash infra/install-system.sh
@@ -29,7 +29,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy engram pipelines memory ranking serving
+	$(BIN)/mypy engram pipelines memory ranking serving loadtest
 
 test: lint typecheck
 	$(BIN)/pytest
@@ -43,6 +43,12 @@ demo: setup
 	$(ENGRAM) memories list --sample --facts
 	$(ENGRAM) memories search --sample "where does the user live and what do they like"
 	$(ENGRAM) services stop
+
+# make loadtest LOADTEST_ARGS="--duration 2m --rate 150"; LOADTEST_ARGS=--soak for the 10-minute
+# soak. Starts what it needs on embedded defaults; the reports land in the run's output directory.
+LOADTEST_ARGS ?=
+loadtest: setup
+	$(ENGRAM) loadtest $(LOADTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache

@@ -49,7 +49,7 @@ def run_step(args: Sequence[str], env: dict[str, str], log: Path, timeout_s: flo
             list(args), env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout_s,
             check=False,
         )  # fmt: skip
-        err.write(f"# exit {done.returncode} after {time.monotonic() - began:.1f} s\n")
+        err.write(f"\n# exit {done.returncode} after {time.monotonic() - began:.1f} s\n")
     if done.returncode != 0:
         raise ServiceUnavailableError(
             "loadtest", f"`{' '.join(args)}` exited {done.returncode}; see {log}"

@@ -74,6 +74,18 @@ def top_k(scores: np.ndarray, k: int, tiebreak: np.ndarray | None = None) -> lis
     return result
 
 
+def catalog_columns(owner: object, fitted: pd.Index, item_ids: Sequence[str]) -> np.ndarray:
+    """Positions of `item_ids` among the fitted items (-1: unknown). A pd.Index (the ranker's
+    catalog, the same object on every request) is looked up once per owner and kept."""
+    if not isinstance(item_ids, pd.Index):
+        return fitted.get_indexer([str(item) for item in item_ids])
+    kept = owner.__dict__.get("_catalog_columns")
+    if kept is None or kept[0] is not item_ids:
+        kept = (item_ids, fitted.get_indexer(item_ids.astype(str)))
+        owner.__dict__["_catalog_columns"] = kept
+    return kept[1]
+
+
 def to_micros(values: pd.Series | pd.DatetimeIndex | Sequence[pd.Timestamp]) -> np.ndarray:
     """Timezone-aware timestamps as int64 microseconds since the epoch (UTC)."""
     index = pd.DatetimeIndex(values)
@@ -154,7 +166,7 @@ class _CatalogModel:
         micros = to_micros(cutoffs)
         if len(micros) != len(user_ids):
             raise InvalidInputError("cutoffs", f"{len(micros)} cutoffs for {len(user_ids)} users")
-        columns = self._item_index.get_indexer([str(item) for item in item_ids])
+        columns = catalog_columns(self, self._item_index, item_ids)
         result = np.full((len(user_ids), len(columns)), np.nan)
         users = [str(user) for user in user_ids]
         for start in range(0, len(users), self.batch_size):

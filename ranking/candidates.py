@@ -52,7 +52,7 @@ class ModelSource:
 
     def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
         """The model's scores (see `_CatalogModel.score_batch`)."""
-        return np.asarray(self.model.score_batch(list(user_ids), at, list(items)))  # type: ignore[attr-defined]
+        return np.asarray(self.model.score_batch(list(user_ids), at, items))  # type: ignore[attr-defined]
 
 
 class VectorRows(Protocol):
@@ -112,7 +112,8 @@ class EmbeddingSource:
             if taste is not None:
                 tastes[row], known[row] = taste, True
         has = columns >= 0
-        out[np.ix_(known, has)] = tastes[known] @ self.vectors.matrix[columns[has]].T
+        # Every vector scored, then picked: cheaper than copying the catalog's rows per request.
+        out[np.ix_(known, has)] = (tastes[known] @ self.vectors.matrix.T)[:, columns[has]]
         return out
 
 

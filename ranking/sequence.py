@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ranking.baselines import to_micros
+from ranking.baselines import catalog_columns, to_micros
 
 
 class SequentialCooccurrence:
@@ -84,7 +84,7 @@ class SequentialCooccurrence:
     ) -> np.ndarray:  # fmt: skip
         """Users x items scores as of each cutoff; NaN for unknown items, 0 for no evidence."""
         micros = to_micros(cutoffs)
-        columns = self._item_index.get_indexer([str(i) for i in item_ids])
+        columns = catalog_columns(self, self._item_index, item_ids)
         out = np.full((len(user_ids), len(columns)), np.nan)
         usable = np.searchsorted(self._when, micros, side="left")
         chosen = np.searchsorted(self._points, usable, side="right") - 1

@@ -60,6 +60,9 @@ def _serve(
                 "graceful_timeout": 10,
                 "keepalive": 5,
                 "accesslog": "-",
+                # gunicorn 27's control socket is one path per machine user: servers side by
+                # side (tests, load runs) would share it. Engram is managed by signals instead.
+                "control_socket_disable": True,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from engram.settings import Settings
+from tests.embedding_models import link_embedding_models
 
 pytest.importorskip("serving.app", reason="the HTTP server (serving/) is not there yet")
 
@@ -43,11 +44,7 @@ def home(
 
     from memory.store import DEFAULT_COLLECTION
 
-    cache = getattr(request.config, "cache", None)  # the ONNX export, shared with memory tests
-    if cache is not None:
-        (tmp_path / "home").mkdir()
-        models = Path(cache.mkdir("engram-models"))
-        (tmp_path / "home" / "models").symlink_to(models, target_is_directory=True)
+    link_embedding_models(request, tmp_path / "home")
     client = MilvusClient(uri=milvus_uri)
     client.drop_collection(DEFAULT_COLLECTION)
     yield Settings(engram_home=tmp_path / "home", redis_url=redis_url, milvus_uri=milvus_uri)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from engram.cli import main
 from engram.settings import get_settings
 from pipelines.generate import GenerateConfig, write_dataset
+from tests.embedding_models import link_embedding_models
 
 MODELS = ("lightgbm", "popularity", "recent_popularity", "item_knn", "als_asof", "als")
 METRICS = {"ndcg@10", "recall@10", "recall@100", "mrr", "coverage"}
@@ -25,9 +26,7 @@ def evaluated(
     paths = write_dataset(root / "data", GenerateConfig.small())
     home = root / "home"
     home.mkdir()
-    cache = getattr(request.config, "cache", None)
-    if cache:  # the ONNX export the other tests made, instead of exporting again
-        (home / "models").symlink_to(Path(cache.mkdir("engram-models")))
+    link_embedding_models(request, home)
     env = {"ENGRAM_HOME": str(home), "MILVUS_URI": milvus_uri, "REDIS_URL": ""}
     args = ["eval", "--data", str(paths.signals), "--format", "signals", "--catalog",
             str(paths.catalog), "--report", str(root / "report"), "--json"]  # fmt: skip

@@ -93,7 +93,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     feeder.join()
     last = start(stream_home, settings.engram_home, "last")
     deadline = time.monotonic() + 60
-    while group_lag(stream_client, STREAM, GROUP) != {"lag": 0, "pending": 0}:
+    # Done when the last consumer has joined the group (its stop handlers are in place by then)
+    # and nothing is left: the killed ones may have finished everything before it started.
+    while group_lag(stream_client, STREAM, GROUP) != {"lag": 0, "pending": 0} or "last" not in {
+        _text(c["name"]) for c in stream_client.xinfo_consumers(STREAM, GROUP)
+    }:
         assert time.monotonic() < deadline, group_lag(stream_client, STREAM, GROUP)
         assert last.poll() is None, last.stderr.read() if last.stderr else ""
         time.sleep(0.05)
@@ -122,3 +126,7 @@ def normalized_events(lines: list[bytes]) -> list[tuple[str, str]]:
     accepted = normalize_records(lines, source="test", ingested_at=datetime.now(UTC)).accepted
     ids, users = accepted.column("event_id").to_pylist(), accepted.column("user_id").to_pylist()
     return list(zip(ids, users, strict=True))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -13,6 +13,7 @@ from engram.settings import Settings
 from memory.service import build_memory_service
 from memory.store import DEFAULT_COLLECTION
 from pipelines.stream.process import open_context, process_batch
+from tests.embedding_models import link_embedding_models
 from tests.pipelines.stream.conftest import StreamHome
 
 SIGNALS = [
@@ -27,10 +28,7 @@ SIGNALS = [
 def home(
     request: pytest.FixtureRequest, tmp_path: Path, milvus_uri: str, stream_home: StreamHome
 ) -> Iterator[Settings]:
-    cache = getattr(request.config, "cache", None)
-    models = Path(cache.mkdir("engram-models")) if cache else tmp_path / "models"
-    (tmp_path / "home").mkdir()
-    (tmp_path / "home" / "models").symlink_to(models, target_is_directory=True)
+    link_embedding_models(request, tmp_path / "home")
     client = MilvusClient(uri=milvus_uri)
     client.drop_collection(DEFAULT_COLLECTION)
     yield stream_home.settings.model_copy(
