@@ -66,22 +66,19 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
         chosen = list(rng.choice(union.to_numpy(), min(n_candidates, len(union)), replace=False))
         frame = generate(inputs.sources, [user], stamp, inputs.items, {}, only=chosen).frame
         service = ranker.service(user, chosen, at)
-        cases.append((user, chosen, frame, service))
+        arrays = tuple(frame[[f"{kind}_{s}" for s in inputs.source_names]].to_numpy(float)
+                       for kind in ("score", "rank"))  # fmt: skip
+        cases.append((user, chosen, frame, service, *arrays, frame["n_sources"].to_numpy(float)))
     names = inputs.source_names
     booster = ranker.model.booster
 
     def score(case: tuple) -> None:
-        user, chosen, frame, service = case
-        matrix = assemble_user(
-            inputs.context, user, epoch_micros(at), chosen,
-            frame[[f"score_{s}" for s in names]].to_numpy(float),
-            frame[[f"rank_{s}" for s in names]].to_numpy(float),
-            frame["n_sources"].to_numpy(float), service,
-        )  # fmt: skip
-        ranker.score(matrix)
+        user, chosen, _, service, scores, ranks, n_sources = case
+        ranker.score(assemble_user(inputs.context, user, epoch_micros(at), chosen, scores, ranks,
+                                   n_sources, service))  # fmt: skip
 
     def score_pandas(case: tuple) -> None:
-        _, _, frame, service = case
+        _, _, frame, service = case[:4]
         rows = pd.DataFrame(service, columns=inputs.service_features)
         matrix = assemble(frame, rows, inputs.context, names, inputs.service_features)
         booster.predict(matrix)

@@ -207,8 +207,13 @@ def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any
 
 
 def _one_thread(models: dict[str, Any]) -> None:
-    """A request solves one user's ALS factors: implicit's OpenMP threads would only wait on each
-    other and take cores from the other workers (5.5 -> 3.0 ms a request on the demo preset)."""
+    """Requests run on one thread each: a request's matrices are small (~100 x 384), so BLAS
+    and implicit's OpenMP threads only wait on each other and take cores from the other
+    workers (demo preset, 2 cores: Ranker.rank 27 -> 23 ms). Process-wide for BLAS: call this
+    only where the process serves (load_ranker)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
     for model in models.values():
         for side in getattr(model, "_sides", {}).values():  # the retrained ALS item sides
             if hasattr(side, "num_threads"):
