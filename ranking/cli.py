@@ -213,10 +213,10 @@ def _print_ranked(user_id: str, version: str, items: list[dict[str, Any]]) -> No
     for column in ("#", "item", "title", "category", "score", "why"):
         table.add_column(column)
     for position, item in enumerate(items, start=1):
-        why = [f"sources: {', '.join(item.get('sources', [])) or '-'}"]
+        why = [f"sources: {'+'.join(item.get('sources', [])) or '-'}"]
         why.append(
             "features: " + ", ".join(
-                f"{f['name']} {f['contribution']:+.3f}" for f in item.get("top_features", [])
+                f"{f['name']} {f['contribution']:+.2f}" for f in item.get("top_features", [])
             )
         )  # fmt: skip
         why += [f"memory: {m['text']} ({m['similarity']:.2f})" for m in item["memories"]]
@@ -224,4 +224,6 @@ def _print_ranked(user_id: str, version: str, items: list[dict[str, Any]]) -> No
             str(position), item["item_id"], item["title"] or "", item["category"] or "",
             f"{item['score']:.3f}", "\n".join(why),
         )  # fmt: skip
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 150)  # logs (make demo) are not 80 columns wide
+    console.print(table)

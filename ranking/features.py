@@ -78,9 +78,9 @@ class ItemTable:
         return cls(row_of, matrix, category)
 
     def index(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
-        """Rows of the given items (the unknown row for items not in the table)."""
+        """Rows of the given items, ids as str (the unknown row for items not in the table)."""
         unknown, get = len(self.row_of), self.row_of.get
-        return np.fromiter((get(str(i), unknown) for i in item_ids), np.intp, len(item_ids))
+        return np.fromiter((get(i, unknown) for i in item_ids), np.intp, len(item_ids))
 
     def rows(self, item_ids: Sequence[str] | np.ndarray) -> np.ndarray:
         """Vectors of the given items, zeros for items without one (as ItemVectors.rows)."""
@@ -102,6 +102,19 @@ class Context:
     def table(self) -> ItemTable:
         """The per-item arrays of `vectors` and `categories`."""
         return ItemTable.build(self.vectors, self.categories)
+
+    @functools.cached_property
+    def _contact_rows(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def contact_rows(self, user_id: str) -> np.ndarray:
+        """Table rows of all the user's contacts, oldest first; the contacts before any time
+        are a prefix of them. Looked up once per user."""
+        rows = self._contact_rows.get(user_id)
+        if rows is None:
+            rows = self.table.index(self.history.before(user_id, 2**62).items)
+            self._contact_rows[user_id] = rows
+        return rows
 
 
 def feature_names(sources: Sequence[str], service_features: Sequence[str]) -> list[str]:
@@ -205,7 +218,8 @@ def _user_block(context: Context, user: str, moment: int, item_rows: np.ndarray)
     if not len(contacts.items):
         return out
     out[:, _C["days_since_last_contact"]] = (moment - contacts.ts[-1]) / _DAY_US
-    recent_rows = table.index(contacts.items[-RECENT_CONTACTS:])
+    contact_rows = context.contact_rows(user)[: len(contacts.items)]
+    recent_rows = contact_rows[-RECENT_CONTACTS:]
     recent_ts = contacts.ts[-RECENT_CONTACTS:]
     sims = item_vectors @ table.vectors[recent_rows].T
     last20 = sims[:, -20:]
@@ -214,9 +228,9 @@ def _user_block(context: Context, user: str, moment: int, item_rows: np.ndarray)
     taste = taste_vector(table, contacts.items, contacts.weights, memories.preferences)
     if taste is not None:
         out[:, _C["sim_taste"]] = item_vectors @ taste
-    disliked = contacts.items[contacts.weights < 0][-RECENT_CONTACTS:]
+    disliked = contact_rows[contacts.weights < 0][-RECENT_CONTACTS:]
     if len(disliked):
-        out[:, _C["sim_dislike"]] = (item_vectors @ table.rows(disliked).T).max(axis=1)
+        out[:, _C["sim_dislike"]] = (item_vectors @ table.vectors[disliked].T).max(axis=1)
     latest = np.where(sims >= SIMILAR, recent_ts[None, :], _NEVER).max(axis=1)
     out[:, _C["days_since_similar"]] = np.where(
         latest > _NEVER, (moment - latest) / _DAY_US, np.nan
