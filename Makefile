@@ -42,6 +42,8 @@ demo: setup
 	$(ENGRAM) features show --sample
 	$(ENGRAM) memories list --sample --facts
 	$(ENGRAM) memories search --sample "where does the user live and what do they like"
+	$(ENGRAM) train --max-users 300
+	$(ENGRAM) rank --sample --k 10
 	$(ENGRAM) services stop
 
 # make loadtest LOADTEST_ARGS="--duration 2m --rate 150"; LOADTEST_ARGS=--soak for the 10-minute

@@ -32,13 +32,17 @@ def handle_errors(command: F) -> F:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the new version's metadata as JSON.")
+@click.option(
+    "--max-users", type=click.IntRange(min=1),
+    help="Label users per slice, a fixed random sample (default: all); bounds training time.",
+)  # fmt: skip
 @click.pass_obj
 @handle_errors
-def train(settings: Settings, as_json: bool) -> None:
+def train(settings: Settings, as_json: bool, max_users: int | None) -> None:
     """Train the LightGBM ranker on the ingested data and save it as a new registry version."""
     from ranking.fit import train_and_save
 
-    meta = train_and_save(settings)
+    meta = train_and_save(settings, max_users=max_users)
     if as_json:
         click.echo(json.dumps(meta, default=str))
         return

@@ -30,9 +30,16 @@ from ranking.train import (
 
 
 def train_and_save(
-    settings: Settings, *, embedder: Embedder | None = None, collection: str = ITEMS_COLLECTION
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    collection: str = ITEMS_COLLECTION,
+    max_users: int | None = None,
 ) -> dict[str, Any]:
-    """Train on everything ingested, save a new registry version; returns its metadata."""
+    """Train on everything ingested, save a new registry version; returns its metadata.
+
+    `max_users` caps the label users of each slice (a fixed random sample), which bounds the
+    point-in-time feature join that dominates training time on a large log."""
     from ranking.evaluate import catalog_frame, item_vectors, load_embedder
 
     began = time.perf_counter()
@@ -46,7 +53,10 @@ def train_and_save(
     categories = catalog.set_index("item_id")["category"]
     models = fit_source_models(interactions)
     inputs = ranking_inputs(settings, interactions, models, vectors, categories)
-    fitted, candidates = train_ranker(settings, inputs, label_slices(split, LABEL_SLICES))
+    slices = label_slices(split, LABEL_SLICES)
+    if max_users is not None:
+        slices = [part.limited(max_users) for part in slices]
+    fitted, candidates = train_ranker(settings, inputs, slices)
     meta = {
         "features": inputs.features,
         "sources": inputs.source_names,

@@ -149,6 +149,15 @@ class LabelSlice:
     seen: Mapping[str, Collection[str]]
     relevant: Mapping[str, Collection[str]]
 
+    def limited(self, users: int, seed: int = 0) -> LabelSlice:
+        """At most `users` label users, drawn at random but the same on every run: a cheaper
+        training set when the log has many users (the candidate sources still see them all)."""
+        if len(self.cutoffs) <= users:
+            return self
+        order = np.random.default_rng(seed).permutation(len(self.cutoffs))[:users]
+        kept = self.cutoffs.iloc[np.sort(order)]
+        return LabelSlice(kept, self.seen, self.relevant)
+
 
 def label_slices(split: Split, count: int = 2) -> list[LabelSlice]:
     """`count` label slices going back in time: the split's own, then the split of its train
