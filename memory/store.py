@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -196,6 +196,38 @@ def _schema(dim: int, model: str) -> Any:
     return schema
 
 
+def ensure_vector_collection(
+    client: Any,
+    collection: str,
+    model: str,
+    schema: Callable[[], Any],
+    *,
+    what: str,
+    remedy: str,
+    **create: Any,
+) -> None:
+    """Load `collection`, or create it (FLAT index on `embedding`, inner product: exact) with
+    `schema()`; the collection's description names the embedding model, and one made for
+    another model is refused (ConfigError naming `what` and the `remedy`)."""
+    from pymilvus import MilvusClient
+
+    if client.has_collection(collection):
+        described = client.describe_collection(collection)
+        if described.get("description") != model:
+            raise ConfigError(
+                what,
+                f"{collection!r} holds vectors of {described.get('description')!r}, "
+                f"not {model!r}; {remedy}",
+            )
+        client.load_collection(collection)
+        return
+    index = MilvusClient.prepare_index_params()
+    index.add_index("embedding", index_type="FLAT", metric_type="IP")
+    client.create_collection(
+        collection, schema=schema(), index_params=index, consistency_level="Bounded", **create
+    )
+
+
 class MilvusMemoryStore:
     """Memories in one Milvus collection; the client is built elsewhere and passed in."""
 
@@ -220,27 +252,15 @@ class MilvusMemoryStore:
 
     def ensure_collection(self) -> None:
         """Create and load the collection if missing; refuse one made for another model."""
-        from pymilvus import MilvusClient
-
-        if self._client.has_collection(self.collection):
-            described = self._client.describe_collection(self.collection)
-            if described.get("description") != self.model:
-                raise ConfigError(
-                    "memory collection",
-                    f"{self.collection!r} holds vectors of {described.get('description')!r}, "
-                    f"not {self.model!r}; forget the memories or use another collection",
-                )
-            self._client.load_collection(self.collection)
-            return
         # FLAT: exact, and no build time; a user's partition-key slice is small.
-        index = MilvusClient.prepare_index_params()
-        index.add_index("embedding", index_type="FLAT", metric_type="IP")
-        self._client.create_collection(
+        ensure_vector_collection(
+            self._client,
             self.collection,
-            schema=_schema(self.dim, self.model),
-            index_params=index,
+            self.model,
+            lambda: _schema(self.dim, self.model),
+            what="memory collection",
+            remedy="forget the memories or use another collection",
             num_partitions=self._partitions,
-            consistency_level="Bounded",
         )
 
     def close(self) -> None:

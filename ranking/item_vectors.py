@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engram.errors import ConfigError, InvalidInputError
+from engram.errors import InvalidInputError
 from memory.embed import Embedder
-from memory.store import milvus_literal
+from memory.store import ensure_vector_collection, milvus_literal
 
 ITEMS_COLLECTION = "items"
 _MAX_ID = 128
@@ -119,25 +119,13 @@ class ItemVectorStore:
 
     def ensure_collection(self) -> None:
         """Create (FLAT, inner product: exact) and load the collection; refuse another model's."""
-        from pymilvus import MilvusClient
-
-        if self._client.has_collection(self.collection):
-            described = self._client.describe_collection(self.collection)
-            if described.get("description") != self.model:
-                raise ConfigError(
-                    "item collection",
-                    f"{self.collection!r} holds vectors of {described.get('description')!r}, "
-                    f"not {self.model!r}; drop it and write the items again",
-                )
-            self._client.load_collection(self.collection)
-            return
-        index = MilvusClient.prepare_index_params()
-        index.add_index("embedding", index_type="FLAT", metric_type="IP")
-        self._client.create_collection(
+        ensure_vector_collection(
+            self._client,
             self.collection,
-            schema=_schema(self.dim, self.model),
-            index_params=index,
-            consistency_level="Bounded",
+            self.model,
+            lambda: _schema(self.dim, self.model),
+            what="item collection",
+            remedy="drop it and write the items again",
         )
 
     def write(self, vectors: ItemVectors) -> None:
