@@ -40,14 +40,23 @@ def start(home: StreamHome, settings_home: Path, name: str) -> subprocess.Popen[
     return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE)
 
 
-def wait_for_progress(client: redis.Redis, since: int, timeout: float = 60) -> None:
-    """Until the group has read past `since` entries (the consumer is up and working)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _entries_read(client) > since:
+def wait_for_progress(client: redis.Redis, name: str, since: int, timeout: float = 60) -> None:
+    """Until consumer `name` has read from the group since this call (a reused name counts only
+    once its new process reads), and the group has read past `since` entries or has nothing
+    left to read (earlier consumers may have read it all; this one then works on what they left
+    pending)."""
+    began = time.monotonic()
+    while time.monotonic() < began + timeout:
+        waited_ms = (time.monotonic() - began) * 1000
+        active = any(
+            _text(c["name"]) == name and int(c["idle"]) < waited_ms
+            for c in client.xinfo_consumers(STREAM, GROUP)
+        )
+        lag = group_lag(client, STREAM, GROUP)["lag"]
+        if active and (_entries_read(client) > since or lag == 0):
             return
         time.sleep(0.01)
-    raise TimeoutError("the consumer made no progress")
+    raise TimeoutError(f"the consumer {name} made no progress")
 
 
 def _entries_read(client: redis.Redis) -> int:
@@ -84,8 +93,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     for kill in range(KILLS):
         # Alternate: the same name comes back (re-reads its own pending entries), or a new
         # one does (claims the dead one's entries once idle).
-        consumer = start(stream_home, settings.engram_home, f"c{kill % 2 if kill < 4 else kill}")
-        wait_for_progress(stream_client, _entries_read(stream_client))
+        name = f"c{kill % 2 if kill < 4 else kill}"
+        consumer = start(stream_home, settings.engram_home, name)
+        wait_for_progress(stream_client, name, _entries_read(stream_client))
         time.sleep(chance.uniform(0.0, 0.4))
         consumer.send_signal(signal.SIGKILL)
         consumer.wait()
