@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -14,34 +12,11 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from engram.errors import EngramError, InvalidInputError, ServiceUnavailableError
+from engram.cli_errors import err_console, handle_errors
+from engram.errors import InvalidInputError
 from engram.settings import Settings, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-err_console = Console(stderr=True)
-_EXIT_CODES: dict[type[EngramError], int] = {InvalidInputError: 2, ServiceUnavailableError: 3}
-
-
-def _exit_code(error: EngramError) -> int:
-    for kind, code in _EXIT_CODES.items():
-        if isinstance(error, kind):
-            return code
-    return 2 if error.status_code < 500 else 1
-
-
-def handle_errors(command: F) -> F:
-    """Turn EngramError into a one-line message and an exit code instead of a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except EngramError as error:
-            err_console.print(f"[red]error:[/red] {error}", highlight=False)
-            sys.exit(_exit_code(error))
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _parse_time(value: str | None, option: str = "as-of") -> datetime | None:

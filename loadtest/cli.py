@@ -14,6 +14,7 @@ from typing import Any
 import click
 from rich.console import Console
 
+from engram.cli_errors import handle_errors
 from engram.settings import Settings
 from loadtest.config import parse_duration
 
@@ -56,14 +57,13 @@ err_console = Console(stderr=True)
 @click.option("--api-key", envvar="ENGRAM_LOADTEST_API_KEY", help="Key for --url.")
 @click.option("--markdown", is_flag=True, help="Also print the figures as Markdown tables.")
 @click.pass_obj
+@handle_errors
 def loadtest(settings: Settings, **options: Any) -> None:
     """Start the stack if needed, run locust headless, write the HTML report and CSVs, check SLOs.
 
     Exits 1 and names every broken SLO (or memory growth past its limit in a soak).
     """
-    from engram.cli import handle_errors  # here: engram.cli imports this module
-
-    handle_errors(_loadtest)(settings, **options)
+    _loadtest(settings, **options)
 
 
 def _loadtest(

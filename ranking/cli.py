@@ -3,31 +3,15 @@ ranking.evaluate and ranking.ranker."""
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
+from engram.cli_errors import handle_errors
 from engram.settings import Settings
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handle_errors(command: F) -> F:
-    """engram.cli's `handle_errors`, imported when the command runs: engram.cli imports this
-    module to register its commands, so importing engram.cli here would be circular."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from engram.cli import handle_errors as handled
-
-        return handled(command)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.command()

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from engram.cli_errors import handle_errors
 from engram.errors import ConfigError, InvalidInputError
 from engram.settings import Settings
 
@@ -23,18 +24,11 @@ from engram.settings import Settings
 )
 @click.option("--no-auth", is_flag=True, help="No API keys (development; loopback hosts only).")
 @click.pass_obj
+@handle_errors
 def serve(
     settings: Settings, host: str, port: int, workers: int, threads: int, no_auth: bool
 ) -> None:
     """Serve the HTTP API (docs/api.md) with gunicorn."""
-    from engram.cli import handle_errors
-
-    handle_errors(_serve)(settings, host, port, workers, threads, no_auth)
-
-
-def _serve(
-    settings: Settings, host: str, port: int, workers: int, threads: int, no_auth: bool
-) -> None:
     from gunicorn.app.base import BaseApplication
 
     from serving.app import create_app

@@ -10,6 +10,7 @@ from types import FrameType
 import click
 import redis
 
+from engram.cli_errors import handle_errors
 from engram.settings import Settings
 from pipelines.stream.consumer import GROUP, Consumer, ConsumerConfig, default_consumer_name
 from pipelines.stream.producer import DEFAULT_MAX_LEN, STREAM, produce
@@ -23,14 +24,9 @@ PRODUCE_CHUNK = 5_000
 @click.option("--max-len", default=DEFAULT_MAX_LEN, show_default=True,
               help="Refuse to grow the unprocessed backlog past this many entries.")  # fmt: skip
 @click.pass_obj
+@handle_errors
 def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -> None:
     """Append every non-blank line of a JSON Lines FILE to the stream, as sent (replay)."""
-    from engram.cli import handle_errors  # here: engram.cli imports this module
-
-    handle_errors(_produce)(settings, path, stream, max_len)
-
-
-def _produce(settings: Settings, path: Path, stream: str, max_len: int) -> None:
     from engram.services import resolve_redis_url
 
     appended = 0
@@ -62,6 +58,7 @@ def _produce(settings: Settings, path: Path, stream: str, max_len: int) -> None:
               "running.")  # fmt: skip
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.pass_obj
+@handle_errors
 def stream_command(
     settings: Settings,
     stream: str,
@@ -76,27 +73,6 @@ def stream_command(
     metrics_port: int | None,
 ) -> None:
     """Run one consumer of the group: signals to window state, online features and memories."""
-    from engram.cli import handle_errors
-
-    handle_errors(_stream)(
-        settings, stream, group, consumer, batch_size, block_ms, max_attempts, claim_idle_ms,
-        until_idle, memories, metrics_port,
-    )  # fmt: skip
-
-
-def _stream(
-    settings: Settings,
-    stream: str,
-    group: str,
-    consumer: str | None,
-    batch_size: int,
-    block_ms: int,
-    max_attempts: int,
-    claim_idle_ms: int,
-    until_idle: bool,
-    memories: bool | None,
-    metrics_port: int | None,
-) -> None:
     from engram.services import resolve_redis_url
     from pipelines.stream.metrics import StreamMetrics
     from pipelines.stream.process import open_context
