@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,9 +46,22 @@ class Settings(BaseSettings):
     engram_max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body the API accepts."
     )
+    engram_item_cache_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long the ranker reuses item feature rows it read "
+        "from Redis (0: read them on every request). User rows are always read live.",
+    )
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
     )
+
+    @field_validator("engram_home", "engram_api_keys_file")
+    @classmethod
+    def _absolute(cls, path: Path | None) -> Path | None:
+        """Absolute from the start: a relative ENGRAM_HOME would move with every chdir (the
+        local redis-server resolves its log file after changing into its directory)."""
+        return None if path is None else path.expanduser().absolute()
 
     @property
     def offline_dir(self) -> Path:

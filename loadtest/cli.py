@@ -30,7 +30,16 @@ err_console = Console(stderr=True)
     "--rate", type=float, default=100.0, show_default=True,
     help="Total requests/s aimed at; 0: as fast as the users can.",
 )  # fmt: skip
+@click.option(
+    "--arrivals", type=click.Choice(["poisson", "constant"]), default="poisson",
+    show_default=True, help="Request start times: a Poisson stream at --rate, or every user "
+    "once per period in step (bursts of --users requests).",
+)  # fmt: skip
 @click.option("--workers", type=int, default=2, show_default=True, help="Server workers.")
+@click.option(
+    "--threads", type=int, default=1, show_default=True,
+    help="Threads per server worker (1: sync workers).",
+)  # fmt: skip
 @click.option(
     "--soak", is_flag=True, help="Also sample server RSS and Redis memory; fail on growth."
 )
@@ -72,7 +81,9 @@ def _loadtest(
     users: int,
     spawn_rate: float,
     rate: float,
+    arrivals: str,
     workers: int,
+    threads: int,
     soak: bool,
     out: Path | None,
     slo_path: Path | None,
@@ -94,7 +105,9 @@ def _loadtest(
         users=users,
         spawn_rate=spawn_rate,
         rate=rate or None,
+        arrivals=arrivals,
         workers=workers,
+        threads=threads,
         soak=soak,
         config_path=slo_path,
         preset=preset,

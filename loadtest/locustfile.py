@@ -14,17 +14,19 @@ import itertools
 import json
 import os
 import random
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from locust import FastHttpUser, constant, constant_throughput
+from locust import FastHttpUser, constant_throughput
 
 with open(os.environ["ENGRAM_LOADTEST_POOL"], encoding="utf-8") as _pool_file:
     POOL: dict[str, Any] = json.load(_pool_file)
 WEIGHTS: dict[str, int] = POOL["weights"]
 SHAPES: dict[str, int] = POOL["requests"]
 _instances = itertools.count()
+_IN_STEP = constant_throughput(POOL["rate_per_user"] or 1.0)
 
 
 def _expect(response: Any, status: int) -> None:
@@ -36,14 +38,31 @@ def _expect(response: Any, status: int) -> None:
 
 
 class ApiUser(FastHttpUser):
-    """One client sending the configured mix at `rate_per_user` requests/s."""
+    """One client sending the configured mix at `rate_per_user` requests/s.
 
-    wait_time = (
-        constant_throughput(POOL["rate_per_user"]) if POOL["rate_per_user"] > 0 else constant(0)
-    )
+    Arrivals ("arrivals" in the pool): "poisson" starts each request at the next point of a
+    Poisson process of the user's rate, from a random phase, so the users together send what
+    many independent clients would: a Poisson stream at the total rate. "constant" is locust's
+    constant_throughput: every user fires once per period, and users started together stay in
+    step, so the server gets bursts of up to `users` requests at once and none in between.
+    """
+
+    next_start: float = 0.0  # monotonic time of this user's next request (poisson)
+
+    def wait_time(self) -> float:
+        rate = POOL["rate_per_user"]
+        if rate <= 0:
+            return 0.0
+        if POOL.get("arrivals", "poisson") == "constant":
+            return float(_IN_STEP(self))
+        # The schedule runs on its own clock: a slow response delays only its own gap.
+        self.next_start = max(self.next_start, time.monotonic() - 1.0) + self.rng.expovariate(rate)
+        return max(0.0, self.next_start - time.monotonic())
 
     def on_start(self) -> None:
         self.rng = random.Random(POOL["seed"] * 1_000_003 + next(_instances))
+        rate = POOL["rate_per_user"]
+        self.next_start = time.monotonic() + (self.rng.uniform(0, 1 / rate) if rate > 0 else 0)
         self.headers = {"Content-Type": "application/json"}
         if POOL.get("api_key"):
             self.headers["Authorization"] = f"Bearer {POOL['api_key']}"

@@ -40,6 +40,7 @@ class Pool:
     weights: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     rate_per_user: float = 0.0  # requests/s of each locust user; 0: as fast as it can
+    arrivals: str = "poisson"  # or "constant": users in step (see locustfile.ApiUser)
     seed: int = 7
 
 

@@ -51,7 +51,9 @@ def markdown(summary: dict[str, Any]) -> str:
     machine = summary["machine"]
     parts = [
         f"{summary['duration_s']} s, {summary['users']} locust users, target "
-        f"{summary['target_rps'] or 'max'} requests/s, {summary['workers']} server workers; "
+        f"{summary['target_rps'] or 'max'} requests/s ({summary.get('arrivals')} arrivals), "
+        f"{summary['workers']} server workers x "
+        f"{summary.get('threads')} threads; "
         f"machine {machine['host']} ({machine['cpus']} cores), load average "
         f"{machine.get('load_average_before', ['?'])[0]} before, "
         f"{machine['load_average'][0]} after; server CPU "

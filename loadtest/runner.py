@@ -39,6 +39,8 @@ class LoadOptions:
     spawn_rate: float = 20.0
     rate: float | None = 100.0  # total requests/s aimed at; None: as fast as the users can
     workers: int = 2
+    threads: int = 1  # per worker; 1: sync workers (see `engram serve --threads`)
+    arrivals: str = "poisson"  # request start times: "poisson" or "constant" (locustfile)
     soak: bool = False
     warmup_s: int = 10  # same traffic first, not measured: lazy loads and caches fill here
     config_path: Path | None = None
@@ -121,6 +123,7 @@ def _build_pool(
         weights=config.traffic,
         requests=config.requests,
         rate_per_user=(options.rate / options.users) if options.rate else 0.0,
+        arrivals=options.arrivals,
     )
 
 
@@ -177,10 +180,10 @@ def _serve_and_load(
     url = f"http://127.0.0.1:{port}"
     command = options.server_command or tuple(
         stack.engram_command("serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", str(options.workers))
+                             "--workers", str(options.workers), "--threads", str(options.threads))
     )  # fmt: skip
     server_env = {**env, "ENGRAM_API_KEYS": f"{key}:read,write", "PORT": str(port)}
-    say(f"server: {options.workers} workers on {url}")
+    say(f"server: {options.workers} workers x {options.threads} threads on {url}")
     with stack.running_server(command, url, server_env, out / "server.log") as server:
         _ensure_online(server, pool, env, steps_log, say)
         return _load_and_check(settings, options, config, pool, url, server.pid, env, say)
@@ -264,6 +267,8 @@ def _load_and_check(
         "users": options.users,
         "target_rps": options.rate,
         "workers": options.workers if server_pid is not None else None,
+        "threads": options.threads if server_pid is not None else None,
+        "arrivals": options.arrivals,
         # CPU the server used during the measured run: what a request costs, whatever the load.
         "server_cpu_s": round(cpu_s, 2),
         "server_cpu_ms_per_request": round(1000 * cpu_s / total.requests, 2)

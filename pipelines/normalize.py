@@ -141,11 +141,18 @@ class RecordNormalizer:
 
     Thread-safe: calls on one normalizer take turns under a lock (one statement, one view).
     Keep one per process or per stream context; one per thread to normalize in parallel.
-    It owns a cursor of `con` (or a new in-memory connection): `close()` when done.
+    It owns a cursor of `con` (or a new in-memory connection of `threads` threads, all cores by
+    default: a server answering small batches wants 1, so that one batch cannot take every core
+    from the requests beside it): `close()` when done.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection | None = None) -> None:
-        self._con = con.cursor() if con is not None else duckdb.connect()
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection | None = None, *, threads: int | None = None
+    ) -> None:
+        if con is not None:
+            self._con = con.cursor()
+        else:
+            self._con = duckdb.connect(config={"threads": threads} if threads else {})
         self._records = _RecordsView()
         self._lock = threading.Lock()
         self._con.register(_RECORDS_VIEW, self._records)

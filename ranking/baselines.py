@@ -88,10 +88,14 @@ def catalog_columns(owner: object, fitted: pd.Index, item_ids: Sequence[str]) ->
 
 def to_micros(values: pd.Series | pd.DatetimeIndex | Sequence[pd.Timestamp]) -> np.ndarray:
     """Timezone-aware timestamps as int64 microseconds since the epoch (UTC)."""
-    index = pd.DatetimeIndex(values)
+    index = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
     if index.tz is None:
         raise InvalidInputError("ts", "timestamps must be timezone-aware")
-    return np.asarray(index.tz_convert("UTC").as_unit("us").asi8, dtype=np.int64)
+    if str(index.tz) != "UTC":  # each conversion copies: skipped when there is nothing to do
+        index = index.tz_convert("UTC")
+    if index.unit != "us":
+        index = index.as_unit("us")
+    return np.asarray(index.asi8, dtype=np.int64)
 
 
 class _CatalogModel:
@@ -124,6 +128,7 @@ class _CatalogModel:
         self._ts, self._item, self._user = ts[order], items[order], users[order]
         self._weight = interactions["weight"].to_numpy(dtype=float)[order]
         self._popularity = np.bincount(items, minlength=len(self.items)).astype(float)
+        self._as_of_memo: dict[tuple[object, ...], Any] = {}  # see _counts_as_of
 
     def _scores(
         self, user_ids: Sequence[str], cutoffs: np.ndarray
@@ -184,6 +189,28 @@ class _CatalogModel:
         weights: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(windowed/decayed score, all-time contacts) per item before each cutoff."""
+        if len(cutoffs) == 1 and half_life is None:
+            # Serving asks for one cutoff at a time, and the counts change only when an event
+            # enters or leaves the window: the last answer per (window, weights) is kept.
+            cutoff = int(cutoffs[0])
+            upto = int(np.searchsorted(self._ts, cutoff, side="left"))
+            since = 0 if window is None else int(np.searchsorted(self._ts, cutoff - window))
+            memo = self.__dict__.setdefault("_as_of_memo", {})
+            key = (window, weights is None)
+            kept = memo.get(key)
+            if kept is None or kept[0] != (upto, since):
+                kept = ((upto, since), self._counts_between(cutoffs, window, weights))
+                memo[key] = kept
+            return kept[1][0].copy(), kept[1][1].copy()
+        return self._counts_between(cutoffs, window, weights, half_life)
+
+    def _counts_between(
+        self,
+        cutoffs: np.ndarray,
+        window: int | None = None,
+        weights: np.ndarray | None = None,
+        half_life: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         n_items = len(self.items)
         weight = np.ones(len(self._ts)) if weights is None else weights
         scores = np.empty((len(cutoffs), n_items))

@@ -118,6 +118,40 @@ class EmbeddingSource:
 
 
 @dataclass
+class UserCandidates:
+    """One user's candidates at one time as arrays: what `generate` makes a frame of, and what
+    the serving ranker reads directly (`generate_user`)."""
+
+    item_ids: np.ndarray  # object, str ids
+    names: list[str]  # source names, the columns below
+    scores: np.ndarray  # (items x sources) each source's score, NaN: cannot score
+    ranks: np.ndarray  # (items x sources) position in each source's list, NaN: not in it
+    inside: np.ndarray  # (items x sources) bool: within that source's limit
+
+    @property
+    def n_sources(self) -> np.ndarray:
+        """How many sources proposed each item."""
+        return self.inside.sum(axis=1)
+
+    def sources(self) -> list[str]:
+        """Per item, the names of the sources that proposed it, joined by '+'."""
+        labels = np.array(["+".join(n for j, n in enumerate(self.names) if mask >> j & 1)
+                           for mask in range(1 << len(self.names))], dtype=object)  # fmt: skip
+        bits = (self.inside * (1 << np.arange(len(self.names)))).sum(axis=1)
+        return labels[bits].tolist()
+
+    def columns(self) -> dict[str, object]:
+        """The frame columns of `generate` (without user_id and at)."""
+        out: dict[str, object] = {"item_id": self.item_ids}
+        for j, name in enumerate(self.names):
+            out[f"score_{name}"] = self.scores[:, j]
+            out[f"rank_{name}"] = self.ranks[:, j]
+        out["n_sources"] = self.n_sources
+        out["sources"] = self.sources()
+        return out
+
+
+@dataclass
 class CandidateSet:
     """The ranked union per (user, time), and each source's own top lists (for recall)."""
 
@@ -148,7 +182,6 @@ def generate(
     if len(set(keys)) != len(keys):
         raise InvalidInputError("user_ids", "each (user, time) pair may appear once")
     limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
-    depth = max(RECALL_DEPTH, *limits.values()) if limits else RECALL_DEPTH
     item_array = np.asarray(items, dtype=object)
     pieces: list[pd.DataFrame] = []
     lists: dict[str, dict[str, list[str]]] = {s.name: {} for s in sources}
@@ -158,40 +191,72 @@ def generate(
         matrices = {s.name: s.scores(users, times, items) for s in sources}
         for row, user in enumerate(users):
             blocked = items.get_indexer(list((exclude or {}).get(user, ())))
-            blocked = blocked[blocked >= 0]
-            ranks: dict[str, np.ndarray] = {}
-            for name, matrix in matrices.items():
-                values = np.where(np.isfinite(matrix[row]), matrix[row], -np.inf)
-                values[blocked] = -np.inf
-                best = top_k(values[None, :], depth)[0]
-                best = best[np.isfinite(values[best])]
-                lists[name][keys[start + row]] = item_array[best].tolist()
-                ranks[name] = best
-            if only is not None:
-                chosen = items.get_indexer([str(i) for i in only])
-                chosen = chosen[chosen >= 0]
-            else:
-                chosen = np.unique(np.concatenate(
-                    [ranks[name][: limits[name]] for name in ranks] or [np.empty(0, np.int64)]
-                ))  # fmt: skip
-            piece = {"user_id": user, "at": times[row], "item_id": item_array[chosen]}
-            member = []
-            for name, best in ranks.items():
-                position = np.full(len(items), np.nan)
-                position[best] = np.arange(1, len(best) + 1)
-                piece[f"score_{name}"] = matrices[name][row, chosen]
-                piece[f"rank_{name}"] = position[chosen]
-                member.append(position[chosen] <= limits[name])
-            inside = np.vstack(member) if member else np.zeros((0, len(chosen)), dtype=bool)
-            piece["n_sources"] = inside.sum(axis=0)
-            names = list(ranks)
-            piece["sources"] = [
-                "+".join(n for n, hit in zip(names, column, strict=True) if hit)
-                for column in inside.T
-            ]
-            pieces.append(pd.DataFrame(piece))
+            union, best = _union(
+                {name: matrix[row] for name, matrix in matrices.items()}, item_array,
+                blocked[blocked >= 0], limits, None if only is None else items.get_indexer(
+                    [str(i) for i in only]),
+            )  # fmt: skip
+            for name, columns in best.items():
+                lists[name][keys[start + row]] = item_array[columns].tolist()
+            pieces.append(pd.DataFrame({"user_id": user, "at": times[row], **union.columns()}))
     frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
     return CandidateSet(frame, lists)
+
+
+def generate_user(
+    sources: Sequence[Source],
+    user_id: str,
+    at: pd.Timestamp,
+    items: pd.Index,
+    exclude: Collection[str] = (),
+    limits: Mapping[str, int] | None = None,
+    only: Sequence[str] | None = None,
+) -> UserCandidates:
+    """`generate` for one user at one time, as arrays (the serving path: no frames)."""
+    limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
+    moment = pd.DatetimeIndex([at])
+    rows = {s.name: s.scores([user_id], moment, items)[0] for s in sources}
+    blocked = items.get_indexer(list(exclude))
+    chosen = None if only is None else items.get_indexer([str(i) for i in only])
+    item_array = np.asarray(items, dtype=object)
+    return _union(rows, item_array, blocked[blocked >= 0], limits, chosen)[0]
+
+
+def _union(
+    scores: Mapping[str, np.ndarray],
+    item_array: np.ndarray,
+    blocked: np.ndarray,
+    limits: Mapping[str, int],
+    only: np.ndarray | None,
+) -> tuple[UserCandidates, dict[str, np.ndarray]]:
+    """One user's union of each source's top `limits` (or exactly the `only` positions), and
+    each source's list `RECALL_DEPTH` deep (catalog positions). `scores`: source -> catalog
+    row."""
+    depth = max(RECALL_DEPTH, *limits.values()) if limits else RECALL_DEPTH
+    best: dict[str, np.ndarray] = {}
+    for name, row in scores.items():
+        values = np.where(np.isfinite(row), row, -np.inf)
+        values[blocked] = -np.inf
+        top = top_k(values[None, :], depth)[0]
+        best[name] = top[np.isfinite(values[top])]
+    if only is not None:
+        chosen = only[only >= 0]
+    else:
+        chosen = np.unique(np.concatenate(
+            [best[name][: limits[name]] for name in best] or [np.empty(0, np.int64)]
+        ))  # fmt: skip
+    names = list(best)
+    n_items = len(item_array)
+    score_block = np.empty((len(chosen), len(names)))
+    rank_block = np.empty((len(chosen), len(names)))
+    for j, name in enumerate(names):
+        position = np.full(n_items, np.nan)
+        position[best[name]] = np.arange(1, len(best[name]) + 1)
+        score_block[:, j] = scores[name][chosen]
+        rank_block[:, j] = position[chosen]
+    inside = rank_block <= np.array([limits[n] for n in names])  # NaN compares False
+    union = UserCandidates(item_array[chosen], names, score_block, rank_block, inside)
+    return union, best
 
 
 def _keys(user_ids: Sequence[str], at: pd.DatetimeIndex) -> list[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import redis
@@ -34,6 +34,8 @@ from engram.feast_codec import ValueKind, ViewRef
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the registry readers need it
     from feast import FeatureService, FeatureStore, OnDemandFeatureView
+
+    from ranking.entity_cache import EntityCache
 
 
 def views_from_store(
@@ -114,6 +116,17 @@ class OnlineFeatures:
         return out
 
 
+class StoredFeatures(Protocol):
+    """Stored features of entities of one join key: `OnlineFeatures`, or cached rows."""
+
+    @property
+    def event_times(self) -> dict[str, list[datetime | None]]: ...
+
+    def values(self, name: str) -> list[Any]: ...
+
+    def matrix(self, names: Sequence[str] | None = None) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class _Group:
     """Views sharing a join key: one HMGET per entity fetches all of them."""
@@ -188,6 +201,14 @@ class OnlineFeatureReader:
     def join_keys(self) -> list[str]:
         """The join keys this reader serves."""
         return list(self._groups)
+
+    def views(self, join_key: str) -> tuple[ViewRef, ...]:
+        """The views read for a join key, in order."""
+        return self._groups[join_key].views
+
+    def names(self, join_key: str) -> list[str]:
+        """The output feature names of a join key, view by view in `views` order."""
+        return list(self._groups[join_key].names)
 
     def read(
         self,
@@ -401,7 +422,7 @@ class ServiceFeatures:
 
     rows: int
     ids: dict[str, list[str]]  # join key -> the ids as given (1 or n)
-    stored: dict[str, OnlineFeatures]  # join key -> its features
+    stored: Mapping[str, StoredFeatures]  # join key -> its features
     on_demand: dict[str, list[Any]]
     names: list[str]
     _where: dict[str, str] = field(default_factory=dict)  # feature -> join key
@@ -445,7 +466,7 @@ class ServiceReader:
 
     def __init__(self, client: redis.Redis, project: str, plan: ServicePlan) -> None:
         self.plan = plan
-        self._reader = OnlineFeatureReader(client, project, plan.views)
+        self.stored_reader = OnlineFeatureReader(client, project, plan.views)
         self._where = {ref.name: v.join_key for v in plan.views for ref in v.features}
 
     def read(
@@ -457,12 +478,14 @@ class ServiceReader:
         enforce_ttl: bool = False,
         now: datetime | None = None,
         event_times: bool = False,
+        cached: Mapping[str, EntityCache] | None = None,
     ) -> ServiceFeatures:
         """Features for rows of entities (a key given one id applies to every row).
 
         With on_demand=False only stored features are read, and entities may name any subset
         of the service's join keys (a user alone, say). event_times=True also fetches each
-        view's event time (`.stored[key].event_times`).
+        view's event time (`.stored[key].event_times`). Join keys in `cached` come from those
+        caches (ranking.entity_cache) instead of Redis.
         """
         rows = max((len(ids) for ids in entities.values()), default=0)
         for key, ids in entities.items():
@@ -472,12 +495,18 @@ class ServiceReader:
         if on_demand and len(keys) < len(self.plan.join_keys):
             missing = sorted(set(self.plan.join_keys) - set(keys))
             raise InvalidInputError("entities", f"missing join keys {missing}")
-        stored = self._reader.read_many(
-            {key: entities[key] for key in keys},
+        cached = cached or {}
+        live = [key for key in keys if key not in cached]
+        stored: dict[str, StoredFeatures] = dict(self.stored_reader.read_many(
+            {key: entities[key] for key in live},
             enforce_ttl=enforce_ttl,
             now=now,
             event_times=event_times,
-        )
+        ))  # fmt: skip
+        for key in keys:
+            if key in cached:
+                stored[key] = cached[key].rows(entities[key], enforce_ttl=enforce_ttl, now=now)
+        stored = {key: stored[key] for key in keys}
         names = [n for n in self.plan.outputs if self._where.get(n) in stored]
         result = ServiceFeatures(
             rows, {key: list(entities[key]) for key in keys}, stored, {}, names, self._where

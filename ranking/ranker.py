@@ -19,7 +19,8 @@ import pandas as pd
 from engram.errors import InvalidInputError, UnknownUserError
 from engram.settings import Settings
 from ranking.baselines import to_micros
-from ranking.candidates import generate
+from ranking.candidates import generate_user
+from ranking.entity_cache import EntityCache
 from ranking.features import assemble_user
 from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
@@ -53,6 +54,14 @@ class Ranker:
         self.model = model
         self.inputs = inputs
         self._reader = reader  # ranking.online_features.ServiceReader
+        # Item rows from the process (read again every ENGRAM_ITEM_CACHE_SECONDS), the user's
+        # row live: see ranking.entity_cache.
+        self._cached: dict[str, EntityCache] = {}
+        if settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys:
+            self._cached["item_id"] = EntityCache(
+                reader.stored_reader, "item_id", list(inputs.items),
+                settings.engram_item_cache_seconds,
+            )  # fmt: skip
         self._item_store = item_store
         self._embedder = embedder
         categories = inputs.context.categories
@@ -78,21 +87,28 @@ class Ranker:
         users = frame["user_id"].unique()
         if len(users) != 1:
             raise InvalidInputError("candidates", "rows of exactly one user are needed")
-        user, items = str(users[0]), [str(i) for i in frame["item_id"].tolist()]
         names = self.inputs.source_names
         scores = np.column_stack([frame[f"score_{s}"].to_numpy(dtype=float) for s in names])
         ranks = np.column_stack([frame[f"rank_{s}"].to_numpy(dtype=float) for s in names])
+        return self._assemble(str(users[0]), [str(i) for i in frame["item_id"]], scores, ranks,
+                              frame["n_sources"].to_numpy(dtype=float), at)  # fmt: skip
+
+    def _assemble(
+        self, user: str, items: list[str], scores: np.ndarray, ranks: np.ndarray,
+        n_sources: np.ndarray, at: datetime,
+    ) -> np.ndarray:  # fmt: skip
         return assemble_user(
-            self.inputs.context, user, epoch_micros(at), items, scores, ranks,
-            frame["n_sources"].to_numpy(dtype=float), self.service(user, items, at),
+            self.inputs.context, user, epoch_micros(at), items, scores, ranks, n_sources,
+            self.service(user, items, at),
         )  # fmt: skip
 
     def service(self, user_id: str, items: list[str], at: datetime) -> np.ndarray:
         """The feature service's values (items x service features) read online at `at`."""
         request = {"item_category": [self._category.get(i) for i in items]}
         read = self._reader.read(
-            {"user_id": [user_id], "item_id": items}, request, enforce_ttl=True, now=at
-        )
+            {"user_id": [user_id], "item_id": items}, request, enforce_ttl=True, now=at,
+            cached=self._cached,
+        )  # fmt: skip
         return read.matrix(self.inputs.service_features)
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
@@ -117,33 +133,31 @@ class Ranker:
             raise InvalidInputError("at", "needs a UTC offset")
         moment = moment.tz_convert("UTC")
         history = self.inputs.context.history
-        seen = history.before(user_id, int(to_micros([moment])[0]))
+        seen = set(history.before(user_id, int(to_micros([moment])[0])).items)
+        inputs = self.inputs
         only = list(candidates) if candidates is not None else None
         if query:
             hits = [item for item, _ in self._query_hits(query)]
             if only is None:
-                base = generate(self.inputs.sources, [user_id], pd.DatetimeIndex([moment]),
-                                self.inputs.items, {user_id: set(seen.items)})  # fmt: skip
-                only = list(base.frame["item_id"])
-            only = list(dict.fromkeys([*only, *(h for h in hits if h not in set(seen.items))]))
-        generated = generate(
-            self.inputs.sources, [user_id], pd.DatetimeIndex([moment]), self.inputs.items,
-            {user_id: set(seen.items)} if candidates is None else {}, only=only,
-        )  # fmt: skip
-        frame = generated.frame
-        if frame.empty:
-            if not len(seen.items) and candidates is None:
+                base = generate_user(inputs.sources, user_id, moment, inputs.items, seen)
+                only = base.item_ids.tolist()
+            only = list(dict.fromkeys([*only, *(h for h in hits if h not in seen)]))
+        found = generate_user(inputs.sources, user_id, moment, inputs.items,
+                              seen if candidates is None else (), only=only)  # fmt: skip
+        if not len(found.item_ids):
+            if not seen and candidates is None:
                 raise UnknownUserError(user_id)
             return RankResult([], self.version)
-        matrix = self.matrix(frame, moment.to_pydatetime())
+        item_ids = found.item_ids
+        matrix = self._assemble(user_id, item_ids.tolist(), found.scores, found.ranks,
+                                found.n_sources.astype(float), moment.to_pydatetime())  # fmt: skip
         scores = self.score(matrix)
-        item_ids = frame["item_id"].to_numpy()
         order = np.lexsort((item_ids, -scores))[:k]
         contributions = self.model.booster.predict(matrix[order], pred_contrib=True, num_threads=1)[
             :, :-1
         ]
         names = self.model.features
-        sources = frame["sources"].to_numpy()
+        sources = found.sources()
         reasons = {}
         for row, position in enumerate(order):
             top = np.argsort(-np.abs(contributions[row]))[:TOP_REASONS]

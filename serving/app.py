@@ -96,7 +96,7 @@ def create_app(
         redis_url=redis_url,
         redis=client,
         redis_breaker=redis_breaker,
-        normalizer=RecordNormalizer(),
+        normalizer=RecordNormalizer(threads=1),  # see RecordNormalizer
         features=FeatureReader(settings, redis_url, client, redis_breaker),
         memories=memory_handle,
         ranking=ranking,

@@ -17,10 +17,10 @@ from engram.settings import Settings
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--threads",
-    default=4,
+    default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Threads per worker.",
+    help="Threads per worker; 1 runs sync workers (one request at a time, no keep-alive).",
 )
 @click.option("--no-auth", is_flag=True, help="No API keys (development; loopback hosts only).")
 @click.pass_obj
@@ -49,7 +49,10 @@ def serve(
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": workers,
                 "threads": threads,
-                "worker_class": "gthread",
+                # Ranking is CPU work under the GIL: threads of one worker only queue behind
+                # each other, and a keep-alive connection stays with its (maybe busy) worker.
+                # Sync workers take the next request only when free, so the idle one answers.
+                "worker_class": "sync" if threads == 1 else "gthread",
                 "timeout": 60,
                 "graceful_timeout": 10,
                 "keepalive": 5,

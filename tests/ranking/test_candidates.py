@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ranking.candidates import CandidateSet, generate, key_of, source_recall
+from ranking.candidates import CandidateSet, generate, generate_user, key_of, source_recall
 
 AT = pd.Timestamp("2026-01-01", tz="UTC")
 ITEMS = pd.Index([f"i{n}" for n in range(10)])
@@ -56,3 +56,16 @@ def test_source_recall_counts_relevant_items_in_each_list() -> None:
     recall = source_recall(got, {"u": frozenset({"i1", "i2"})}, pd.Series({"u": AT}), ks=(1, 2))
     assert recall["a"] == {"recall@1": 0.5, "recall@2": 0.5}
     assert recall["union"] == {"recall": 1.0, "mean_size": 2.0}
+
+
+def test_one_users_arrays_equal_the_frame_of_generate() -> None:
+    rng = np.random.default_rng(0)
+    sources = [Fixed(name, list(rng.normal(size=10))) for name in ("a", "b", "c")]
+    sources[1]._scores[[2, 4]] = np.nan  # a source that cannot score some items
+    limits = {"a": 3, "b": 2, "c": 4}
+    frame = generate(sources, ["u"], pd.DatetimeIndex([AT]), ITEMS, exclude={"u": {"i1"}},
+                     limits=limits).frame  # fmt: skip
+    arrays = generate_user(sources, "u", AT, ITEMS, exclude={"i1"}, limits=limits)
+    pd.testing.assert_frame_equal(
+        pd.DataFrame(arrays.columns()), frame.drop(columns=["user_id", "at"])
+    )
