@@ -15,7 +15,9 @@ every mode sees the same machine load:
 - `read+score`: the feature service read from Redis, then `score`;
 - `rank_given`: the whole `Ranker.rank(user, k=10, candidates=...)` (sources score the catalog
   for the rank features, reasons for the top k);
-- `rank_generated`: `Ranker.rank(user, k=10)`, candidates generated (~N00 items).
+- `rank_generated`: `Ranker.rank(user, k=10)`, candidates generated (~N00 items), explained;
+- `rank_unexplained`: the same without the top-feature contributions (what POST /v1/rank does
+  unless asked to explain).
 Users cycle through those with history; warm-up requests are not counted.
 
     ENGRAM_HOME=... .venv/bin/python bench/rank.py --latency [--requests 1000] [--candidates 100]
@@ -89,6 +91,7 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
         "read+score": lambda case: ranker.score(ranker.matrix(case[2], at)),
         "rank_given": lambda case: ranker.rank(case[0], 10, candidates=case[1], at=at),
         "rank_generated": lambda case: ranker.rank(case[0], 10, at=at),
+        "rank_unexplained": lambda case: ranker.rank(case[0], 10, at=at, explain=False),
     }
     times: dict[str, list[float]] = {name: [] for name in modes}
     for i in range(warmup + requests):

@@ -123,9 +123,12 @@ class Ranker:
         candidates: list[str] | None = None,
         query: str | None = None,
         at: datetime | None = None,
+        explain: bool = True,
     ) -> RankResult:
         """The user's k best items as of `at` (default now); `candidates` limits the choice,
-        `query` adds the items nearest to it in Milvus."""
+        `query` adds the items nearest to it in Milvus. Each item's reasons name its sources
+        and, with `explain`, the features that moved its score most (LightGBM's SHAP values:
+        about 0.1 ms per item)."""
         if k < 1:
             raise InvalidInputError("k", f"must be positive, got {k}")
         moment = pd.Timestamp(at or datetime.now(UTC))
@@ -153,21 +156,21 @@ class Ranker:
                                 found.n_sources.astype(float), moment.to_pydatetime())  # fmt: skip
         scores = self.score(matrix)
         order = np.lexsort((item_ids, -scores))[:k]
-        contributions = self.model.booster.predict(matrix[order], pred_contrib=True, num_threads=1)[
-            :, :-1
-        ]
-        names = self.model.features
         sources = found.sources()
-        reasons = {}
-        for row, position in enumerate(order):
-            top = np.argsort(-np.abs(contributions[row]))[:TOP_REASONS]
-            reasons[str(item_ids[position])] = {
-                "sources": [s for s in str(sources[position]).split("+") if s],
-                "top_features": [
+        reasons: dict[str, dict[str, Any]] = {
+            str(item_ids[i]): {"sources": [s for s in sources[i].split("+") if s]} for i in order
+        }
+        if explain:
+            names = self.model.features
+            contributions = self.model.booster.predict(
+                matrix[order], pred_contrib=True, num_threads=1
+            )[:, :-1]
+            for row, position in enumerate(order):
+                top = np.argsort(-np.abs(contributions[row]))[:TOP_REASONS]
+                reasons[str(item_ids[position])]["top_features"] = [
                     {"name": names[j], "contribution": round(float(contributions[row, j]), 4)}
                     for j in top
-                ],
-            }
+                ]
         items = [(str(item_ids[i]), float(scores[i])) for i in order]
         return RankResult(items, self.version, reasons)
 

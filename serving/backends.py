@@ -269,6 +269,7 @@ class RankService:
         candidates: list[str] | None,
         query: str | None,
         at: datetime | None,
+        explain: bool = False,
     ) -> tuple[Ranked, str | None]:
         """The ranking and, when it fell back to popularity, why."""
         model = self.model
@@ -277,7 +278,7 @@ class RankService:
         if not self._breaker.closed:
             return self.popularity.rank(user_id, k, candidates), "redis unavailable"
         try:
-            ranked = model.rank(user_id, k, candidates, query, at)
+            ranked = model.rank(user_id, k, candidates, query, at, explain=explain)
         except UnknownUserError:
             # No history to rank from (a new user): the most popular items are the answer.
             return self.popularity.rank(user_id, k, candidates), "unknown user"

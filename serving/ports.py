@@ -41,6 +41,7 @@ class Ranker(Protocol):
         candidates: list[str] | None = None,
         query: str | None = None,
         at: datetime | None = None,
+        explain: bool = True,
     ) -> Ranked: ...
 
 

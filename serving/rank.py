@@ -44,7 +44,8 @@ def _candidates(value: Any) -> list[str] | None:
 @bp.post("/v1/rank")
 @requires("read")
 def rank() -> Response:
-    """{"user_id", "k", "candidates"?, "context"?: {"query"?, "time"?}} -> ranked items."""
+    """{"user_id", "k", "candidates"?, "context"?: {"query"?, "time"?}, "explain"?} -> ranked
+    items with their reasons (sources; with explain, the top feature contributions too)."""
     body = json_object()
     user_id = body.get("user_id")
     if not isinstance(user_id, str):
@@ -66,8 +67,11 @@ def rank() -> Response:
             error="invalid_input",
         )
     at = time_value(context.get("time"), "context.time")
+    explain = body.get("explain", False)
+    if not isinstance(explain, bool):
+        raise ApiError(400, "must be true or false", field="explain", error="invalid_input")
     ext = engram()
-    ranked, reason = ext.ranking.rank(user_id, k, candidates, query, at)
+    ranked, reason = ext.ranking.rank(user_id, k, candidates, query, at, explain)
     if reason is not None:
         ext.metrics.degraded.labels(reason).inc()
     reasons = getattr(ranked, "reasons", None) or {}  # item_id -> why (the model's)

@@ -72,6 +72,9 @@ def test_rank_gives_k_unseen_items_best_first_with_reasons(ranker: Ranker) -> No
     assert not {item for item, _ in result.items} & seen
     reason = result.reasons[result.items[0][0]]
     assert reason["sources"] and len(reason["top_features"]) == 3
+    plain = ranker.rank(user, k=5, at=AT, explain=False)  # the same ranking, sources only
+    assert plain.items == result.items
+    assert all(set(why) == {"sources"} for why in plain.reasons.values())
 
 
 def test_rank_within_given_candidates_and_with_a_query(ranker: Ranker) -> None:

@@ -39,6 +39,7 @@ class RedisScoreRanker:
         candidates: list[str] | None = None,
         query: str | None = None,
         at: datetime | None = None,
+        explain: bool = True,
     ) -> RankResult:
         if user_id == "stranger":
             raise UnknownUserError(user_id)  # as the model does for a user with no history
@@ -98,6 +99,7 @@ def test_rank_errors(make_app: AppFactory) -> None:
         ({"user_id": "u", "candidates": ["ok", "not ok"]}, "candidates"),
         ({"user_id": "u", "context": []}, "context"),
         ({"user_id": "u", "context": {"query": 3}}, "context.query"),
+        ({"user_id": "u", "explain": "yes"}, "explain"),
     ]:
         answer = client.post("/v1/rank", json=body, headers=read)
         assert answer.status_code == 400 and answer.json is not None, body
