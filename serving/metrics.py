@@ -1,8 +1,11 @@
 """Prometheus metrics: latency per route template, errors, degraded rankings and stream lag.
 
-One registry per app, so apps built by tests never share counters. Routes are labelled by their
-template (`/v1/users/<user_id>/features`), never by the raw path, so user ids do not become label
-values. With several gunicorn workers each worker counts its own requests: scrape them through
+One registry per app, so apps built by tests never share counters. That holds while
+prometheus_client keeps values in the process (serving.app imports it before `import feast` sets
+PROMETHEUS_MULTIPROC_DIR): in multiprocess mode one file per process holds every value by metric
+name and labels, whatever the registry. Routes are labelled by their template
+(`/v1/users/<user_id>/features`), never by the raw path, so user ids do not become label values.
+With several gunicorn workers each worker counts its own requests: scrape them through
 prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR) when that matters.
 """
 

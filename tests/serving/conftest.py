@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from prometheus_client import values as prometheus_values
 from pymilvus import MilvusClient
 
 from engram import local_redis
@@ -47,6 +48,18 @@ def minilm(
     cache = getattr(request.config, "cache", None)
     models = Path(cache.mkdir("engram-models")) if cache else tmp_path_factory.mktemp("models")
     return embed.load_onnx_minilm(models, variant="fp32", threads=1)
+
+
+@pytest.fixture(autouse=True)
+def in_process_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep prometheus_client's values in the process, as `engram serve` does (serving.app
+    imports it before feast). `import feast` sets PROMETHEUS_MULTIPROC_DIR, and when it runs
+    first (tests/pipelines/stream/conftest.py in a mixed selection) prometheus_client keeps
+    every value in one file per process keyed by metric name and labels: apps built here would
+    then share counts despite their own registries."""
+    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MutexValue)
 
 
 AppFactory = Callable[..., Flask]
