@@ -337,6 +337,23 @@ def decode_event_timestamp(raw: bytes | None) -> datetime | None:
     return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
 
 
+def decode_event_seconds(raws: Sequence[bytes | None]) -> np.ndarray:
+    """Epoch seconds (float64) of `_ts:` fields, NaN where None: `decode_event_timestamp` for a
+    column, in one pass when every stamp holds whole seconds (as snapshots written at a cutoff
+    do), else stamp by stamp."""
+    out = np.full(len(raws), np.nan)
+    present = [i for i, raw in enumerate(raws) if raw is not None]
+    stored = [raw for raw in raws if raw is not None]
+    whole = _decode_varints(stored, 0x08) if len(stored) >= _VECTOR_MIN else None
+    if whole is not None:
+        out[present] = whole.astype(np.float64)
+        return out
+    for i, raw in zip(present, stored, strict=True):
+        ts = Timestamp.FromString(raw)
+        out[i] = ts.seconds + ts.nanos / 1e9
+    return out
+
+
 # --- values ----------------------------------------------------------------------------------
 
 

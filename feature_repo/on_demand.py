@@ -24,14 +24,20 @@ from features import user_profile_fv
 def user_item_category(inputs: dict[str, Any]) -> dict[str, Any]:
     """Category match and share per row; an unknown user, item or category matches nothing."""
     matches, shares = [], []
+    last: object = object()
+    where: dict[str, int] = {}
     for categories, weights, category in zip(
         inputs["top_categories"],
         inputs["top_category_shares"],
         inputs["item_category"],
         strict=True,
     ):
-        ranked = list(categories or [])
-        found = bool(category) and category in ranked
-        matches.append(1 if found else 0)
-        shares.append(float(weights[ranked.index(category)]) if found and weights else 0.0)
+        if categories is not last:  # the rows of one user share its list: index it once
+            last = categories
+            where = {}
+            for place, name in enumerate(categories or []):
+                where.setdefault(name, place)
+        place = where.get(category) if category else None
+        matches.append(0 if place is None else 1)
+        shares.append(float(weights[place]) if place is not None and weights else 0.0)
     return {"category_match": matches, "category_share": shares}

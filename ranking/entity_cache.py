@@ -180,10 +180,7 @@ class EntityCache:
     def _seconds(self, read: OnlineFeatures) -> np.ndarray:
         out = np.full((len(read.ids), len(self._view_names)), np.nan)
         for j, view in enumerate(self._view_names):
-            for i, raw in enumerate(read.stamps[view]):
-                moment = feast_codec.decode_event_timestamp(raw)
-                if moment is not None:
-                    out[i, j] = moment.timestamp()
+            out[:, j] = feast_codec.decode_event_seconds(read.stamps[view])
         return out
 
 

@@ -94,6 +94,19 @@ def test_event_timestamp_is_feasts_timestamp_proto(naive: datetime) -> None:
     assert feast_codec.decode_event_timestamp(raw) == naive.replace(tzinfo=UTC)
 
 
+def _stamp(micros: int) -> bytes:
+    return feast_codec.matrix_to_list(*feast_codec.encode_event_timestamps(np.array([micros])))[0]
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(-(2**35), 2**37)), max_size=80), st.booleans())
+def test_event_seconds_of_a_column_equal_one_by_one(seconds: list[int | None], whole: bool) -> None:
+    raws = [None if s is None else _stamp(s * 1_000_000 + (0 if whole else 250_000))
+            for s in seconds]  # fmt: skip
+    stamps = [None if r is None else Timestamp.FromString(r) for r in raws]
+    expected = [np.nan if t is None else t.seconds + t.nanos / 1e9 for t in stamps]
+    np.testing.assert_array_equal(feast_codec.decode_event_seconds(raws), expected)
+
+
 def test_event_timestamps_drop_nanoseconds_like_feast() -> None:
     micros = np.array([1_700_000_000_123_456, 0, -1], np.int64)
     matrix, lengths = feast_codec.encode_event_timestamps(micros)
