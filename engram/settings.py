@@ -46,6 +46,12 @@ class Settings(BaseSettings):
     engram_max_body_bytes: int = Field(
         default=4 * 1024 * 1024, ge=1024, description="Largest request body the API accepts."
     )
+    engram_milvus_timeout_ms: int = Field(
+        default=2000,
+        ge=10,
+        description="Timeout of the API's Milvus calls: a hung Milvus "
+        "answers 503 (memories) or a popularity ranking instead of holding a worker.",
+    )
     engram_item_cache_seconds: float = Field(
         default=30.0,
         ge=0,

@@ -292,19 +292,14 @@ def answer_queries(service: MemoryService, lines: Iterable[str]) -> Iterator[dic
 
 
 def connect_store(
-    settings: Settings, *, collection: str = DEFAULT_COLLECTION, model: str = "", dim: int = DIM
-) -> MilvusMemoryStore:
-    """A store on MILVUS_URI (or the local server, started if needed); creates nothing."""
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
+    settings: Settings, *, collection: str = DEFAULT_COLLECTION, model: str = "", dim: int = DIM,
+    timeout_s: float | None = None,
+) -> MilvusMemoryStore:  # fmt: skip
+    """A store on MILVUS_URI (or the local server, started if needed); creates nothing. Its
+    Milvus calls time out after `timeout_s` (engram.services.connect_milvus)."""
+    from engram.services import connect_milvus
 
-    from engram.services import resolve_milvus_uri
-
-    uri = resolve_milvus_uri(settings)
-    try:
-        client = MilvusClient(uri=uri)
-    except MilvusException as error:
-        raise ServiceUnavailableError("milvus", f"{uri}: {error.message}") from error
+    client = connect_milvus(settings, timeout_s)
     return MilvusMemoryStore(client, dim=dim, model=model, collection=collection)
 
 
@@ -314,9 +309,11 @@ def build_memory_service(
     collection: str = DEFAULT_COLLECTION,
     embedder: Embedder | None = None,
     threads: int = EMBED_THREADS,
+    timeout_s: float | None = None,
 ) -> MemoryService:
     """The memory service for these settings: Milvus at MILVUS_URI (or the local server),
-    all-MiniLM-L6-v2 on ONNX Runtime (exported once into ENGRAM_HOME/models)."""
+    all-MiniLM-L6-v2 on ONNX Runtime (exported once into ENGRAM_HOME/models); Milvus calls
+    time out after `timeout_s` (None: no limit, for batch jobs)."""
     from pymilvus.exceptions import MilvusException
 
     from memory.embed import CachedEmbedder, load_onnx_minilm
@@ -327,7 +324,8 @@ def build_memory_service(
             load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads),
             20_000,
         )
-    store = connect_store(settings, collection=collection, model=embedder.name, dim=embedder.dim)
+    store = connect_store(settings, collection=collection, model=embedder.name, dim=embedder.dim,
+                          timeout_s=timeout_s)  # fmt: skip
     try:
         store.ensure_collection()
     except MilvusException as error:

@@ -193,18 +193,11 @@ class ItemVectorStore:
         self._client.close()
 
 
-def connect_item_store(settings: Any, embedder: Embedder, collection: str = ITEMS_COLLECTION
-                       ) -> ItemVectorStore:  # fmt: skip
-    """The item store on MILVUS_URI (or the local server, started if needed); creates nothing."""
-    from pymilvus import MilvusClient
-    from pymilvus.exceptions import MilvusException
+def connect_item_store(settings: Any, embedder: Embedder, collection: str = ITEMS_COLLECTION,
+                       timeout_s: float | None = None) -> ItemVectorStore:  # fmt: skip
+    """The item store on MILVUS_URI (or the local server, started if needed); creates nothing.
+    Its Milvus calls time out after `timeout_s` (engram.services.connect_milvus)."""
+    from engram.services import connect_milvus
 
-    from engram.errors import ServiceUnavailableError
-    from engram.services import resolve_milvus_uri
-
-    uri = resolve_milvus_uri(settings)
-    try:
-        client = MilvusClient(uri=uri)
-    except MilvusException as error:
-        raise ServiceUnavailableError("milvus", f"{uri}: {error.message}") from error
+    client = connect_milvus(settings, timeout_s)
     return ItemVectorStore(client, dim=embedder.dim, model=embedder.name, collection=collection)

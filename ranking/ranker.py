@@ -190,9 +190,10 @@ def epoch_micros(at: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any | None = None
-                ) -> Ranker:  # fmt: skip
-    """The ranker of a registry version (latest when None), wired to Redis and Milvus."""
+def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any | None = None,
+                milvus_timeout_s: float | None = None) -> Ranker:  # fmt: skip
+    """The ranker of a registry version (latest when None), wired to Redis and Milvus (calls
+    timing out after `milvus_timeout_s`: the API's query searches)."""
     import redis
 
     from engram import feature_store
@@ -204,7 +205,8 @@ def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any
 
     model = registry.load(settings, version)
     embedder = embedder or load_embedder(settings)
-    item_store = connect_item_store(settings, embedder, model.meta["item_collection"])
+    item_store = connect_item_store(settings, embedder, model.meta["item_collection"],
+                                    milvus_timeout_s)  # fmt: skip
     item_store.ensure_collection()
     vectors = item_store.load()
     redis_url = resolve_redis_url(settings)

@@ -168,8 +168,9 @@ class MemoryHandle:
                     )
                 try:
                     self._service = build_memory_service(
-                        self._settings, collection=self.collection, embedder=self._embedder
-                    )
+                        self._settings, collection=self.collection, embedder=self._embedder,
+                        timeout_s=self._settings.engram_milvus_timeout_ms / 1000,
+                    )  # fmt: skip
                 except ServiceUnavailableError as error:
                     self.breaker.failure(error.reason)
                     raise

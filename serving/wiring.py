@@ -44,7 +44,9 @@ def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | No
     if current is not None and getattr(current, "version", None) == known[-1]:
         return current
     try:
-        ranker: Ranker = load_ranker(settings, known[-1])
+        ranker: Ranker = load_ranker(
+            settings, known[-1], milvus_timeout_s=settings.engram_milvus_timeout_ms / 1000
+        )
     except EngramError as error:
         log.warning("model %s not loaded: %s", known[-1], error)
         return current

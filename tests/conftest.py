@@ -7,6 +7,7 @@ redis-server on a free port in a temporary directory.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,8 +77,38 @@ def milvus_uri(
     binaries = Path(cache.mkdir(name)) if cache else tmp_path_factory.mktemp(name)
     directory = tmp_path_factory.mktemp("milvus-session")
     uri = local_milvus.ensure_milvus(directory, binaries_dir=binaries, die_with_caller=True)
+    _MILVUS_DIRS[uri] = directory
     yield uri
     local_milvus.stop_milvus(directory)
+
+
+_MILVUS_DIRS: dict[str, Path] = {}
+
+
+class PausableServer:
+    """The session's Milvus process: `pause()` stops it (SIGSTOP, a server that hangs as a real
+    one can), `resume()` lets it run again."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.paused = False
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+        self.paused = False
+
+
+@pytest.fixture
+def pausable_milvus(milvus_uri: str) -> Iterator[PausableServer]:
+    """The session's Milvus server, resumed when the test ends whatever happens."""
+    server = PausableServer(int((_MILVUS_DIRS[milvus_uri] / "milvus.pid").read_text()))
+    yield server
+    if server.paused:
+        server.resume()
 
 
 @pytest.fixture

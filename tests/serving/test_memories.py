@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from flask import Flask
 
 from memory.extract import TextSignal
+from tests.conftest import PausableServer
 from tests.serving.conftest import AppFactory, bearer
 
 T1 = datetime(2026, 3, 1, 9, tzinfo=UTC)
@@ -101,3 +103,24 @@ def test_memory_errors(make_app: AppFactory) -> None:
         "user_id": "ana",
         "memories": [],
     }
+
+
+def test_a_hung_milvus_answers_503_after_the_timeout_then_recovers(
+    make_app: AppFactory, pausable_milvus: PausableServer
+) -> None:
+    app = make_app()
+    _seed(app)
+    client = app.test_client()
+    search = {"query": "where do they live", "k": 1}
+    path = "/v1/users/ana/memories/search"
+    assert client.post(path, json=search, headers=bearer("read")).status_code == 200
+    pausable_milvus.pause()
+    began = time.monotonic()
+    hung = client.post(path, json=search, headers=bearer("read"))
+    assert hung.status_code == 503 and hung.headers.get("Retry-After") == "1"
+    assert time.monotonic() - began < 5  # ENGRAM_MILVUS_TIMEOUT_MS (2 s), not the hang
+    pausable_milvus.resume()
+    deadline = time.monotonic() + 10  # the breaker lets a request through again after 2 s
+    while client.post(path, json=search, headers=bearer("read")).status_code != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
