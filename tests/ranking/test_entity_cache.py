@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pytest
 
 from engram import feast_codec
 from pipelines.catalog_store import catalog_path
 from ranking.entity_cache import EntityCache
-from ranking.online_features import ServiceReader, service_plan
-from tests.feature_home import AS_OF, FeatureHome, feature_home
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> FeatureHome:
-    return feature_home(tmp_path_factory, redis_server)
-
-
-@pytest.fixture
-def ranking(home: FeatureHome) -> Iterator[ServiceReader]:
-    client = home.client()
-    yield ServiceReader(client, home.store.project, service_plan(home.store, "ranking"))
-    client.close()
+from ranking.online_features import ServiceReader
+from tests.feature_home import AS_OF, FeatureHome
 
 
 class Clock:

@@ -20,10 +20,9 @@ from pipelines.catalog_store import catalog_path
 from ranking.online_features import (
     OnlineFeatureReader,
     ServiceReader,
-    service_plan,
     views_from_store,
 )
-from tests.feature_home import AS_OF, FeatureHome, feature_home
+from tests.feature_home import AS_OF, FeatureHome
 from tests.toy_feature_repo import NOW, PROJECT, ToyRepo, build_toy_repo
 
 USERS = [f"u{i}" for i in range(40)] + ["nobody", "u3"]  # a missing user and a repeat
@@ -184,18 +183,6 @@ def test_now_defaults_to_the_clock(repo: ToyRepo, client: redis.Redis) -> None:
 
 
 # --- Engram's own repo: feature services, on-demand views, ttl -------------------------------
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> FeatureHome:
-    return feature_home(tmp_path_factory, redis_server)
-
-
-@pytest.fixture
-def ranking(home: FeatureHome) -> Iterator[ServiceReader]:
-    client = home.client()
-    yield ServiceReader(client, home.store.project, service_plan(home.store, "ranking"))
-    client.close()
 
 
 def candidates(home: FeatureHome, n: int) -> tuple[list[str], list[str | None]]:

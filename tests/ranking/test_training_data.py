@@ -16,14 +16,9 @@ from engram.errors import InvalidInputError
 from engram.settings import get_settings
 from pipelines.catalog_store import catalog_path
 from ranking.training_data import check_labels, training_frame, with_catalog_fields
-from tests.feature_home import AS_OF, FeatureHome, feature_home
+from tests.feature_home import AS_OF, FeatureHome
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, redis_server: str) -> FeatureHome:
-    return feature_home(tmp_path_factory, redis_server)
 
 
 @pytest.fixture(scope="module")
