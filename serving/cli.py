@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -33,6 +35,7 @@ def serve(
 
     from serving.app import create_app
     from serving.auth import is_loopback, load_keys
+    from serving.metrics import across_workers
 
     if no_auth and not is_loopback(host):
         raise InvalidInputError("no-auth", f"refused on {host}: bind a loopback address")
@@ -42,6 +45,10 @@ def serve(
         raise ConfigError(
             "ENGRAM_API_KEYS", "no API key is configured (or run --no-auth on a loopback host)"
         )
+
+    if across_workers():  # a directory left by an earlier run would add its counts to ours
+        for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+            stale.unlink()
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -60,6 +67,7 @@ def serve(
                 # gunicorn 27's control socket is one path per machine user: servers side by
                 # side (tests, load runs) would share it. Engram is managed by signals instead.
                 "control_socket_disable": True,
+                "child_exit": _worker_exited,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -68,3 +76,13 @@ def serve(
             return create_app(settings, test_config)
 
     Server().run()
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    """gunicorn's child_exit hook: a dead worker's live gauges leave the shared metrics."""
+    from serving.metrics import across_workers
+
+    if across_workers():
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,22 +1,37 @@
 """Prometheus metrics: latency per route template, errors, degraded rankings and stream lag.
 
-One registry per app, so apps built by tests never share counters. That holds while
-prometheus_client keeps values in the process (serving.app imports it before `import feast` sets
-PROMETHEUS_MULTIPROC_DIR): in multiprocess mode one file per process holds every value by metric
-name and labels, whatever the registry. Routes are labelled by their template
-(`/v1/users/<user_id>/features`), never by the raw path, so user ids do not become label values.
-With several gunicorn workers each worker counts its own requests: scrape them through
-prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR) when that matters.
+Routes are labelled by their template (`/v1/users/<user_id>/features`), never by the raw path, so
+user ids do not become label values.
+
+Two modes, chosen by the environment `engram serve` starts in (engram/__init__.py):
+- In process (the default): one registry per app, so apps built by tests never share counters;
+  under gunicorn each worker counts its own requests and a scrape sees one worker.
+- Across workers, with PROMETHEUS_MULTIPROC_DIR set to a directory before the server starts:
+  every worker writes its values there (prometheus_client's multiprocess mode, one file per
+  process, keyed by metric name and labels whatever the registry) and a scrape, whichever worker
+  answers it, sums them all. `engram serve` empties the directory at start and drops a worker's
+  live gauges when it exits.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import values as prometheus_values
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+
+
+def across_workers() -> bool:
+    """True when values live in PROMETHEUS_MULTIPROC_DIR files shared by the workers."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR")) and (
+        prometheus_values.ValueClass is not prometheus_values.MutexValue
+    )
+
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -51,17 +66,20 @@ class Metrics:
             ["reason"],
             registry=self.registry,
         )
+        # Across workers, a gauge shows the value set last by any live worker.
         self.stream_lag = Gauge(
             "engram_stream_lag",
             "Signals in the stream not yet read by a consumer group "
             "(-1 when Redis cannot be asked).",
             registry=self.registry,
+            multiprocess_mode="livemostrecent",
         )
         self.store_up = Gauge(
             "engram_store_up",
             "1 when the store answered the last check.",
             ["store"],
             registry=self.registry,
+            multiprocess_mode="livemostrecent",
         )
 
     def init_app(self, app: Flask) -> None:
@@ -88,4 +106,8 @@ class Metrics:
         """The text format, with the stream lag measured now."""
         value = lag()
         self.stream_lag.set(-1 if value is None else value)
-        return Response(generate_latest(self.registry), mimetype=CONTENT_TYPE_LATEST)
+        registry = self.registry
+        if across_workers():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)  # every worker's files, summed
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
