@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,7 @@ def serve(
                 # side (tests, load runs) would share it. Engram is managed by signals instead.
                 "control_socket_disable": True,
                 "child_exit": _worker_exited,
+                "post_worker_init": _warm_worker,
             }
             for key, value in options.items():
                 self.cfg.set(key, value)
@@ -86,3 +88,13 @@ def _worker_exited(_server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def _warm_worker(worker: Any) -> None:
+    """gunicorn's post_worker_init hook: the embedding model and the memory collection load
+    before the worker takes requests, not in its first memory search (about a second)."""
+    from engram.errors import ServiceUnavailableError
+
+    # Milvus down now: memory requests answer 503 until it is back.
+    with contextlib.suppress(ServiceUnavailableError):
+        worker.wsgi.extensions["engram"].memories.get()
