@@ -550,14 +550,20 @@ def user_features(
         raise ServiceUnavailableError(
             "online store", f"no user view of {service!r} is materialized: run `engram materialize`"
         )
-    reader = ServiceReader(client, store.project, plan)
+    return user_row(ServiceReader(client, store.project, plan), user_id)
+
+
+def user_row(reader: ServiceReader, user_id: str) -> dict[str, Any]:
+    """One user's stored features of the reader's service, with each view's event time
+    (`engram features show` and GET /v1/users/{id}/features); UnknownUserError when no view
+    holds the user."""
     got = reader.read({"user_id": [user_id]}, on_demand=False, event_times=True)
     times = {view: stamps[0] for view, stamps in got.stored["user_id"].event_times.items()}
     if all(t is None for t in times.values()):
         raise UnknownUserError(user_id)
     return {
         "user_id": user_id,
-        "feature_service": service,
+        "feature_service": reader.plan.name,
         "event_timestamps": times,
         "features": {name: got.values(name)[0] for name in got.names},
     }

@@ -27,7 +27,7 @@ from engram.settings import Settings
 from memory.embed import CachedEmbedder, Embedder, load_onnx_minilm
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
-from ranking.online_features import ServiceReader, service_plan
+from ranking.online_features import ServiceReader, service_plan, user_row
 from serving.breaker import Breaker
 from serving.popularity import Popularity, PopularityRanker, load_popularity
 from serving.ports import Ranked, Ranker
@@ -67,6 +67,9 @@ def guarded(breaker: Breaker, service: str, call: Callable[[], Any]) -> Any:
     except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
         breaker.failure(str(error))
         raise ServiceUnavailableError(service, str(error)) from error
+    except EngramError:  # the store answered; what it said is the caller's error (unknown user)
+        breaker.success()
+        raise
     breaker.success()
     return result
 
@@ -114,20 +117,7 @@ class FeatureReader:
         reader = self._ensure()
         if reader is None:
             raise UnknownUserError(user_id)  # nothing is materialized yet: no one has features
-        got = guarded(
-            self._breaker,
-            "redis",
-            lambda: reader.read({"user_id": [user_id]}, on_demand=False, event_times=True),
-        )
-        times = {view: stamps[0] for view, stamps in got.stored["user_id"].event_times.items()}
-        if all(moment is None for moment in times.values()):
-            raise UnknownUserError(user_id)
-        return {
-            "user_id": user_id,
-            "feature_service": FEATURE_SERVICE,
-            "event_timestamps": times,
-            "features": {name: got.values(name)[0] for name in got.names},
-        }
+        return guarded(self._breaker, "redis", lambda: user_row(reader, user_id))
 
 
 class MemoryHandle:

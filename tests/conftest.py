@@ -10,6 +10,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -109,6 +110,16 @@ def pausable_milvus(milvus_uri: str) -> Iterator[PausableServer]:
     yield server
     if server.paused:
         server.resume()
+
+
+@pytest.fixture(scope="session")
+def minilm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """all-MiniLM-L6-v2 on ONNX (memory.embed.Embedder), exported once into pytest's cache."""
+    from memory import embed  # onnxruntime loads only for the tests that embed
+
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
+    models = Path(cache.mkdir("engram-models")) if cache else tmp_path_factory.mktemp("models")
+    return embed.load_onnx_minilm(models, variant="fp32", threads=1)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from pymilvus import MilvusClient
@@ -19,16 +18,6 @@ from memory.store import MilvusMemoryStore, milvus_literal
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 INJECTION = 'x" || user_id != "x'
-
-
-@pytest.fixture(scope="session")
-def minilm(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> embed.Embedder:
-    """all-MiniLM-L6-v2 on ONNX; the export is kept in pytest's cache (as in test_embed)."""
-    cache = getattr(request.config, "cache", None)
-    models = Path(cache.mkdir("engram-models")) if cache else tmp_path_factory.mktemp("models")
-    return embed.load_onnx_minilm(models, variant="fp32", threads=1)
 
 
 @pytest.fixture(scope="module")

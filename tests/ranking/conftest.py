@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -13,12 +12,9 @@ from tests.feature_home import FeatureHome, feature_home
 
 
 @pytest.fixture(scope="session")
-def minilm(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-           ) -> embed.Embedder:  # fmt: skip
-    """MiniLM on ONNX, its export kept in pytest's cache (as in tests/memory)."""
-    cache = getattr(request.config, "cache", None)
-    models = Path(cache.mkdir("engram-models")) if cache else tmp_path_factory.mktemp("models")
-    return embed.CachedEmbedder(embed.load_onnx_minilm(models, variant="fp32", threads=1))
+def minilm(minilm: embed.Embedder) -> embed.Embedder:
+    """The session's MiniLM (tests/conftest.py), its vectors kept in memory across tests."""
+    return embed.CachedEmbedder(minilm)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
-from prometheus_client import values as prometheus_values
 from pymilvus import MilvusClient
 
 from engram import local_redis
@@ -38,28 +37,6 @@ def signal(event_id: str, user_id: str, kind: str = "view", **fields: Any) -> di
         record.setdefault("item_id", "item-1")
     record.update(fields)
     return record
-
-
-@pytest.fixture(scope="session")
-def minilm(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> embed.Embedder:
-    """all-MiniLM-L6-v2 on ONNX, exported once into pytest's cache (as tests/memory do)."""
-    cache = getattr(request.config, "cache", None)
-    models = Path(cache.mkdir("engram-models")) if cache else tmp_path_factory.mktemp("models")
-    return embed.load_onnx_minilm(models, variant="fp32", threads=1)
-
-
-@pytest.fixture(autouse=True)
-def in_process_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep prometheus_client's values in the process, as `engram serve` does (serving.app
-    imports it before feast). `import feast` sets PROMETHEUS_MULTIPROC_DIR, and when it runs
-    first (tests/pipelines/stream/conftest.py in a mixed selection) prometheus_client keeps
-    every value in one file per process keyed by metric name and labels: apps built here would
-    then share counts despite their own registries."""
-    for name in ("PROMETHEUS_MULTIPROC_DIR", "PROMETHEUS_MULTIPROCESS_DIR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(prometheus_values, "ValueClass", prometheus_values.MutexValue)
 
 
 AppFactory = Callable[..., Flask]
