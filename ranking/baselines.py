@@ -129,6 +129,13 @@ class _CatalogModel:
         self._weight = interactions["weight"].to_numpy(dtype=float)[order]
         self._popularity = np.bincount(items, minlength=len(self.items)).astype(float)
         self._as_of_memo: dict[tuple[object, ...], Any] = {}  # see _counts_as_of
+        self.__dict__.pop("_catalog_columns", None)  # positions in the catalog fitted before
+
+    def forget_user(self, user_id: str) -> None:
+        """Score the user as one with no contacts from now on, in place (a model being served).
+
+        Nothing here is read per user: as-of popularity counts everyone's contacts, which stay
+        until the model is fitted again (ranking.registry.forget_user refits without them)."""
 
     def _scores(
         self, user_ids: Sequence[str], cutoffs: np.ndarray
@@ -320,6 +327,13 @@ class _ProfileModel(_CatalogModel):
         if self.retrain_growth is None:
             self._sides[len(self._ts)] = self._learn(self._matrix(len(self._ts)))
         return self
+
+    def forget_user(self, user_id: str) -> None:
+        """Score the user as one with no contacts from now on, in place (a model being served):
+        their profile is no longer read, so no user factor or neighbourhood is built from it.
+        The item side learned over everyone, and the time-ordered log it is learned from, keep
+        their contacts until the model is fitted again (ranking.registry.forget_user)."""
+        self._rows.pop(user_id, None)
 
     def _values(self, weights: np.ndarray) -> np.ndarray:
         raise NotImplementedError

@@ -13,7 +13,7 @@ the time are never candidates.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -42,17 +42,35 @@ class Source(Protocol):
         self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index
     ) -> np.ndarray: ...
 
+    def forget_user(self, user_id: str) -> None:
+        """Score the user as one with no history from now on (in place, while serving)."""
+        ...
+
+
+class CatalogScorer(Protocol):
+    """A fitted point-in-time model: ranking.baselines' models, ranking.sequence's."""
+
+    def score_batch(
+        self, user_ids: Sequence[str], cutoffs: pd.DatetimeIndex, item_ids: Sequence[str]
+    ) -> np.ndarray: ...
+
+    def forget_user(self, user_id: str) -> None: ...
+
 
 class ModelSource:
     """A point-in-time baseline recommender (ranking.baselines) as a candidate source."""
 
-    def __init__(self, name: str, model: object) -> None:
+    def __init__(self, name: str, model: CatalogScorer) -> None:
         self.name = name
         self.model = model
 
     def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
         """The model's scores (see `_CatalogModel.score_batch`)."""
-        return np.asarray(self.model.score_batch(list(user_ids), at, items))  # type: ignore[attr-defined]
+        return np.asarray(self.model.score_batch(list(user_ids), at, items))
+
+    def forget_user(self, user_id: str) -> None:
+        """The model's `forget_user`."""
+        self.model.forget_user(user_id)
 
 
 class VectorRows(Protocol):
@@ -115,6 +133,12 @@ class EmbeddingSource:
         # Every vector scored, then picked: cheaper than copying the catalog's rows per request.
         out[np.ix_(known, has)] = (tastes[known] @ self.vectors.matrix.T)[:, columns[has]]
         return out
+
+    def forget_user(self, user_id: str) -> None:
+        """No taste for the user from now on: their contacts and memories are not read."""
+        self.history.forget_user(user_id)
+        if isinstance(self.memories, MutableMapping):
+            self.memories.pop(user_id, None)
 
 
 @dataclass

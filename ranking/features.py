@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,6 +106,14 @@ class Context:
     @functools.cached_property
     def _contact_rows(self) -> dict[str, np.ndarray]:
         return {}
+
+    def forget_user(self, user_id: str) -> None:
+        """Hold the user as one with no contacts and no memories from now on, in place (the
+        serving ranker's `forget_user`)."""
+        self.history.forget_user(user_id)
+        self._contact_rows.pop(user_id, None)
+        if isinstance(self.memories, MutableMapping):
+            self.memories.pop(user_id, None)
 
     def contact_rows(self, user_id: str) -> np.ndarray:
         """Table rows of all the user's contacts, oldest first; the contacts before any time

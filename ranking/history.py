@@ -69,6 +69,15 @@ class UserHistory:
         """Users with at least one contact."""
         return list(self._rows)
 
+    def knows(self, user_id: str) -> bool:
+        """True when the history holds contacts of the user."""
+        return user_id in self._rows
+
+    def forget_user(self, user_id: str) -> None:
+        """Hold the user as one with no contacts from now on, in place: their rows are no
+        longer reachable (the arrays keep them until the history is built again)."""
+        self._rows.pop(user_id, None)
+
     def before(self, user_id: str, at_micros: int) -> Contacts:
         """The user's contacts strictly before `at_micros`."""
         start, end = self._rows.get(user_id, (0, 0))

@@ -77,6 +77,24 @@ class Ranker:
         """The model version in use."""
         return self.model.version
 
+    @property
+    def revision(self) -> str:
+        """Which write of the version's sources this ranker read (ranking.registry.revision)."""
+        return self.model.revision
+
+    def knows(self, user_id: str) -> bool:
+        """True when this ranker holds contacts of the user (the log it was trained on)."""
+        return self.inputs.context.history.knows(user_id)
+
+    def forget_user(self, user_id: str) -> None:
+        """Rank the user as one with no history from now on, in place: the history, every
+        candidate source's per-user state and the feature context drop them, so their answer
+        is a stranger's. What the sources learned over everyone keeps their contacts until
+        the rewritten registry version is loaded (ranking.registry.forget_user)."""
+        self.inputs.context.forget_user(user_id)
+        for source in self.inputs.sources:
+            source.forget_user(user_id)
+
     def features(self, frame: pd.DataFrame, at: datetime) -> pd.DataFrame:
         """The model matrix of candidate rows of one user at `at`, service read online."""
         return pd.DataFrame(self.matrix(frame, at), index=frame.index, columns=self.model.features)

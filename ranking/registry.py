@@ -4,12 +4,22 @@ Each version holds `model.txt` (the LightGBM booster), `sources.pkl` (the fitted
 sources and the log they read) and `meta.json` (version, feature list, training window,
 metrics). Versions are `vYYYYMMDD-HHMMSS[-n]`, so their sorted order is their age and `load()`
 without a version takes the latest.
+
+Forgetting a user (`forget_user`) rewrites `sources.pkl` of every version without them; the
+file's *revision* (`revision`) then changes, which is how a serving process that loaded the
+version before knows to load it again.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import pickle
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +31,7 @@ from engram.settings import Settings
 MODEL_FILE = "model.txt"
 SOURCES_FILE = "sources.pkl"
 META_FILE = "meta.json"
+LOCK_FILE = ".lock"
 
 
 def registry_dir(settings: Settings) -> Path:
@@ -36,6 +47,7 @@ class ModelVersion:
     booster: Any
     sources: dict[str, Any]
     meta: dict[str, Any]
+    revision: str = ""  # which write of sources.pkl was read (see `revision`)
 
     @property
     def features(self) -> list[str]:
@@ -92,6 +104,93 @@ def load(settings: Settings, version: str | None = None) -> ModelVersion:
     path = registry_dir(settings) / version
     booster = lgb.Booster(model_file=str(path / MODEL_FILE))
     with (path / SOURCES_FILE).open("rb") as handle:
+        read = _revision(os.fstat(handle.fileno()))  # of the file read, whatever replaces it
         sources = pickle.load(handle)  # files this registry wrote itself
     meta = json.loads((path / META_FILE).read_text())
-    return ModelVersion(version, booster, sources, meta)
+    return ModelVersion(version, booster, sources, meta, read)
+
+
+def revision(settings: Settings, version: str) -> str:
+    """Which write of the version's sources.pkl is on disk now ("" when there is none): a
+    rewrite replaces the file, so a loaded copy whose revision differs is out of date."""
+    try:
+        return _revision((registry_dir(settings) / version / SOURCES_FILE).stat())
+    except FileNotFoundError:
+        return ""
+
+
+def _revision(stat: os.stat_result) -> str:
+    return f"{stat.st_ino}:{stat.st_mtime_ns}"
+
+
+@dataclass(frozen=True)
+class ForgetSummary:
+    """What `forget_user` changed in the registry."""
+
+    versions: int = 0  # versions that held the user: rewritten, or removed when only theirs
+    interactions: int = 0  # the user's rows removed from those versions' logs, summed
+
+
+def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
+    """Rewrite every version's sources without the user.
+
+    Their rows leave the saved log and every candidate source is fitted again on what is left,
+    with its own parameters, so nothing of theirs remains in sources.pkl: no profile, no ALS
+    user factors, no co-occurrence or embedding history, and the item sides (ALS item factors,
+    kNN similarities, pair counts, popularity) are learned again without them when the version
+    is next loaded. The booster (model.txt) was fitted on everyone's rows and keeps what it
+    learned until the next `engram train`; meta.json names no user. A version whose log held
+    nobody else is removed whole. Each file is replaced atomically (a reader gets the old file
+    or the new one) and forgets take a lock, so two never undo each other's rewrite.
+    """
+    root = registry_dir(settings)
+    if not root.is_dir():
+        return ForgetSummary()
+    versions_changed = interactions = 0
+    with _locked(root):
+        for version in versions(settings):
+            path = root / version / SOURCES_FILE
+            with path.open("rb") as handle:
+                state = pickle.load(handle)
+            log = state["interactions"]
+            mine = (log["user_id"].astype(str) == user_id).to_numpy()
+            if not mine.any():
+                continue
+            versions_changed += 1
+            interactions += int(mine.sum())
+            kept = log.loc[~mine].reset_index(drop=True)
+            if kept.empty:
+                _remove(root / version)
+                continue
+            models = {name: model.fit(kept) for name, model in state["models"].items()}
+            _dump_atomically({**state, "interactions": kept, "models": models}, path)
+    return ForgetSummary(versions_changed, interactions)
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    with open(root / LOCK_FILE, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _dump_atomically(state: dict[str, Any], path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _remove(directory: Path) -> None:
+    """Take a version out of `versions()` at once (a rename), then delete its files."""
+    gone = directory.with_name(f".{directory.name}.forgotten")
+    directory.rename(gone)
+    shutil.rmtree(gone)

@@ -44,6 +44,7 @@ class SequentialCooccurrence:
         ends = np.r_[starts[1:], len(users)]
         self._rows = {str(users[s]): (int(s), int(e)) for s, e in zip(starts, ends, strict=True)}
         self._codes, self._ts = codes, ts
+        self.__dict__.pop("_catalog_columns", None)  # positions in the catalog fitted before
         same_user = np.r_[0, np.cumsum(users[1:] != users[:-1])]
         src, dst, weight, when = [], [], [], []
         for gap in range(1, self.window + 1):
@@ -66,6 +67,12 @@ class SequentialCooccurrence:
             grid = np.ceil(self.min_pairs * (1 + self.growth) ** np.arange(steps + 2))
             self._points = np.unique(grid[grid <= total].astype(np.int64))
         return self
+
+    def forget_user(self, user_id: str) -> None:
+        """Score the user as one with no contacts from now on, in place (a model being served):
+        their recent items are no longer read. The dated pair counts, learned over everyone,
+        keep their pairs until the model is fitted again (ranking.registry.forget_user)."""
+        self._rows.pop(user_id, None)
 
     def _table(self, pairs: int) -> sp.csr_matrix:
         if pairs not in self._tables:
