@@ -8,7 +8,9 @@ generated entry id (the *boundary*) and the Redis server's time. Then:
   the consumer drops it, however late it is delivered (a redelivery, a claim, a batch that was
   in hand when the forget came);
 - a process that holds the user's data in memory (the ranker's training log, the popularity
-  table) and loaded it before `forgotten_at_ms` drops the user before answering for them;
+  table) and loaded it before `forgotten_at_ms` drops the user before answering for them. When
+  every store is clean the forget moves `forgotten_at_ms` to its end (`stamp_forgotten`): a copy
+  loaded while the forget ran may have read what it had not deleted yet;
 - an entry above the boundary came after the forget: a new start, kept.
 
 A consumer checks the tombstones of a batch's users before it applies the batch and again after
@@ -50,6 +52,18 @@ return {boundary, ms}
 """
 
 
+# KEYS: the tombstone. Keeps its boundary, sets its time to now; nil when there is none.
+_STAMP = """
+local value = redis.call('GET', KEYS[1])
+if not value then return nil end
+local boundary = string.match(value, '^(%S+)')
+local now = redis.call('TIME')
+local ms = tostring(tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+redis.call('SET', KEYS[1], boundary .. ' ' .. ms)
+return {boundary, ms}
+"""
+
+
 @dataclass(frozen=True)
 class Tombstone:
     """A user's forget: stream entries at or below `boundary` are theirs no more."""
@@ -85,6 +99,16 @@ def entry_key(entry_id: str) -> tuple[int, int]:
 def mark_forgotten(client: redis.Redis, user_id: str, *, stream: str = STREAM) -> Tombstone:
     """Record the user's forget at the stream's current end; call before deleting anything."""
     reply: Any = client.eval(_MARK, 2, stream, tombstone_key(user_id))
+    boundary, ms = (_text(value) for value in reply)
+    return Tombstone(boundary, int(ms))
+
+
+def stamp_forgotten(client: redis.Redis, user_id: str, *, stream: str = STREAM) -> Tombstone:
+    """Move the user's tombstone time to now, keeping its boundary; call when the forget has
+    cleaned every store (a tombstone gone missing meanwhile is marked again)."""
+    reply: Any = client.eval(_STAMP, 1, tombstone_key(user_id))
+    if reply is None:
+        return mark_forgotten(client, user_id, stream=stream)
     boundary, ms = (_text(value) for value in reply)
     return Tombstone(boundary, int(ms))
 

@@ -9,6 +9,7 @@ from pipelines.stream.tombstones import (
     entry_key,
     mark_forgotten,
     read_tombstones,
+    stamp_forgotten,
     tombstone_key,
 )
 
@@ -31,6 +32,19 @@ def test_a_forget_before_any_stream_covers_nothing_sent_later(redis_url: str) ->
     assert tombstone.boundary == "0-0"
     later = produce(client, [{"user_id": "u1"}])
     assert not tombstone.covers(later[0])
+
+
+def test_the_end_stamp_keeps_the_boundary_and_moves_the_time(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    produce(client, [{"user_id": "u1"}])
+    marked = mark_forgotten(client, "u1")
+    during = produce(client, [{"user_id": "u1"}])  # sent while the forget runs: kept
+    ended = stamp_forgotten(client, "u1")
+    assert ended.boundary == marked.boundary and not ended.covers(during[0])
+    assert ended.forgotten_at_ms >= marked.forgotten_at_ms
+    assert read_tombstones(client, ["u1"]) == {"u1": ended}
+    # A tombstone gone missing meanwhile is marked again, at the stream's end.
+    assert stamp_forgotten(client, "u2").boundary == during[0]
 
 
 def test_the_key_does_not_name_the_user(redis_url: str) -> None:
