@@ -419,7 +419,7 @@ def _print_memories(title: str, rows: list[tuple[str, Any]], first: str = "score
 @handle_errors
 def forget(settings: Settings, user_id: str) -> None:
     """Delete everything held about USER_ID; prints what each store removed, as JSON."""
-    from memory.service import forget_everywhere
+    from forget.everywhere import forget_everywhere
 
     click.echo(json.dumps(forget_everywhere(settings, user_id)))
 

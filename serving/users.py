@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import redis
 from flask import Blueprint, Response, jsonify
+from pymilvus.exceptions import MilvusException
 
 from engram.errors import ServiceUnavailableError
-from memory.service import forget_everywhere
+from forget.everywhere import forget_everywhere
 from serving.auth import requires
 from serving.extension import engram
 from serving.validation import checked_id
@@ -25,5 +26,7 @@ def forget_user(user_id: str) -> Response:
     except (redis.ConnectionError, redis.TimeoutError) as error:
         ext.redis_breaker.failure(str(error))
         raise ServiceUnavailableError("redis", str(error)) from error
-    ext.ranking.forget(user_id)
+    except MilvusException as error:
+        ext.memories.breaker.failure(error.message)
+        raise ServiceUnavailableError("milvus", error.message) from error
     return jsonify(removed)

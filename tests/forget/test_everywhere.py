@@ -8,7 +8,7 @@ from pathlib import Path
 import redis
 
 from engram.settings import Settings
-from memory.service import forget_everywhere
+from forget.everywhere import forget_everywhere
 from pipelines.stream.producer import STREAM, produce
 from pipelines.stream.state import PREFIX, StateEvent, WindowState
 

@@ -1,0 +1,91 @@
+"""Forget a user everywhere: DELETE /v1/users/{id} and `engram forget` run this.
+
+In order:
+1. the tombstone (`mark_forgotten`), before anything is deleted: the stream consumer drops the
+   user's entries accepted before it however late they come, and serving processes drop the
+   user from the copies they loaded before it (pipelines/stream/tombstones.py);
+2. every store: memories (Milvus), stored events, dead-letter records, offline feature
+   snapshot rows, the online feature row, the signals stream and its dead-letter stream, the
+   stream's window state, the model registry (each version's saved log and candidate sources);
+3. the hooks below, for what other parts keep (the stream's outbox, the logs on disk);
+4. the tombstone's time moves to the end (`stamp_forgotten`): a copy loaded while this ran
+   may have read what was not deleted yet, so it counts as loaded before the forget.
+
+Running it again finds nothing left and answers zeros; a run that failed part way (a store
+down) is completed by running it again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from engram.services import resolve_redis_url
+from engram.settings import Settings
+from forget.offline import forget_feature_rows
+from forget.online import forget_in_redis
+from memory.service import connect_store
+from memory.store import DEFAULT_COLLECTION, checked_id
+from pipelines import dead_letter, duck, event_store
+from pipelines.stream.tombstones import mark_forgotten, stamp_forgotten
+from ranking import registry
+
+REDIS_TIMEOUT_S = 10.0  # per Redis call: the stream is scanned in chunks, each one short
+
+
+def forget_everywhere(
+    settings: Settings, user_id: str, *, collection: str = DEFAULT_COLLECTION
+) -> dict[str, Any]:
+    """Delete everything held about the user, in every store; returns what each removed."""
+    checked_id(user_id)
+    with redis.Redis.from_url(
+        resolve_redis_url(settings),
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+    ) as client:
+        mark_forgotten(client, user_id)
+        removed: dict[str, Any] = {"user_id": user_id}
+        removed["memories"] = _forget_memories(settings, user_id, collection)
+        con = duck.connect(settings)
+        try:
+            removed["events"] = event_store.forget_user(con, settings, user_id)
+        finally:
+            con.close()
+        removed["dead_letter"] = dead_letter.forget_user(settings, user_id)
+        removed["feature_rows"] = forget_feature_rows(settings, user_id)
+        in_redis = forget_in_redis(client, user_id)
+        removed["online"] = in_redis.online
+        removed["stream"] = in_redis.stream
+        removed["stream_state"] = in_redis.stream_state
+        models = registry.forget_user(settings, user_id)
+        removed["model_versions"] = models.versions
+        removed["model_interactions"] = models.interactions
+        removed.update(forget_outbox(client, user_id))
+        removed.update(rewrite_logs(settings, client))
+        stamp_forgotten(client, user_id)
+    return removed
+
+
+def _forget_memories(settings: Settings, user_id: str, collection: str) -> int:
+    store = connect_store(settings, collection=collection)
+    try:
+        return store.delete_user(user_id) if store.exists() else 0
+    finally:
+        store.close()
+
+
+# --- hooks: call sites for parts built elsewhere (issue 12), wired by the lead at merge --------
+
+
+def forget_outbox(client: redis.Redis, user_id: str) -> dict[str, int]:
+    """Hook: remove the user's entries from the stream consumer's outbox (pipelines/stream,
+    the stream helper's part of issue 12). Not wired yet: removes nothing, reports nothing."""
+    return {}
+
+
+def rewrite_logs(settings: Settings, client: redis.Redis) -> dict[str, int]:
+    """Hook: rewrite the Redis AOF and purge Milvus's message log, so the deleted data leaves
+    the disk too (engram/log_retention.py, the disklogs helper's part of issue 12). Not wired
+    yet: rewrites nothing, reports nothing."""
+    return {}

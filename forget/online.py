@@ -1,0 +1,35 @@
+"""The user in Redis: the online feature row, the signals stream and its dead-letter stream,
+and the stream's window state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import yaml
+
+from engram.feast_codec import redis_key
+from engram.feature_store import FEATURE_REPO
+from pipelines.stream.consumer import ConsumerConfig
+from pipelines.stream.producer import STREAM, forget_entries
+from pipelines.stream.state import forget_user_state
+
+
+@dataclass(frozen=True)
+class RedisForget:
+    """What `forget_in_redis` removed."""
+
+    online: int  # the online feature row (every user view lives in one hash per user)
+    stream: int  # entries of the signals stream and of its dead-letter stream
+    stream_state: int  # window state keys, and the user's place in items' user sets
+
+
+def forget_in_redis(client: redis.Redis, user_id: str) -> RedisForget:
+    """Delete the user's online feature row, stream entries and window state."""
+    project = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())["project"]
+    deleted: Any = client.delete(redis_key(project, ["user_id"], [user_id]))
+    online = int(deleted)
+    streams = (STREAM, ConsumerConfig(stream=STREAM).dead_stream)
+    stream = sum(forget_entries(client, user_id, name) for name in streams)
+    return RedisForget(online, stream, forget_user_state(client, user_id))
