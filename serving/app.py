@@ -86,7 +86,10 @@ def create_app(
     )
     model = app.config.get("ENGRAM_RANKER")
     ranking = RankService(
-        settings, redis_breaker, (lambda _s, _m: model) if model is not None else load_model
+        settings,
+        redis_breaker,
+        (lambda _s, _m: model) if model is not None else load_model,
+        client=client,
     )
     ranking.refresh()
     metrics = Metrics()

@@ -27,10 +27,11 @@ from engram.settings import Settings
 from memory.embed import CachedEmbedder, Embedder, load_onnx_minilm
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
+from pipelines.stream.tombstones import read_tombstones
 from ranking.online_features import ServiceReader, service_plan, user_row
 from serving.breaker import Breaker
 from serving.popularity import Popularity, PopularityRanker, load_popularity
-from serving.ports import Ranked, Ranker
+from serving.ports import HoldsUsers, Ranked, Ranker
 
 log = logging.getLogger("engram.serving")
 
@@ -206,7 +207,15 @@ class _MemorySink:
 
 
 class RankService:
-    """The model when there is one and Redis answers; popularity otherwise, flagged degraded."""
+    """The model when there is one and Redis answers; popularity otherwise, flagged degraded.
+
+    The model's training log and the popularity table's seen items are copies of users' data
+    held in this process. Before ranking for a user whom a copy holds, `rank` reads their forget
+    tombstone (pipelines/stream/tombstones.py, one GET) and, when the forget ended after the
+    copy was loaded, drops the user from it first; so every worker, on every host, honours a
+    forget at its next request for the user with no message sent to it. Load times are read
+    from the Redis server's clock, the tombstones' own, so hosts' clocks need not agree.
+    """
 
     def __init__(
         self,
@@ -214,24 +223,53 @@ class RankService:
         breaker: Breaker,
         load_model: Callable[[Settings, Ranker | None], Ranker | None],
         load_popular: Callable[[Settings], Popularity] = load_popularity,
+        *,
+        client: redis.Redis,
     ) -> None:
         self._settings = settings
         self._breaker = breaker
         self._load_model = load_model
         self._load_popular = load_popular
-        self.model: Ranker | None = None
-        self.popularity = PopularityRanker(Popularity())
-        self.loaded_at: float | None = None
+        self._client = client
+        # Each copy with the server time (ms) its load began, swapped together.
+        self._model: tuple[Ranker | None, int] = (None, 0)
+        self._popularity: tuple[PopularityRanker, int] = (PopularityRanker(Popularity()), 0)
         self._stop = threading.Event()
+
+    @property
+    def model(self) -> Ranker | None:
+        """The model in use (None: popularity only)."""
+        return self._model[0]
+
+    @property
+    def popularity(self) -> PopularityRanker:
+        """The popularity table in use."""
+        return self._popularity[0]
 
     def refresh(self) -> None:
         """Reload the model and the popularity table (a failed load keeps the old one)."""
+        began = self._server_ms()
         try:
-            self.popularity = PopularityRanker(self._load_popular(self._settings))
+            self._popularity = (PopularityRanker(self._load_popular(self._settings)), began)
         except EngramError as error:
             log.warning("popularity not reloaded: %s", error)
-        self.model = self._load_model(self._settings, self.model)
-        self.loaded_at = time.time()
+        current = self.model
+        model = self._load_model(self._settings, current)
+        if model is not current:
+            self._model = (model, began)
+
+    def _server_ms(self) -> int:
+        """The Redis server's time in ms; 0 when it cannot be read, so that any forget counts
+        as later than a load of unknown time."""
+        if not self._breaker.closed:
+            return 0
+        try:
+            now: Any = self._client.time()
+            seconds, micros = now
+        except (redis.RedisError, OSError) as error:
+            log.warning("load time unknown: %s", error)
+            return 0
+        return int(seconds) * 1_000 + int(micros) // 1_000
 
     def start_refresh(self, every: float = REFRESH_S) -> None:
         """Reload in a daemon thread every `every` seconds."""
@@ -246,12 +284,25 @@ class RankService:
         """Stop the refresh thread."""
         self._stop.set()
 
-    def forget(self, user_id: str) -> None:
-        """Drop the user from the in-memory popularity table (what they saw)."""
-        current = self.popularity.popularity
-        if current.seen and user_id in current.seen:
-            seen = {user: items for user, items in current.seen.items() if user != user_id}
-            self.popularity = PopularityRanker(Popularity(current.items, current.scores, seen))
+    def honour_forget(self, user_id: str) -> None:
+        """Drop the user from the copies that hold them and were loaded before their forget
+        ended. One GET, only when a copy holds the user; 503 (ServiceUnavailableError) when
+        Redis cannot say."""
+        held = [
+            (copy, loaded_ms)
+            for copy, loaded_ms in (self._model, self._popularity)
+            if isinstance(copy, HoldsUsers) and copy.knows(user_id)
+        ]
+        if not held:
+            return
+        found = guarded(self._breaker, "redis", lambda: read_tombstones(self._client, [user_id]))
+        tombstone = found.get(user_id)
+        if tombstone is None:
+            return
+        for copy, loaded_ms in held:
+            if tombstone.after(loaded_ms):
+                copy.forget_user(user_id)
+                log.info("a forgotten user left the in-process %s", type(copy).__name__)
 
     def rank(
         self,
@@ -262,7 +313,12 @@ class RankService:
         at: datetime | None,
         explain: bool = False,
     ) -> tuple[Ranked, str | None]:
-        """The ranking and, when it fell back to popularity, why."""
+        """The ranking and, when it fell back to popularity, why. A user forgotten since a copy
+        was loaded is dropped from it first (`honour_forget`)."""
+        try:
+            self.honour_forget(user_id)
+        except ServiceUnavailableError:
+            return self.popularity.rank(user_id, k, candidates), "redis unavailable"
         model = self.model
         if model is None:
             return self.popularity.rank(user_id, k, candidates), "no model"

@@ -62,6 +62,15 @@ class PopularityRanker:
     def __init__(self, popularity: Popularity) -> None:
         self.popularity = popularity
 
+    def knows(self, user_id: str) -> bool:
+        """True when the table holds what the user saw."""
+        return self.popularity.seen is not None and user_id in self.popularity.seen
+
+    def forget_user(self, user_id: str) -> None:
+        """Forget what the user saw, in place (no request in flight loses a refreshed table)."""
+        if self.popularity.seen is not None:
+            self.popularity.seen.pop(user_id, None)
+
     def rank(
         self,
         user_id: str,

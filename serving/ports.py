@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import redis
 
@@ -43,6 +43,20 @@ class Ranker(Protocol):
         at: datetime | None = None,
         explain: bool = True,
     ) -> Ranked: ...
+
+
+@runtime_checkable
+class HoldsUsers(Protocol):
+    """An in-process copy of users' data (the model's training log, the popularity table's
+    seen items) that can drop one user before answering for them (a forget elsewhere)."""
+
+    def knows(self, user_id: str) -> bool:
+        """True when the copy holds data of the user."""
+        ...
+
+    def forget_user(self, user_id: str) -> None:
+        """Answer for the user as for a stranger from now on."""
+        ...
 
 
 class Producer(Protocol):

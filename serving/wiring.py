@@ -33,15 +33,20 @@ STREAM_FIELD = producer.FIELD
 
 
 def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | None:
-    """The ranker of the registry's latest version: `current` when that is the one in use
-    (no reload), None while nothing is trained."""
+    """The ranker of the registry's latest version: `current` when that is the one in use and
+    its sources were not rewritten since (a forget: ranking.registry.forget_user), None while
+    nothing is trained."""
     from ranking import registry
     from ranking.ranker import load_ranker
 
     known = registry.versions(settings)
     if not known:
         return None
-    if current is not None and getattr(current, "version", None) == known[-1]:
+    if (
+        current is not None
+        and getattr(current, "version", None) == known[-1]
+        and getattr(current, "revision", None) == registry.revision(settings, known[-1])
+    ):
         return current
     try:
         ranker: Ranker = load_ranker(

@@ -10,6 +10,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from engram.errors import UnknownUserError
+from pipelines.stream.tombstones import mark_forgotten
 from serving.breaker import COOLDOWN_S
 from serving.ports import RankResult
 from tests.serving.conftest import AppFactory, RedisProcess, bearer, ingest_batch, signal
@@ -86,6 +87,30 @@ def test_unknown_users_get_popularity(make_app: AppFactory, redis_url: str) -> N
         "degraded": True,
         "degraded_reason": "unknown user",
     }
+
+
+def test_a_forget_elsewhere_drops_the_user_here_before_answering(
+    make_app: AppFactory, redis_url: str
+) -> None:
+    app = make_app()
+    ingest_batch(app, SIGNALS)  # popularity, and what each user saw
+    client = app.test_client()
+
+    def ranked(user: str) -> list[str]:
+        answer = client.post("/v1/rank", json={"user_id": user, "k": 3}, headers=bearer("read"))
+        assert answer.json is not None
+        return [item["item_id"] for item in answer.json["items"]]
+
+    assert ranked("ana") == ["item-2", "item-3"]  # item-1 left out: ana saw it
+    # Another worker forgets ana after this one loaded its table: no message comes here.
+    mark_forgotten(redis.Redis.from_url(redis_url), "ana")
+    assert ranked("ana") == ranked("stranger") == ["item-2", "item-1", "item-3"]
+    ranking = app.extensions["engram"].ranking
+    assert not ranking.popularity.knows("ana")
+    # A table loaded after the forget is kept as read (here ana's events are still stored, as
+    # for a user who came back after the forget).
+    ranking.refresh()
+    assert ranked("ana") == ["item-2", "item-3"]
 
 
 def test_rank_errors(make_app: AppFactory) -> None:
