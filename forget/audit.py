@@ -1,0 +1,75 @@
+"""The forget audit: after a forget, search every place Engram keeps data for the user's id and
+a distinctive text of theirs. Zero hits is the pass (`bench/forget_audit.py`, tests/forget).
+
+Places, in the report's order:
+- `redis`: every key name and value of every database (the signals stream and its dead-letter
+  stream, window state, online rows, markers);
+- `redis_aof`: the Redis server's files when they are on this host (append-only files, RDB,
+  its log), and those of ENGRAM_HOME's local server;
+- `milvus`: every collection, queried by user and read whole for the text;
+- `milvus_disk`: Milvus's own files (hook: the disklogs helper's scan, wired at merge);
+- `offline`: every file of the offline store (events, feature snapshots, catalog);
+- `dead_letter`: the dead-letter store;
+- `registry`: every model version's files (pickles loaded and walked, every file as bytes);
+- `home`: every other file of ENGRAM_HOME (local services' directories are the places above);
+- `logs`: the server logs given.
+A user id is searched as a substring, so audit with a distinctive id: a short one ("42") is
+found inside unrelated values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import redis
+
+from engram.services import connect_milvus, resolve_redis_url
+from engram.settings import Settings
+from forget import audit_files, audit_milvus, audit_redis
+from forget.audit_report import AuditReport, Needles, PlaceReport
+from ranking.registry import registry_dir
+
+REDIS_TIMEOUT_S = 30.0
+
+
+def audit(
+    settings: Settings,
+    user_id: str,
+    text: str,
+    *,
+    logs: Sequence[Path] = (),
+    collections: Sequence[str] | None = None,
+) -> AuditReport:
+    """Search every place for the user's id and `text`; `collections` limits the Milvus
+    collections read (default: all of them)."""
+    needles = Needles(user_id, text)
+    places: list[PlaceReport] = []
+    with redis.Redis.from_url(
+        resolve_redis_url(settings), socket_timeout=REDIS_TIMEOUT_S
+    ) as client:
+        places.append(audit_redis.scan_keys(client, needles))
+        files = audit_redis.server_files(client, [settings.services_dir / "redis"])
+        places.append(audit_redis.scan_files(files, needles))
+    milvus = connect_milvus(settings)
+    try:
+        places.append(audit_milvus.scan_collections(milvus, needles, collections))
+    finally:
+        milvus.close()
+    places.append(audit_milvus.scan_milvus_disk(settings, needles))
+    stores = {
+        "offline": settings.offline_dir,
+        "dead_letter": settings.dead_letter_dir,
+        "registry": registry_dir(settings),
+    }
+    for place, directory in stores.items():
+        places.append(audit_files.scan_files(place, audit_files.files_under(directory), needles))
+    rest = audit_files.files_under(
+        settings.engram_home, leaving=[*stores.values(), settings.services_dir]
+    )
+    places.append(audit_files.scan_files("home", rest, needles))
+    if logs:
+        places.append(audit_files.scan_files("logs", [Path(p) for p in logs], needles))
+    else:
+        places.append(PlaceReport("logs", "files", skipped="no log file given"))
+    return AuditReport(needles, places)
