@@ -17,7 +17,11 @@ every mode sees the same machine load:
   for the rank features, reasons for the top k);
 - `rank_generated`: `Ranker.rank(user, k=10)`, candidates generated (~N00 items), explained;
 - `rank_unexplained`: the same without the top-feature contributions (what POST /v1/rank does
-  unless asked to explain).
+  unless asked to explain);
+- `service_unexplained`: `RankService.rank` as POST /v1/rank calls it: the forget check (one
+  Redis read of the user's tombstone, every user here being known to the model), then
+  `rank_unexplained`;
+- `forget_check`: that check alone (`RankService.honour_forget`), what forgetting adds.
 Users cycle through those with history; warm-up requests are not counted.
 
     ENGRAM_HOME=... .venv/bin/python bench/rank.py --latency [--requests 1000] [--candidates 100]
@@ -50,11 +54,18 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
     import numpy as np
     import pandas as pd
 
+    from engram.services import resolve_redis_url
     from ranking.candidates import generate
     from ranking.features import assemble, assemble_user
     from ranking.ranker import epoch_micros, load_ranker
+    from serving.backends import RankService, redis_client
+    from serving.breaker import Breaker
 
-    ranker = load_ranker(get_settings())
+    settings = get_settings()
+    ranker = load_ranker(settings)
+    client = redis_client(resolve_redis_url(settings), settings.engram_store_timeout_ms)
+    rank_service = RankService(settings, Breaker("redis"), lambda _s, _m: ranker, client=client)
+    rank_service.refresh()
     inputs = ranker.inputs
     history = inputs.context.history
     users = sorted(history.users, key=lambda u: -len(history.before(u, 2**62).items))[:200]
@@ -92,6 +103,8 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
         "rank_given": lambda case: ranker.rank(case[0], 10, candidates=case[1], at=at),
         "rank_generated": lambda case: ranker.rank(case[0], 10, at=at),
         "rank_unexplained": lambda case: ranker.rank(case[0], 10, at=at, explain=False),
+        "service_unexplained": lambda case: rank_service.rank(case[0], 10, None, None, at),
+        "forget_check": lambda case: rank_service.honour_forget(case[0]),
     }
     times: dict[str, list[float]] = {name: [] for name in modes}
     for i in range(warmup + requests):
