@@ -61,6 +61,13 @@ class Settings(BaseSettings):
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
     )
+    engram_read_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="`engram serve`: a request's headers must arrive within this many seconds "
+        "of the connection, and its body within as many after them (else 408), so that slow "
+        "clients cannot hold the sync workers.",
+    )
 
     @field_validator("engram_home", "engram_api_keys_file")
     @classmethod

@@ -54,6 +54,9 @@ IMPLICIT_WEIGHTS: dict[str, float] = {
 # Known `context` keys, lifted to their own columns; others stay in the context JSON.
 CONTEXT_FIELDS: tuple[str, ...] = ("session_id", "speaker", "device")
 SPEAKERS: frozenset[str] = frozenset({"user", "assistant", "system", "other"})
+# How deep `context` may nest: readers that recurse (Python's json) must never meet a record
+# they cannot read.
+CONTEXT_MAX_DEPTH = 32
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 

@@ -30,12 +30,13 @@ from datetime import date, datetime
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from engram.errors import InvalidInputError
+from pipelines import strict_json
 from pipelines.contract import (
+    CONTEXT_MAX_DEPTH,
     DEAD_LETTER_SCHEMA,
     NORMALIZED_SCHEMA,
     TEXT_MAX_CHARS,
@@ -293,10 +294,14 @@ def _record_json(record: Mapping[str, Any] | str | bytes) -> tuple[str, str | No
 
 
 def _finish(batch: pa.RecordBatch, *, source: str, ingested_at: datetime) -> Normalized:
-    strict_field, strict_reason = _strict_json(batch)
+    strict_field, strict_reason, depth_field, depth_reason = _strict_json(batch)
     text, text_field, text_reason = _text_rules(batch)
     field = pc.coalesce(
-        strict_field, batch.column("err_field"), text_field, batch.column("context_field")
+        strict_field,
+        batch.column("err_field"),
+        text_field,
+        depth_field,
+        batch.column("context_field"),
     )
     rejected = pc.is_valid(field)
     any_rejected = pc.any(rejected).as_py()
@@ -325,40 +330,55 @@ def _finish(batch: pa.RecordBatch, *, source: str, ingested_at: datetime) -> Nor
     if not any_rejected:
         return Normalized(table, DEAD_LETTER_SCHEMA.empty_table())
     reason = pc.coalesce(
-        strict_reason, batch.column("err_reason"), text_reason, batch.column("context_reason")
+        strict_reason,
+        batch.column("err_reason"),
+        text_reason,
+        depth_reason,
+        batch.column("context_reason"),
     )
     return Normalized(
         accepted=table.filter(pc.invert(rejected)),
-        rejected=_rejected(batch, field, reason, sources, rejected, ingested_at),
+        rejected=_rejected(
+            batch, field, reason, sources, rejected, pc.is_valid(strict_field), ingested_at
+        ),
     )
 
 
-def _strict_json(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array]:
-    """Field "$" and its reason for records only DuckDB's lenient parser accepts, else nulls."""
+def _strict_json(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """What the strict re-check finds in the records flagged `suspect`: field "$" and its reason
+    for those only DuckDB's lenient parser accepts (a trailing comma, NaN, a key named twice),
+    then field "context" and its reason for a context nested too deep; nulls elsewhere."""
     nulls = pa.nulls(batch.num_rows, pa.string())
     suspects = pc.indices_nonzero(pc.fill_null(batch.column("suspect"), False)).to_numpy()
     if len(suspects) == 0:
-        return nulls, nulls
-    # Few rows by construction (a trailing comma or a NaN-like word in the line): checked one by
-    # one with Python's strict parser.
+        return nulls, nulls, nulls, nulls
+    # Few rows by construction (flagged by cheap tests on the text): checked one by one.
     raws = pc.take(batch.column("raw"), pa.array(suspects)).to_pylist()
-    invalid = np.zeros(batch.num_rows, dtype=bool)
+    json_reasons: list[str | None] = [None] * batch.num_rows
+    depth_reasons: list[str | None] = [None] * batch.num_rows
     for index, text in zip(suspects.tolist(), raws, strict=True):
         try:
-            json.loads(text, parse_constant=_reject_constant)
-        except ValueError:
-            invalid[index] = True
-    if not invalid.any():
-        return nulls, nulls
-    mask = pa.array(invalid)
-    return (
-        pc.if_else(mask, "$", nulls),
-        pc.if_else(mask, "record is not valid JSON", nulls),
-    )
+            record = strict_json.loads(text)
+        except InvalidInputError as error:
+            json_reasons[index] = _strict_reason(error)
+            continue
+        context = record.get("context") if isinstance(record, dict) else None
+        if strict_json.depth(context) > CONTEXT_MAX_DEPTH:
+            depth_reasons[index] = f"context is nested deeper than {CONTEXT_MAX_DEPTH} levels"
+    return (*_field_and_reason("$", json_reasons), *_field_and_reason("context", depth_reasons))
 
 
-def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
+def _field_and_reason(field: str, reasons: list[str | None]) -> tuple[pa.Array, pa.Array]:
+    reason = pa.array(reasons, pa.string())
+    return pc.if_else(pc.is_valid(reason), field, pa.scalar(None, pa.string())), reason
+
+
+def _strict_reason(error: InvalidInputError) -> str:
+    if error.reason.startswith("not valid JSON"):
+        return "record is not valid JSON"
+    if error.field == "$":
+        return f"record is {error.reason}"
+    return error.reason  # names the key at fault
 
 
 def _text_rules(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array]:
@@ -406,9 +426,17 @@ def _rejected(
     reason: pa.Array,
     sources: pa.Array,
     mask: pa.Array,
+    ambiguous: pa.Array,
     rejected_at: datetime,
 ) -> pa.Table:
     raw = pc.fill_null(pc.filter(batch.column("raw"), mask), "")
+    # A record only the lenient parser read has no id to trust (a key named twice holds two): it
+    # is credited to no one, and found by its raw text (dead_letter.forget_user).
+    no_id = pa.scalar(None, pa.string())
+    ids = {
+        name: pc.filter(pc.if_else(ambiguous, no_id, batch.column(name)), mask)
+        for name in ("event_id", "user_id")
+    }
     long = pc.greater(pc.utf8_length(raw), RAW_MAX_CHARS)
     if pc.any(long).as_py():
         cut = pc.utf8_slice_codeunits(raw, 0, RAW_MAX_CHARS)
@@ -418,8 +446,8 @@ def _rejected(
             pc.filter(sources, mask),
             pc.filter(batch.column("position"), mask),
             redact_array(raw),
-            pc.filter(batch.column("event_id"), mask),
-            pc.filter(batch.column("user_id"), mask),
+            ids["event_id"],
+            ids["user_id"],
             pc.filter(field, mask),
             redact_array(pc.filter(reason, mask)),
             pa.repeat(pa.scalar(rejected_at, UTC_TS), len(raw)),

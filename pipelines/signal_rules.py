@@ -22,6 +22,7 @@ import duckdb
 
 from engram.errors import InvalidInputError
 from pipelines.contract import (
+    CONTEXT_MAX_DEPTH,
     EPOCH_MAX_SECONDS,
     EPOCH_MIN_SECONDS,
     ID_PATTERN,
@@ -48,17 +49,31 @@ ID_FIELDS: tuple[str, ...] = ("event_id", "user_id", "item_id")
 # Values echoed in a reason are cut to this many characters: a reason must stay readable.
 ECHO_MAX_CHARS = 64
 
-# DuckDB's JSON parser accepts more than RFC 8259: trailing commas, and NaN and Infinity. Records
-# that may hold either are flagged `suspect` for a strict re-check (normalize's `_strict_json`):
-# any with a trailing comma, and those whose context holds a NaN-like word (a case-insensitive
-# regex over every line costs more than parsing it). In the scalar fields such a literal is caught
-# by its JSON kind instead; in fields Engram ignores it is not looked for.
+# DuckDB's JSON parser accepts more than RFC 8259: trailing commas, NaN and Infinity, and an
+# object naming a key twice (it reads the first, Python the last: a record could be credited to
+# one user and forgotten as another). Records that may hold any of them are flagged `suspect` for
+# a strict re-check (normalize's `_strict_json`): any with a trailing comma or with a key Engram
+# reads written twice (one regex for both: a quoted name seen twice, as a key or not), and those
+# whose context holds a NaN-like word (a case-insensitive regex over every line costs more than
+# parsing it). In the scalar fields such a literal is caught by its JSON kind instead; in fields
+# Engram ignores it is not looked for.
 _TRAILING_COMMA = r",\s*[}\]]"
+_CONTEXT_KEYS = ("session_id", "speaker", "role", "device")  # the context keys Engram reads
+_READ_KEYS = (*FIELDS, *_CONTEXT_KEYS)
+_SUSPECT_TEXT = "|".join([_TRAILING_COMMA, *(f'"{key}".*"{key}"' for key in _READ_KEYS)])
 _NAN_WORDS = ("NaN", "nan", "NAN", "Inf", "inf", "INF")
 _AMBIGUOUS_ID = r"-?[0-9]+[.][0-9]+|[-+]?(?i:nan|inf|infinity)"
 _ID_BODY = ID_PATTERN.removeprefix("^").removesuffix("$")
 _RFC3339 = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
 _NO_OFFSET = r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+
+# A context may nest deeper than CONTEXT_MAX_DEPTH only if it has more opening brackets than
+# that, which takes at least twice as many characters: the count is made on long ones alone,
+# and what it flags is measured exactly by the strict re-check.
+_DEEP_CONTEXT = (
+    f"coalesce(length(f_context) > {2 * CONTEXT_MAX_DEPTH} AND length(f_context) - "
+    f"length(replace(replace(f_context, '{{', ''), '[', '')) > {CONTEXT_MAX_DEPTH}, false)"
+)
 
 _KindOf = Callable[[str], str]
 
@@ -80,9 +95,7 @@ def checks_sql(raw: duckdb.DuckDBPyRelation, view: str) -> str:
 _STRUCT = json.dumps(
     {name: "JSON" if name in ("text", "context") else "VARCHAR" for name in FIELDS}
 )
-_CONTEXT_STRUCT = json.dumps(
-    {"session_id": "VARCHAR", "speaker": "VARCHAR", "role": "VARCHAR", "device": "VARCHAR"}
-)
+_CONTEXT_STRUCT = json.dumps(dict.fromkeys(_CONTEXT_KEYS, "VARCHAR"))
 # A JSON function fails on invalid JSON, and the optimizer may hoist a call out of the CASE that
 # guards it (common subexpressions), so every such call gets an argument that is always valid.
 _SAFE_RAW = "CASE WHEN doc_error IS NULL THEN raw ELSE '{}' END"
@@ -178,7 +191,7 @@ def _json_fields_sql(view: str, head: str, columns: dict[str, str]) -> str:
     return f"""
         SELECT src, position, raw, doc_error, {values}, {text}, {kinds},
             NULL::TIMESTAMPTZ AS t_ts, NULL::DOUBLE AS n_value,
-            doc_error IS NULL AND (regexp_matches(raw, '{_TRAILING_COMMA}')
+            doc_error IS NULL AND (regexp_matches(raw, '{_SUSPECT_TEXT}')
                 OR {" OR ".join(f"contains(p.context, '{word}')" for word in _NAN_WORDS)})
                 AS suspect
         FROM (
@@ -273,6 +286,7 @@ def _checks_sql(fields_sql: str, kind_of: _KindOf) -> str:
                 {ok_id.format("item_id", _ID_BODY)} AS item_id_ok,
                 coalesce(regexp_full_match(v_ts, '{_RFC3339}'), false) AS ts_rfc3339,
                 lower(v_type) AS type_value,
+                {_DEEP_CONTEXT} AS deep_context,
                 coalesce(n_value, TRY_CAST(v_value AS DOUBLE)) AS value_number,
                 v_value IS NOT NULL OR n_value IS NOT NULL AS has_value,
                 CASE WHEN starts_with(f_context, '{{')
@@ -345,8 +359,9 @@ def _checks_sql(fields_sql: str, kind_of: _KindOf) -> str:
             err[2] AS err_reason,
             context_err[1] AS context_field,
             context_err[2] AS context_reason,
-            suspect,
+            suspect OR deep_context AS suspect,
             CASE WHEN err IS NOT NULL OR context_err IS NOT NULL OR s_text IS NOT NULL OR suspect
+                OR deep_context
                 THEN coalesce(raw, {_rebuilt_raw()}) END AS raw
         FROM explained
     """

@@ -23,14 +23,16 @@ from engram.errors import ConfigError
 from engram.services import resolve_redis_url
 from engram.settings import Settings, get_settings
 from memory.store import DEFAULT_COLLECTION
+from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
-from serving import features, health, memories, rank, signals, users
-from serving.auth import load_keys, parse_keys
+from serving import access_log, features, health, memories, rank, signals, users
+from serving.auth import load_keys, parse_keys, refuse_keys_in_query
 from serving.backends import FeatureReader, MemoryHandle, RankService, redis_client
 from serving.breaker import Breaker
 from serving.errors import register_error_handlers
 from serving.extension import Engram
 from serving.metrics import Metrics
+from serving.request_body import EngramRequest
 from serving.wiring import StreamSync, load_model, produce
 
 log = logging.getLogger("engram.serving")
@@ -38,7 +40,8 @@ SYNC_TIMEOUT_MS = 10_000
 
 
 class OrjsonProvider(JSONProvider):
-    """JSON by orjson: RFC 3339 times with Z, NaN as null, numpy values, fast."""
+    """JSON out by orjson (RFC 3339 times with Z, NaN as null, numpy values, fast); JSON in by
+    `pipelines.strict_json` (no duplicate keys, lone surrogates or NaN)."""
 
     _OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -46,7 +49,8 @@ class OrjsonProvider(JSONProvider):
         return orjson.dumps(obj, option=self._OPTIONS, default=str).decode("utf-8")
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        return orjson.loads(s)
+        # Request bodies come through here: strict, so that one body means one thing.
+        return strict_json.loads(s)
 
 
 def create_app(
@@ -55,6 +59,7 @@ def create_app(
     """The Engram API for these settings (default: from the environment)."""
     settings = settings or get_settings()
     app = Flask("engram")
+    app.request_class = EngramRequest
     app.json = OrjsonProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.engram_max_body_bytes,
@@ -116,7 +121,9 @@ def create_app(
         # The feature registry (and the Feast SDK) now, not in the first request.
         app.extensions["engram"].features.warm()
 
+    app.before_request(refuse_keys_in_query)
     metrics.init_app(app)
+    access_log.init_app(app)
     register_error_handlers(app)
     for module in (signals, features, memories, rank, users, health):
         app.register_blueprint(module.bp)

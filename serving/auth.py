@@ -4,6 +4,7 @@ Keys come from configuration (ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE); only the
 digests are kept in memory, and a presented token is compared with every digest in constant
 time, so neither timing nor a memory dump of the process gives a key away. Auth is on unless
 the app is built with it off, which `engram serve --no-auth` allows only on a loopback address.
+A key in the query string is refused on every route, auth on or off (`refuse_keys_in_query`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from engram.settings import Settings
 from serving.errors import ApiError
 
 SCOPES = ("read", "write", "admin")
+# Query parameters clients put keys in. A URL is logged, cached and passed on (proxies, browser
+# history, Referer): a key there is refused on every route, before anything else.
+QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "key", "token", "access_token"})
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="engram"'}
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -105,15 +110,27 @@ def requires(scope: str) -> Callable[[F], F]:
     return decorate
 
 
+def refuse_keys_in_query() -> None:
+    """A before_request hook: 401 for a request with a key in its query string."""
+    named = sorted(name for name in request.args if name.lower() in QUERY_KEY_NAMES)
+    if named:
+        raise ApiError(
+            401,
+            f"API keys are never taken from the URL (?{named[0]}=): send "
+            "'Authorization: Bearer <key>' and replace a key that was sent in a URL",
+            field=named[0],
+            headers=_CHALLENGE,
+        )
+
+
 def _check(scope: str) -> None:
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
-    challenge = {"WWW-Authenticate": 'Bearer realm="engram"'}
     if kind.lower() != "bearer" or not token.strip():
-        raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers=challenge)
+        raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers=_CHALLENGE)
     scopes = scopes_of(token.strip(), current_app.extensions["engram"].api_keys)
     if scopes is None:
-        raise ApiError(401, "unknown API key", headers=challenge)
+        raise ApiError(401, "unknown API key", headers=_CHALLENGE)
     if scope not in scopes:
         raise ApiError(403, f"this key lacks the {scope!r} scope")
     g.scopes = scopes

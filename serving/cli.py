@@ -34,9 +34,11 @@ def serve(
     """Serve the HTTP API (docs/api.md) with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
+    from serving import access_log
     from serving.app import create_app
     from serving.auth import is_loopback, load_keys
     from serving.metrics import across_workers
+    from serving.worker import worker_class
 
     if no_auth and not is_loopback(host):
         raise InvalidInputError("no-auth", f"refused on {host}: bind a loopback address")
@@ -60,11 +62,12 @@ def serve(
                 # Ranking is CPU work under the GIL: threads of one worker only queue behind
                 # each other, and a keep-alive connection stays with its (maybe busy) worker.
                 # Sync workers take the next request only when free, so the idle one answers.
-                "worker_class": "sync" if threads == 1 else "gthread",
+                "worker_class": worker_class(threads, settings.engram_read_timeout_seconds),
                 "timeout": 60,
                 "graceful_timeout": 10,
                 "keepalive": 5,
                 "accesslog": "-",
+                "access_log_format": access_log.FORMAT,
                 # gunicorn 27's control socket is one path per machine user: servers side by
                 # side (tests, load runs) would share it. Engram is managed by signals instead.
                 "control_socket_disable": True,

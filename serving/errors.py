@@ -1,8 +1,9 @@
 """Every error leaves the API as JSON `{"error", "field"?, "detail"}`; no trace ever does.
 
 Inner code raises the classes of engram/errors.py; this module alone maps them to HTTP status
-codes, together with Flask's own HTTP errors (404, 405, 413) and anything unexpected (500,
-logged with its trace on the server, answered with a fixed message).
+codes, together with Flask's own HTTP errors (404, 405, 408, 413) and anything unexpected (500,
+logged with its trace on the server, answered with a fixed message). gunicorn's own answers
+(414, 431, ...) take the same shape in serving/worker.py.
 """
 
 from __future__ import annotations
@@ -30,11 +31,16 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
+    417: "expectation_failed",
     422: "unprocessable",
+    431: "headers_too_large",
     500: "internal",
+    501: "not_implemented",
     503: "service_unavailable",
 }
 
@@ -55,8 +61,13 @@ class ApiError(Exception):
         self.status_code = status_code
         self.detail = detail
         self.field = field
-        self.error = error or _CODES.get(status_code, "error")
+        self.error = error or error_code(status_code)
         self.headers = headers or {}
+
+
+def error_code(status: int) -> str:
+    """The short code of an HTTP status, for errors that carry none of their own."""
+    return _CODES.get(status, "error")
 
 
 def error_body(error: str, detail: str, field: str | None = None) -> dict[str, Any]:
@@ -121,7 +132,7 @@ def register_error_handlers(app: Flask) -> None:
             allowed = getattr(error, "valid_methods", None)
             if allowed:
                 headers["Allow"] = ", ".join(allowed)
-        return _answer(status, error_body(_CODES.get(status, "error"), detail), headers)
+        return _answer(status, error_body(error_code(status), detail), headers)
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

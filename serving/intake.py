@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from engram.settings import Settings
-from pipelines import dead_letter
+from pipelines import dead_letter, strict_json
 from pipelines.normalize import RecordNormalizer
 from serving.errors import ApiError
 
@@ -55,17 +55,17 @@ def parse_body(body: bytes, mimetype: str) -> Parsed:
         return _bounded(Parsed(records, indices))
     if mimetype not in JSON_TYPES:
         raise ApiError(415, "send a JSON array (application/json) or NDJSON (application/x-ndjson)")
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ApiError(
-            400, f"the body is not JSON: {error}", field="$", error="invalid_input"
-        ) from error
+    # Strict: a key named twice, a lone surrogate or nesting too deep anywhere is a 400 naming
+    # the field ($[3].user_id); each line of NDJSON is checked by the pipeline instead.
+    document = strict_json.loads(body)
     if not isinstance(document, list):
         raise ApiError(
             400, "the body must be a JSON array of signals", field="$", error="invalid_input"
         )
-    texts: list[str | bytes] = [json.dumps(record, ensure_ascii=False) for record in document]
+    try:
+        texts: list[str | bytes] = [json.dumps(record, ensure_ascii=False) for record in document]
+    except RecursionError:  # parsed at the edge of the interpreter's depth, deeper to write
+        raise ApiError(400, "nested too deeply", field="$", error="invalid_input") from None
     return _bounded(Parsed(texts, list(range(len(texts)))))
 
 

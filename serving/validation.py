@@ -7,13 +7,13 @@ signal can carry can be read back, and nothing else reaches a store key or a fil
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import request
 
 from memory.service import parse_time
-from pipelines.contract import ID_PATTERN
+from pipelines.contract import EPOCH_MAX_SECONDS, EPOCH_MIN_SECONDS, ID_PATTERN
 from serving.errors import ApiError
 
 USER_ID_PATTERN = ID_PATTERN
@@ -21,6 +21,10 @@ _ID = re.compile(ID_PATTERN)
 MAX_K = 1_000
 MAX_CANDIDATES = 1_000
 MAX_QUERY_CHARS = 1_000
+# Times a request may ask about: the signal contract's range, so that every time the API takes
+# converts to UTC and to pandas' nanosecond timestamps (1677 to 2262), windows around it included.
+EARLIEST = datetime.fromtimestamp(EPOCH_MIN_SECONDS, UTC)
+LATEST = datetime.fromtimestamp(EPOCH_MAX_SECONDS, UTC)
 
 
 def checked_id(value: str, field: str = "user_id") -> str:
@@ -34,7 +38,8 @@ def json_object() -> dict[str, Any]:
     """The request body as a JSON object, or a 400 / 415 saying why it is not one."""
     if not request.is_json:
         raise ApiError(415, "send a JSON object with Content-Type: application/json")
-    body = request.get_json(silent=True)
+    # Through the app's JSON provider: pipelines.strict_json, whose errors name the field.
+    body = request.get_json()
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object", field="$", error="invalid_input")
     return body
@@ -62,8 +67,16 @@ def query_integer(name: str, default: int, low: int, high: int) -> int:
 
 
 def time_value(value: Any, field: str = "as_of") -> datetime | None:
-    """An RFC 3339 time with an offset, or None."""
-    return parse_time(value, field)
+    """An RFC 3339 time with an offset between EARLIEST and LATEST, or None."""
+    parsed = parse_time(value, field)
+    if parsed is not None and not EARLIEST <= parsed < LATEST:
+        raise ApiError(
+            400,
+            f"must be between {EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}",
+            field=field,
+            error="invalid_input",
+        )
+    return parsed
 
 
 def string_list(value: Any, field: str, *, max_items: int = 100) -> list[str] | None:

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from pipelines.contract import (
+    CONTEXT_MAX_DEPTH,
     DEAD_LETTER_SCHEMA,
     NORMALIZED_SCHEMA,
     SIGNAL_TYPES,
@@ -31,6 +32,7 @@ from pipelines.normalize import (
 )
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+DEEP = f"context is nested deeper than {CONTEXT_MAX_DEPTH} levels"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "signals.md"
 
 
@@ -53,6 +55,11 @@ def view(**fields: Any) -> dict[str, Any]:
     }
     record.update(fields)
     return {key: value for key, value in record.items() if value is not None}
+
+
+def nested_context(levels: int) -> str:
+    """A valid view's JSON text with a context nested `levels` deep: {"a": {"a": ... 1}}."""
+    return json.dumps(view())[:-1] + ', "context": ' + '{"a": ' * levels + "1" + "}" * (levels + 1)
 
 
 def run(con: duckdb.DuckDBPyConnection, *records: Any) -> Normalized:
@@ -342,6 +349,20 @@ REJECTIONS: list[tuple[str, Any, str, str]] = [
         "context.speaker",
         "speaker must be one of assistant, other, system, user; got 'bot'",
     ),
+    (
+        "user_id named twice",
+        json.dumps(view())[:-1] + ', "user_id": "u2"}',
+        "$",
+        "duplicate key 'user_id': a JSON object names each key once",
+    ),
+    (
+        "speaker named twice",
+        json.dumps(view(context={"speaker": "user"}))[:-2] + ', "speaker": "system"}}',
+        "$",
+        "duplicate key 'context.speaker': a JSON object names each key once",
+    ),
+    ("context nested too deep", nested_context(CONTEXT_MAX_DEPTH + 1), "context", DEEP),
+    ("nested past any parser", nested_context(10_000), "$", "record is nested too deeply"),
 ]
 
 
@@ -369,6 +390,25 @@ def test_each_rule_rejects_with_its_field_and_reason(
 def test_the_first_failing_rule_wins(con: duckdb.DuckDBPyConnection) -> None:
     result = run(con, view(user_id=None, ts="yesterday", type="like"), view(text=5, context="x"))
     assert result.rejected.column("field").to_pylist() == ["user_id", "text"]
+
+
+def test_a_context_as_deep_as_allowed_is_kept(con: duckdb.DuckDBPyConnection) -> None:
+    context = accepted_one(con, nested_context(CONTEXT_MAX_DEPTH))["context"]
+    assert context.count("{") == CONTEXT_MAX_DEPTH
+
+
+def test_a_record_naming_a_key_twice_is_credited_to_no_one(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    row = run(con, json.dumps(view())[:-1] + ', "user_id": "u2"}').rejected.to_pylist()[0]
+    assert (row["event_id"], row["user_id"]) == (None, None)
+    assert '"u1"' in row["raw"] and '"u2"' in row["raw"]  # found by either id (forget)
+
+
+def test_names_seen_twice_but_not_as_keys_are_no_fault(con: duckdb.DuckDBPyConnection) -> None:
+    # The cheap test flags these ("text" twice, "user_id" in a value); the strict check clears them.
+    record = view(type="search", item_id=None, text="text", context={"note": "user_id"})
+    assert accepted_one(con, record)["text"] == "text"
 
 
 def test_rejected_records_keep_ids_and_a_redacted_raw(con: duckdb.DuckDBPyConnection) -> None:

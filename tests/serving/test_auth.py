@@ -72,3 +72,17 @@ def test_serve_refuses_no_auth_off_loopback(settings: Settings) -> None:
     result = CliRunner().invoke(main, ["serve", "--no-auth", "--host", "0.0.0.0"], obj=settings)
     assert result.exit_code == 2
     assert "loopback" in result.output
+
+
+@pytest.mark.parametrize("name", ["api_key", "key", "token", "access_token", "API_KEY"])
+def test_a_key_in_the_query_string_is_refused_on_every_route(
+    make_app: AppFactory, name: str
+) -> None:
+    for app in (make_app(), make_app(ENGRAM_AUTH=False)):
+        client = app.test_client()
+        for path in ("/healthz", "/v1/users/u1/features", "/openapi.json"):
+            answer = client.get(path, query_string={name: KEYS["read"]}, headers=bearer("read"))
+            assert answer.status_code == 401, path
+            assert answer.json is not None and answer.json["field"] == name
+            assert "Authorization: Bearer" in answer.json["detail"]
+            assert KEYS["read"] not in answer.get_data(as_text=True)

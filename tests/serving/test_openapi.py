@@ -1,6 +1,7 @@
 """/openapi.json is true: every route is described with its scope, and fuzzing the real app from
 the document (schemathesis, positive and negative cases) finds no 5xx and no answer that breaks
-its documented status, content type or schema."""
+its documented status, content type or schema; nor do the bodies parsers disagree on, sent to
+every operation that reads one."""
 
 from __future__ import annotations
 
@@ -113,3 +114,56 @@ def test_fuzzing_finds_no_server_error(fuzzed_app: Flask, mode: Any) -> None:
         for sample in fuzzed_app.extensions["engram"].metrics.responses.collect()[0].samples
     }
     assert {operation.path for operation in operations} <= answered
+
+
+# Bodies that once gave 500s, or that parsers read differently: each a 4xx wherever a body is read
+# (or, a signal with a wrong field in a valid body, a rejected record).
+HOSTILE_BODIES = {
+    "duplicate key": b'{"user_id": "a", "query": "q", "user_id": "b"}',
+    "lone surrogate": b'{"user_id": "a", "query": "\\ud800"}',
+    "nested 10,000 deep": b'{"user_id": "a", "x": ' + b"[" * 10_000 + b"]" * 10_000 + b"}",
+    "NaN": b'{"user_id": "a", "query": "q", "k": NaN}',
+    "not UTF-8": b'{"user_id": "\xff"}',
+    "huge integer": b'{"user_id": "a", "query": "q", "k": 1' + b"0" * 5000 + b"}",
+    "time past pandas": b'{"user_id": "a", "query": "q", "as_of": "9999-12-31T23:59:59-01:00", '
+    b'"context": {"time": "9999-12-31T23:59:59-01:00"}}',
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE_BODIES))
+def test_hostile_bodies_are_refused_by_every_operation(make_app: AppFactory, name: str) -> None:
+    client = make_app().test_client()
+    for path, operations in spec()["paths"].items():
+        for method, operation in operations.items():
+            if "requestBody" not in operation:
+                continue
+            url = path.replace("{user_id}", "u1").replace("{memory_id}", "m1")
+            body = HOSTILE_BODIES[name]
+            if path == "/v1/signals" and body:
+                body = b"[" + body + b"]"  # a batch of one
+            answer = client.open(
+                url,
+                method=method.upper(),
+                data=body,
+                content_type="application/json",
+                headers=bearer("admin"),
+            )
+            assert str(answer.status_code) in operation["responses"], (method, path)
+            assert answer.json is not None
+            if answer.status_code == 202:  # signals: a record the body holds is rejected
+                assert (answer.json["accepted"], answer.json["rejected"]) == (0, 1), path
+            else:
+                assert 400 <= answer.status_code < 500, (method, path, answer.data)
+                assert {"error", "detail"} <= set(answer.json)
+
+
+def test_a_key_in_the_query_string_is_a_401_on_every_operation(make_app: AppFactory) -> None:
+    client = make_app().test_client()
+    for path, operations in spec()["paths"].items():
+        for method in operations:
+            url = path.replace("{user_id}", "u1").replace("{memory_id}", "m1")
+            answer = client.open(
+                url, method=method.upper(), query_string={"api_key": "k" * 24}, json={}
+            )
+            assert answer.status_code == 401, (method, path)
