@@ -124,7 +124,7 @@ class MilvusRetention:
 
     Message log (rocksmq): a page of messages is dropped `message_minutes` after every consumer
     has read past its end, checked every `message_check_s`; pages close every `page_bytes` of
-    messages (time ticks alone fill one within minutes on an idle server); RocksDB compacts the
+    messages (time ticks alone fill one within a minute on an idle server); RocksDB compacts the
     dropped range away every `message_compaction_s`. Unflushed rows live only in the message
     log, so the data node syncs its buffers every `sync_s`, well within the retention.
 
