@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from engram.errors import ServiceUnavailableError
+from engram.log_retention import EMBEDDED_RETENTION, MilvusRetention, apply_retention
 
 MILVUS_VERSION = "2.3.5"
 START_TIMEOUT_S = 90.0
@@ -138,8 +139,8 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _render_config(directory: Path, ports: dict[str, int]) -> None:
-    """Write configs/milvus.yaml, glog.conf and embedEtcd.yaml for these ports."""
+def _render_config(directory: Path, ports: dict[str, int], retention: MilvusRetention) -> None:
+    """Write configs/milvus.yaml, glog.conf and embedEtcd.yaml for these ports and retention."""
     data, configs, logs = directory / "data", directory / "configs", directory / "logs"
     for sub in (data, configs, logs):
         sub.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,8 @@ def _render_config(directory: Path, ports: dict[str, int]) -> None:
         text, count = re.subn(rf"(?m)^(\s*{setting}:)\s*[^#\n]*", rf"\g<1> {value} ", text, count=1)
         if count != 1:
             raise ServiceUnavailableError("milvus", f"config template has no {setting}")
+    # How long deleted rows stay in the message log and binlogs (docs/memory.md).
+    text = apply_retention(text, retention)
     # A lone query node has nobody to hand its segments to; waiting for that only delays a stop.
     text = _replace_once(text, "\nqueryNode:\n", "\nqueryNode:\n  gracefulStopTimeout: 1\n")
     # At info the server logs ~5 MB a minute under load, and the same lines again to stdout.
@@ -349,11 +352,13 @@ def ensure_milvus(
     binaries_dir: Path | None = None,
     timeout_s: float = START_TIMEOUT_S,
     die_with_caller: bool = False,
+    retention: MilvusRetention = EMBEDDED_RETENTION,
 ) -> str:
     """Start (or find) the local Milvus server kept in `directory` and return its URI.
 
     `die_with_caller=True` ties the server's life to this process (for test sessions); by
-    default it is detached and outlives the caller until `stop_milvus`.
+    default it is detached and outlives the caller until `stop_milvus`. `retention` applies
+    when this call starts the server.
     """
     directory = directory.resolve()
     with _locked(directory / "start.lock"):
@@ -365,7 +370,7 @@ def ensure_milvus(
         _clear_state(directory)
         executable = unpack_binaries(binaries_dir or directory / "bin")
         ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True))
-        _render_config(directory, ports)
+        _render_config(directory, ports, retention)
         pid = _spawn(directory, executable, ports, die_with_caller)
         state = ServerState(pid=pid, ports=ports, started_at=time.time())
         _write_state(directory, state)

@@ -77,12 +77,14 @@ def ensure_redis(directory: Path) -> str:
                 "and REDIS_URL is unset",
             )
         port = free_port()
-        # Append-only persistence so the online store and the streams survive a restart.
+        # Append-only persistence so the online store and the streams survive a restart. The
+        # AOF's base is written as commands, not RDB: an RDB base keeps the bytes of stream
+        # entries deleted with XDEL, so a forget's rewrite would not remove them.
         command = [
             binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
             "--daemonize", "yes", "--pidfile", str(directory / "redis.pid"),
             "--logfile", str(directory / "redis.log"), "--save", "",
-            "--appendonly", "yes", "--appendfsync", "everysec",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--aof-use-rdb-preamble", "no",
         ]  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
