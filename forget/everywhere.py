@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from engram.log_retention import rewrite_aof
 from engram.services import resolve_redis_url
 from engram.settings import Settings
 from forget.offline import forget_feature_rows
@@ -32,6 +33,9 @@ from pipelines.stream.tombstones import mark_forgotten, stamp_forgotten
 from ranking import registry
 
 REDIS_TIMEOUT_S = 10.0  # per Redis call: the stream is scanned in chunks, each one short
+AOF_TIMEOUT_S = 60.0
+# A compaction that outlasts this still finishes on the server; the answer says "timed_out".
+PURGE_TIMEOUT_S = 30.0
 
 
 def forget_everywhere(
@@ -46,7 +50,14 @@ def forget_everywhere(
     ) as client:
         mark_forgotten(client, user_id)
         removed: dict[str, Any] = {"user_id": user_id}
-        removed["memories"] = _forget_memories(settings, user_id, collection)
+        store = connect_store(settings, collection=collection)
+        try:
+            held = store.exists()
+            removed["memories"] = store.delete_user(user_id) if held else 0
+            # Deleted rows stay in the collection's segments until a compaction rewrites them.
+            purges = [store.purge(PURGE_TIMEOUT_S)] if held else []
+        finally:
+            store.close()
         con = duck.connect(settings)
         try:
             removed["events"] = event_store.forget_user(con, settings, user_id)
@@ -62,17 +73,11 @@ def forget_everywhere(
         removed["model_versions"] = models.versions
         removed["model_interactions"] = models.interactions
         removed.update(forget_outbox(client, user_id))
-        removed.update(rewrite_logs(settings, client))
+        # The AOF still holds every deleted write until it is rewritten.
+        purges.append(rewrite_aof(client, timeout_s=AOF_TIMEOUT_S))
+        removed["logs"] = {purge.target: purge.outcome for purge in purges}
         stamp_forgotten(client, user_id)
     return removed
-
-
-def _forget_memories(settings: Settings, user_id: str, collection: str) -> int:
-    store = connect_store(settings, collection=collection)
-    try:
-        return store.delete_user(user_id) if store.exists() else 0
-    finally:
-        store.close()
 
 
 # --- hooks: call sites for parts built elsewhere (issue 12), wired by the lead at merge --------
@@ -81,11 +86,4 @@ def _forget_memories(settings: Settings, user_id: str, collection: str) -> int:
 def forget_outbox(client: redis.Redis, user_id: str) -> dict[str, int]:
     """Hook: remove the user's entries from the stream consumer's outbox (pipelines/stream,
     the stream helper's part of issue 12). Not wired yet: removes nothing, reports nothing."""
-    return {}
-
-
-def rewrite_logs(settings: Settings, client: redis.Redis) -> dict[str, int]:
-    """Hook: rewrite the Redis AOF and purge Milvus's message log, so the deleted data leaves
-    the disk too (engram/log_retention.py, the disklogs helper's part of issue 12). Not wired
-    yet: rewrites nothing, reports nothing."""
     return {}

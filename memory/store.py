@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from engram.errors import ConfigError, InvalidInputError
+from engram.log_retention import Purge, purge_milvus
 from memory.embed import Vectors
 from memory.lifecycle import text_key
 from memory.records import MEMORY_KINDS, Memory
@@ -390,6 +391,11 @@ class MilvusMemoryStore:
             self._client.delete(self.collection, filter=expr)
             self._barrier([user_id])
         return before
+
+    def purge(self, timeout_s: float) -> Purge:
+        """Compact the collection so rows deleted before this call leave its segments on disk
+        (engram/log_retention.py); waits at most `timeout_s`."""
+        return purge_milvus(self._client, [self.collection], timeout_s=timeout_s)[0]
 
     def delete_memories(self, user_id: str, memory_ids: Sequence[str]) -> int:
         """Delete these memories of the user (others' ids are untouched); how many existed."""
