@@ -1,0 +1,350 @@
+"""The outbox: every event the stream applied, appended once to the offline event store.
+
+The state script (state.py) appends each *new* event's normalized record to the outbox stream in
+the same atomic call that sets its dedup marker, so an event is in the outbox exactly when it was
+counted. `drain` moves outbox entries into stream parts of the event store (event_store.py):
+
+1. under a short Redis lock, so two consumers never write overlapping parts;
+2. W = the store's stream watermark: the last outbox id in a stream part's name;
+3. it reads the entries after W (at most `max_entries`); X = the last one read;
+4. it drops the entries of forgotten users (their tombstone covers the entry's stream id) and
+   events the store already holds (an `engram ingest` of the same events, or a copy counted
+   again once its dedup marker expired);
+5. it writes the rest as `part-stream-<first>_<X>.parquet` (temporary file, then rename): the
+   commit point;
+6. it trims the outbox up to X.
+
+A crash before 5 writes nothing (the entries are read again); between 5 and 6 it leaves entries
+at or below the watermark, which the next drain skips and trims. Small parts are compacted
+(event_store.compact_stream_parts) under the same lock.
+
+Forget: `forget_user` is what a forget calls for this side of the stream, after
+`mark_forgotten`: under the lock, it deletes the user's outbox entries and their events in every
+part. A drain in flight when the forget marked finishes before the forget's pass (the lock); a
+drain after it drops the user's entries (the tombstone), so no drain writes them back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+
+from engram.errors import ServiceUnavailableError
+from engram.settings import Settings
+from pipelines import duck, event_store
+from pipelines.stream import payload
+from pipelines.stream.state import OUTBOX, PREFIX
+from pipelines.stream.tombstones import Tombstone, read_tombstones
+
+log = logging.getLogger("engram.stream")
+
+OUTBOX_KEY = PREFIX + OUTBOX
+LOCK_TTL_MS = 10_000  # a holder renews the lock every third of this; a dead one loses it
+MAX_PART_ENTRIES = 50_000  # outbox entries per stream part, at most
+DEFAULT_EVERY_S = 10.0
+DEFAULT_MAX_NEW = 20_000
+FORGET_WAIT_S = 2 * LOCK_TTL_MS / 1000
+_SCAN_CHUNK = 1_000
+
+# Delete or renew the lock only if it is still ours (it may have expired and been taken since).
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+
+class DrainLock:
+    """The lock that serializes drains, compactions and forgets over the stream parts.
+
+    A holder renews it from a thread while it works, so a long compaction keeps it, and a holder
+    killed loses it `LOCK_TTL_MS` later at most.
+    """
+
+    def __init__(self, client: redis.Redis, key: str = OUTBOX_KEY + ":lock") -> None:
+        self.client = client
+        self.key = key
+
+    @contextmanager
+    def held(self, *, wait_s: float = 0.0) -> Iterator[bool]:
+        """Hold the lock inside the block; yields False (and holds nothing) when another
+        holder kept it for `wait_s` seconds."""
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + wait_s
+        while not self.client.set(self.key, token, nx=True, px=LOCK_TTL_MS):
+            if time.monotonic() >= deadline:
+                yield False
+                return
+            time.sleep(0.05)
+        done = threading.Event()
+        renewer = threading.Thread(target=self._renew, args=(token, done), daemon=True)
+        renewer.start()
+        try:
+            yield True
+        finally:
+            done.set()
+            renewer.join()
+            self.client.eval(_RELEASE, 1, self.key, token)
+
+    def _renew(self, token: str, done: threading.Event) -> None:
+        while not done.wait(LOCK_TTL_MS / 3000):
+            try:
+                self.client.eval(_RENEW, 1, self.key, token, LOCK_TTL_MS)
+            except (redis.ConnectionError, redis.TimeoutError) as error:
+                log.warning("stream: the drain lock was not renewed (%s)", error)
+
+
+@dataclass
+class DrainResult:
+    """What one drain did."""
+
+    read: int = 0  # outbox entries read
+    stored: int = 0  # events written to the new part
+    forgotten: int = 0  # entries of users forgotten since they were applied
+    duplicates: int = 0  # events the store held already
+    part: str | None = None
+    compacted: int = 0  # parts merged away
+    seconds: float = 0.0
+
+
+def drain(
+    client: redis.Redis,
+    settings: Settings,
+    con: duckdb.DuckDBPyConnection,
+    *,
+    max_entries: int = MAX_PART_ENTRIES,
+    outbox: str = OUTBOX_KEY,
+    compact_parts: int = 10,
+    wait_s: float = 0.0,
+) -> DrainResult | None:
+    """Move up to `max_entries` outbox entries into one stream part (see the module doc);
+    None when another drain held the lock for `wait_s` seconds."""
+    with DrainLock(client, outbox + ":lock").held(wait_s=wait_s) as locked:
+        if not locked:
+            return None
+        started = time.perf_counter()
+        event_store.remove_redundant(settings)
+        watermark = event_store.stream_watermark(settings)
+        entries: Any = client.xrange(outbox, min=f"({watermark}", max="+", count=max_entries)
+        result = DrainResult(read=len(entries))
+        if entries:
+            first, last = _text(entries[0][0]), _text(entries[-1][0])
+            events = _kept(client, con, settings, entries, result)
+            if events.num_rows:
+                result.part = event_store.write_stream_part(settings, events, first, last).name
+                result.stored = events.num_rows
+            client.xtrim(outbox, minid=_next_id(last), approximate=False)
+        else:
+            # Entries at or below the watermark: stored before a crash, not trimmed then.
+            client.xtrim(outbox, minid=_next_id(watermark), approximate=False)
+        result.compacted = event_store.compact_stream_parts(settings, min_parts=compact_parts)
+        result.seconds = round(time.perf_counter() - started, 4)
+        return result
+
+
+def drain_all(
+    client: redis.Redis, settings: Settings, con: duckdb.DuckDBPyConnection, **options: Any
+) -> list[DrainResult]:
+    """Drain what the outbox holds now (entries appended meanwhile may stay), unless another
+    drain holds the lock."""
+    results: list[DrainResult] = []
+    outbox = options.get("outbox", OUTBOX_KEY)
+    rounds = int(cast(int, client.xlen(outbox))) // options.get("max_entries", MAX_PART_ENTRIES)
+    for _ in range(rounds + 1):
+        result = drain(client, settings, con, **options)
+        if result is None:
+            break
+        results.append(result)
+        if not result.read:
+            break
+    return results
+
+
+def _kept(
+    client: redis.Redis,
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    entries: list[Any],
+    result: DrainResult,
+) -> pa.Table:
+    """The entries' events but those of forgotten users and those already stored."""
+    fields = [_fields(raw) for _, raw in entries]
+    tombstones = read_tombstones(client, {f["user"] for f in fields})
+    live = [f for f in fields if not _covered(tombstones.get(f["user"]), f["entry"])]
+    result.forgotten = len(fields) - len(live)
+    events = payload.decode(con, [f["signal"] for f in live])
+    if events.num_rows == 0:
+        return events
+    firsts = pc.unique(events.column("event_id"))
+    if len(firsts) < events.num_rows:
+        events = _first_per_event(events)
+    stored = event_store.stored_among(con, settings, events.column("event_id").combine_chunks())
+    if stored:
+        events = events.filter(pc.invert(pc.is_in(events.column("event_id"), pa.array(stored))))
+    result.duplicates = len(live) - events.num_rows
+    return events
+
+
+def _first_per_event(events: pa.Table) -> pa.Table:
+    seen: set[str] = set()
+    keep = []
+    for event_id in events.column("event_id").to_pylist():
+        keep.append(event_id not in seen)
+        seen.add(event_id)
+    return events.filter(pa.array(keep))
+
+
+def _covered(tombstone: Tombstone | None, entry_id: str) -> bool:
+    return tombstone is not None and entry_id != "" and tombstone.covers(entry_id)
+
+
+def forget_entries(
+    client: redis.Redis,
+    user_id: str,
+    tombstone: Tombstone | None,
+    *,
+    events: Collection[str] = (),
+    unidentified: bool = False,
+    outbox: str = OUTBOX_KEY,
+) -> int:
+    """Delete the user's outbox entries that `tombstone` covers (all of the user's without
+    one), those of `events`, and with `unidentified` those without a stream entry id; how many.
+
+    Entries the tombstone does not cover are signals sent after the forget: they stay."""
+    removed = 0
+    start = "-"
+    while True:
+        entries: Any = client.xrange(outbox, min=start, max="+", count=_SCAN_CHUNK)
+        doomed = []
+        for entry_id, raw in entries:
+            fields = _fields(raw)
+            if fields["user"] != user_id:
+                continue
+            mine = tombstone is None or _covered(tombstone, fields["entry"])
+            if mine or fields["event"] in events or (unidentified and fields["entry"] == ""):
+                doomed.append(entry_id)
+        if doomed:
+            removed += int(cast(int, client.xdel(outbox, *doomed)))
+        if len(entries) < _SCAN_CHUNK:
+            return removed
+        start = "(" + _text(entries[-1][0])
+
+
+def forget_user(
+    client: redis.Redis,
+    settings: Settings,
+    user_id: str,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    wait_s: float = FORGET_WAIT_S,
+    outbox: str = OUTBOX_KEY,
+) -> dict[str, int]:
+    """The forget's step for the offline side of the stream (call it after `mark_forgotten`):
+    the user's outbox entries, then their events in every event-store part, under the drain
+    lock. Raises ServiceUnavailableError when the lock stays taken for `wait_s` seconds."""
+    tombstone = read_tombstones(client, [user_id]).get(user_id)
+    with DrainLock(client, outbox + ":lock").held(wait_s=wait_s) as locked:
+        if not locked:
+            raise ServiceUnavailableError("stream", "the outbox drain lock stayed taken")
+        entries = forget_entries(client, user_id, tombstone, unidentified=True, outbox=outbox)
+        event_store.remove_redundant(settings)
+        events = event_store.forget_user(con or duck.connect(settings), settings, user_id)
+    return {"outbox": entries, "events": events}
+
+
+class Drainer:
+    """Runs `drain` in a background thread after batches: once `every_s` seconds have passed
+    since the last drain, or once `max_new` new events were applied since then."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        con: duckdb.DuckDBPyConnection,
+        *,
+        every_s: float = DEFAULT_EVERY_S,
+        max_new: int = DEFAULT_MAX_NEW,
+        on_result: Callable[[DrainResult], None] = lambda _result: None,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.con = con.cursor()  # the drain thread's own
+        self.every_s = every_s
+        self.max_new = max_new
+        self.on_result = on_result
+        self._new = 0
+        self._last = time.monotonic()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engram-drain")
+        self._running: Future[DrainResult | None] | None = None
+
+    def applied(self, new: int) -> None:
+        """Count new events; start a drain when one is due and none is running."""
+        self._new += new
+        if self._running is not None:
+            if not self._running.done():
+                return
+            self._collect(self._running)
+            self._running = None
+        due = self._new >= self.max_new or time.monotonic() - self._last >= self.every_s
+        if due and self._new:
+            self._new = 0
+            self._last = time.monotonic()
+            self._running = self._pool.submit(drain, self.client, self.settings, self.con)
+
+    def finish(self) -> None:
+        """Wait for the running drain, then drain what the outbox holds (waiting out a lock
+        that a killed drain left, or another consumer's drain)."""
+        if self._running is not None:
+            self._collect(self._running)
+            self._running = None
+        wait_s = LOCK_TTL_MS / 1000 + 1
+        for result in drain_all(self.client, self.settings, self.con, wait_s=wait_s):
+            self.on_result(result)
+        self._new = 0
+
+    def close(self) -> None:
+        """Stop the drain thread."""
+        self._pool.shutdown(wait=True)
+        self.con.close()
+
+    def _collect(self, done: Future[DrainResult | None]) -> None:
+        try:
+            result = done.result()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+            log.warning("stream: outbox drain failed (%s); the next one retries", error)
+            return
+        if result is not None:
+            self.on_result(result)
+
+
+def _fields(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {
+        "signal": raw.get(b"signal", b"").decode(),
+        "user": raw.get(b"user", b"").decode(),
+        "event": raw.get(b"event", b"").decode(),
+        "entry": raw.get(b"entry", b"").decode(),
+    }
+
+
+def _next_id(entry_id: str) -> str:
+    ms, _, seq = entry_id.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
