@@ -167,6 +167,8 @@ class Consumer:
                     if until_idle and self._drained():
                         self._drain_all()
                         return
+                    if self.drainer is not None:
+                        self.drainer.applied(0)  # idle: drain what the last batches left
                     continue
                 if not batch.redelivered and not stop():
                     ahead = self._take(block=False)

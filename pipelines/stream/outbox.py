@@ -293,17 +293,23 @@ class Drainer:
         self._running: Future[DrainResult | None] | None = None
 
     def applied(self, new: int) -> None:
-        """Count new events; start a drain when one is due and none is running."""
+        """Count new events; start a drain when one is due and none is running: `max_new`
+        new events, a full part left more behind, or `every_s` seconds passed and the outbox
+        holds entries (the API's `?sync=true` and dead consumers fill it too)."""
         self._new += new
+        more = False
         if self._running is not None:
             if not self._running.done():
                 return
-            self._collect(self._running)
+            result = self._collect(self._running)
             self._running = None
-        due = self._new >= self.max_new or time.monotonic() - self._last >= self.every_s
-        if due and self._new:
+            more = result is not None and result.read >= MAX_PART_ENTRIES
+        now = time.monotonic()
+        if not (more or self._new >= self.max_new or now - self._last >= self.every_s):
+            return
+        self._last = now
+        if more or self._new or int(cast(int, self.client.xlen(OUTBOX_KEY))):
             self._new = 0
-            self._last = time.monotonic()
             self._running = self._pool.submit(drain, self.client, self.settings, self.con)
 
     def finish(self) -> None:
@@ -322,14 +328,15 @@ class Drainer:
         self._pool.shutdown(wait=True)
         self.con.close()
 
-    def _collect(self, done: Future[DrainResult | None]) -> None:
+    def _collect(self, done: Future[DrainResult | None]) -> DrainResult | None:
         try:
             result = done.result()
         except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
             log.warning("stream: outbox drain failed (%s); the next one retries", error)
-            return
+            return None
         if result is not None:
             self.on_result(result)
+        return result
 
 
 def _fields(raw: dict[bytes, bytes]) -> dict[str, str]:

@@ -210,3 +210,27 @@ def test_the_consumer_drains_on_its_way_out(
     assert (
         registry.get_sample_value("engram_stream_offline_events_total", {"outcome": "stored"}) == 40
     )
+
+
+def test_an_idle_consumer_drains_what_others_applied(
+    stream_home: StreamHome, ctx: StreamContext, settings: Settings, stream_client: redis.Redis
+) -> None:
+    from pipelines.stream.consumer import Consumer, ConsumerConfig
+
+    streamed(ctx, [signal(n) for n in range(5)])  # as the API's ?sync=true does: no consumer
+    config = ConsumerConfig(consumer="c", block_ms=10, drain_every_s=0.2)
+    runner = Consumer(open_context(settings, stream_client, stream_home.layout), config)
+    runner.ensure_group()
+    stream_client.xgroup_setid(config.stream, config.group, "$")  # nothing for it to read
+    deadline = time.monotonic() + 30
+    drained: list[bool] = []
+
+    def stop() -> bool:
+        if not stream_client.xlen(outbox.OUTBOX_KEY):
+            drained.append(True)  # drained while running, not by the drain on the way out
+        return bool(drained) or time.monotonic() > deadline
+
+    runner.run(stop)
+    runner.close()
+    assert drained
+    assert stored(settings) == Counter({f"ob-{n}": 1 for n in range(5)})

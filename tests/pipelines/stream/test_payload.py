@@ -85,7 +85,7 @@ def _stored(table: pa.Table) -> pa.Table:
     return table.drop_columns(["source", "ingested_at"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(batch=st.lists(records(), min_size=1, max_size=20))
 def test_normalizing_a_streamed_record_again_changes_nothing(
     normalizer: RecordNormalizer, batch: list[dict[str, Any]]
