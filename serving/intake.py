@@ -104,4 +104,4 @@ def check_records(settings: Settings, normalizer: RecordNormalizer, parsed: Pars
 
 def as_text(accepted: pa.Table) -> list[str]:
     """The accepted records as the stream carries them: normalized, redacted JSON text."""
-    return payload.encode(accepted)
+    return [text.decode() for text in payload.encode(accepted)]

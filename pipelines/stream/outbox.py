@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import redis
@@ -183,20 +184,26 @@ def _kept(
     result: DrainResult,
 ) -> pa.Table:
     """The entries' events but those of forgotten users and those already stored."""
-    fields = [_fields(raw) for _, raw in entries]
-    tombstones = read_tombstones(client, {f["user"] for f in fields})
-    live = [f for f in fields if not _covered(tombstones.get(f["user"]), f["entry"])]
-    result.forgotten = len(fields) - len(live)
-    events = payload.decode(con, [f["signal"] for f in live])
+    events = payload.decode(con, [raw.get(b"signal", b"") for _, raw in entries])
     if events.num_rows == 0:
         return events
-    firsts = pc.unique(events.column("event_id"))
-    if len(firsts) < events.num_rows:
+    users = events.column("user_id").to_pylist()
+    tombstones = read_tombstones(client, users)
+    if tombstones:
+        stream_ids = [raw.get(b"entry", b"").decode() for _, raw in entries]
+        keep = [
+            not _covered(tombstones.get(user), entry)
+            for user, entry in zip(users, stream_ids, strict=True)
+        ]
+        events = events.filter(pa.array(keep, pa.bool_()))
+    result.forgotten = len(entries) - events.num_rows
+    live = events.num_rows
+    if len(pc.unique(events.column("event_id"))) < events.num_rows:
         events = _first_per_event(events)
     stored = event_store.stored_among(con, settings, events.column("event_id").combine_chunks())
     if stored:
         events = events.filter(pc.invert(pc.is_in(events.column("event_id"), pa.array(stored))))
-    result.duplicates = len(live) - events.num_rows
+    result.duplicates = live - events.num_rows
     return events
 
 
@@ -232,11 +239,12 @@ def forget_entries(
         entries: Any = client.xrange(outbox, min=start, max="+", count=_SCAN_CHUNK)
         doomed = []
         for entry_id, raw in entries:
-            fields = _fields(raw)
-            if fields["user"] != user_id:
+            record = orjson.loads(raw.get(b"signal", b"{}"))
+            if record.get("user_id") != user_id:
                 continue
-            mine = tombstone is None or _covered(tombstone, fields["entry"])
-            if mine or fields["event"] in events or (unidentified and fields["entry"] == ""):
+            stream_id = raw.get(b"entry", b"").decode()
+            mine = tombstone is None or _covered(tombstone, stream_id)
+            if mine or record.get("event_id") in events or (unidentified and stream_id == ""):
                 doomed.append(entry_id)
         if doomed:
             removed += int(cast(int, client.xdel(outbox, *doomed)))
@@ -337,15 +345,6 @@ class Drainer:
         if result is not None:
             self.on_result(result)
         return result
-
-
-def _fields(raw: dict[bytes, bytes]) -> dict[str, str]:
-    return {
-        "signal": raw.get(b"signal", b"").decode(),
-        "user": raw.get(b"user", b"").decode(),
-        "event": raw.get(b"event", b"").decode(),
-        "entry": raw.get(b"entry", b"").decode(),
-    }
 
 
 def _next_id(entry_id: str) -> str:

@@ -14,15 +14,15 @@ and `ingested_at`, which the reader sets (tests/pipelines/stream/test_payload.py
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 import duckdb
+import numpy as np
+import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipelines.contract import NORMALIZED_SCHEMA
 
-# Arrow prints the fraction of a microsecond timestamp with %S: "05.123456".
-_INSTANT = "%Y-%m-%dT%H:%M:%SZ"
 _TIMES = ("ts", "ingested_at")
 _JSON_STRUCT = json.dumps(
     {
@@ -34,35 +34,44 @@ _JSON_STRUCT = json.dumps(
 )
 
 
-def encode(signals: pa.Table) -> list[str]:
-    """Each normalized signal (NORMALIZED_SCHEMA, in order) as its JSON text."""
+def encode(signals: pa.Table) -> list[bytes]:
+    """Each normalized signal (NORMALIZED_SCHEMA, in order) as its JSON text, UTF-8."""
     if signals.num_rows == 0:
         return []
-    columns = {}
-    for name in NORMALIZED_SCHEMA.names:
-        column = signals.column(name)
-        if name in _TIMES:
-            column = pc.strftime(column, format=_INSTANT, locale="C")
-        columns[name] = column.to_pylist()
-    contexts = columns.pop("context")
+    columns = {
+        name: _instants(signals.column(name))
+        if name in _TIMES
+        else signals.column(name).to_pylist()
+        for name in NORMALIZED_SCHEMA.names
+        if name != "context"
+    }
     names = list(columns)
     payloads = []
-    for values, context in zip(zip(*columns.values(), strict=True), contexts, strict=True):
-        record = {name: v for name, v in zip(names, values, strict=True) if v is not None}
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    dumps = orjson.dumps
+    rows = zip(*columns.values(), strict=True)
+    for values, context in zip(rows, signals.column("context").to_pylist(), strict=True):
+        text = dumps({name: v for name, v in zip(names, values, strict=True) if v is not None})
         if context is not None:
             # Spliced as it is: the normalized context is JSON text already, and dumping a parsed
             # copy could change its numbers' spelling.
-            text = f'{text[:-1]},"context":{context}}}'
+            text = b'%s,"context":%s}' % (text[:-1], context.encode())
         payloads.append(text)
     return payloads
 
 
-def decode(con: duckdb.DuckDBPyConnection, payloads: list[str]) -> pa.Table:
+def _instants(column: pa.ChunkedArray) -> list[str]:
+    """UTC microsecond timestamps as RFC 3339 text (vectorized: a formatted datetime per row
+    costs ten times more)."""
+    micros = column.combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+    text = np.datetime_as_string(micros.astype("datetime64[us]"), unit="us")
+    return [f"{value}Z" for value in text.tolist()]
+
+
+def decode(con: duckdb.DuckDBPyConnection, payloads: Sequence[str | bytes]) -> pa.Table:
     """Encoded signals back to NORMALIZED_SCHEMA rows, in order (what `encode` wrote)."""
     if not payloads:
         return NORMALIZED_SCHEMA.empty_table()
-    texts = pa.table({"payload": pa.array(payloads, pa.string())})
+    texts = pa.table({"payload": pa.array(payloads, pa.binary()).cast(pa.string())})
     columns = ", ".join(
         f"CAST(p.{name} AS TIMESTAMPTZ) AS {name}"
         if name in _TIMES

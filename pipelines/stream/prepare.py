@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from engram.errors import InvalidInputError
 from pipelines import enrich
 from pipelines.normalize import normalize_records
 from pipelines.signal_arrays import WEIGHT_SCALE, type_code_sql
@@ -77,7 +78,7 @@ class PreparedBatch:
     work: Work
     started: float
     entries: dict[str, str | None] = field(default_factory=dict)  # event_id -> stream entry id
-    records: dict[str, str] = field(default_factory=dict)  # event_id -> normalized JSON
+    records: dict[str, bytes] = field(default_factory=dict)  # event_id -> normalized JSON
 
     @property
     def users(self) -> list[str]:
@@ -107,7 +108,7 @@ def prepare_batch(
     ingested_at = ingested_at or datetime.now(UTC)
     ids: Sequence[str | None] = [None] * len(records) if entry_ids is None else entry_ids
     if len(ids) != len(records):
-        raise ValueError(f"{len(ids)} entry ids for {len(records)} records")
+        raise InvalidInputError("entry_ids", f"{len(ids)} ids for {len(records)} records")
     normalized = normalize_records(
         records, source=source, ingested_at=ingested_at, con=con, normalizer=ctx.normalizer
     )

@@ -150,7 +150,7 @@ while i <= n_args do
   if call('SET', P .. 'seen:' .. eid, '1', 'NX', 'EX', ttl) then
     new[k] = 1
     if record ~= '' then
-      call('XADD', P .. 'outbox', '*', 'signal', record, 'user', user, 'event', eid, 'entry', entry)
+      call('XADD', P .. 'outbox', '*', 'signal', record, 'entry', entry)
     end
     local u = load(P .. 'u:' .. user)
     local tfield = 't' .. typ
@@ -231,7 +231,7 @@ class WindowState:
     def apply(
         self,
         events: Sequence[StateEvent],
-        records: Mapping[str, str] | None = None,
+        records: Mapping[str, str | bytes] | None = None,
         entry_ids: Mapping[str, str | None] | None = None,
     ) -> list[bool]:
         """Fold the events in atomically; per event, True when it was new (not a duplicate).
@@ -244,12 +244,12 @@ class WindowState:
             return []
         records = records or {}
         entry_ids = entry_ids or {}
-        args: list[str | int] = [self.prefix, self._ttl, self._gap, MAX_WINDOW_MICROS]
+        args: list[str | bytes | int] = [self.prefix, self._ttl, self._gap, MAX_WINDOW_MICROS]
         for e in events:
             args += [
                 e.event_id, e.user_id, e.item_id or "", e.category or "", e.t, e.type_code,
                 e.weight, "" if e.rating is None else repr(float(e.rating)),
-                records.get(e.event_id, ""), entry_ids.get(e.event_id) or "",
+                records.get(e.event_id, b""), entry_ids.get(e.event_id) or "",
             ]  # fmt: skip
         flags = self._apply(args=args)
         return [bool(flag) for flag in flags]

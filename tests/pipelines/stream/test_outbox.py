@@ -158,7 +158,8 @@ def test_forget_removes_outbox_entries_and_stored_events_under_the_lock(
     assert time.monotonic() - began >= 0.3  # waited for the drain in progress
     holder.join()
     assert removed == {"outbox": 1, "events": 3}
-    assert [f[b"event"] for _, f in ctx.client.xrange(outbox.OUTBOX_KEY)] == [b"ob-5"]
+    left = [json.loads(f[b"signal"])["event_id"] for _, f in ctx.client.xrange(outbox.OUTBOX_KEY)]
+    assert left == ["ob-5"]
     drain(ctx)
     assert stored(settings) == Counter({"ob-3": 1, "ob-5": 1})
 
