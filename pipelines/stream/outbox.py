@@ -1,12 +1,14 @@
 """The outbox: every event the stream applied, appended once to the offline event store.
 
-The state script (state.py) appends each *new* event's normalized record to the outbox stream in
-the same atomic call that sets its dedup marker, so an event is in the outbox exactly when it was
-counted. `drain` moves outbox entries into stream parts of the event store (event_store.py):
+The state script (state.py) appends the *new* events' normalized records to the outbox stream in
+the same atomic call that sets their dedup markers, so an event is in the outbox exactly when it
+was counted. An outbox entry holds one script call's records (fields `signals`: one JSON record
+per line, and `entries`: their stream entry ids, one per line, empty for none). `drain` moves
+outbox entries into stream parts of the event store (event_store.py):
 
 1. under a short Redis lock, so two consumers never write overlapping parts;
 2. W = the store's stream watermark: the last outbox id in a stream part's name;
-3. it reads the entries after W (at most `max_entries`); X = the last one read;
+3. it reads the entries after W (up to `max_events` records); X = the last one read;
 4. it drops the entries of forgotten users (their tombstone covers the entry's stream id) and
    events the store already holds (an `engram ingest` of the same events, or a copy counted
    again once its dedup marker expired);
@@ -53,11 +55,11 @@ log = logging.getLogger("engram.stream")
 
 OUTBOX_KEY = PREFIX + OUTBOX
 LOCK_TTL_MS = 10_000  # a holder renews the lock every third of this; a dead one loses it
-MAX_PART_ENTRIES = 50_000  # outbox entries per stream part, at most
+MAX_PART_EVENTS = 50_000  # a drain reads outbox entries until it holds this many records
 DEFAULT_EVERY_S = 10.0
 DEFAULT_MAX_NEW = 20_000
 FORGET_WAIT_S = 2 * LOCK_TTL_MS / 1000
-_SCAN_CHUNK = 1_000
+_READ_CHUNK = 100  # outbox entries per XRANGE
 
 # Delete or renew the lock only if it is still ours (it may have expired and been taken since).
 _RELEASE = """
@@ -114,7 +116,7 @@ class DrainLock:
 class DrainResult:
     """What one drain did."""
 
-    read: int = 0  # outbox entries read
+    read: int = 0  # records read from the outbox
     stored: int = 0  # events written to the new part
     forgotten: int = 0  # entries of users forgotten since they were applied
     duplicates: int = 0  # events the store held already
@@ -128,21 +130,21 @@ def drain(
     settings: Settings,
     con: duckdb.DuckDBPyConnection,
     *,
-    max_entries: int = MAX_PART_ENTRIES,
+    max_events: int = MAX_PART_EVENTS,
     outbox: str = OUTBOX_KEY,
     compact_parts: int = 10,
     wait_s: float = 0.0,
 ) -> DrainResult | None:
-    """Move up to `max_entries` outbox entries into one stream part (see the module doc);
-    None when another drain held the lock for `wait_s` seconds."""
+    """Move outbox entries (up to `max_events` records) into one stream part (see the module
+    doc); None when another drain held the lock for `wait_s` seconds."""
     with DrainLock(client, outbox + ":lock").held(wait_s=wait_s) as locked:
         if not locked:
             return None
         started = time.perf_counter()
         event_store.remove_redundant(settings)
         watermark = event_store.stream_watermark(settings)
-        entries: Any = client.xrange(outbox, min=f"({watermark}", max="+", count=max_entries)
-        result = DrainResult(read=len(entries))
+        entries = _read(client, outbox, watermark, max_events)
+        result = DrainResult()
         if entries:
             first, last = _text(entries[0][0]), _text(entries[-1][0])
             events = _kept(client, con, settings, entries, result)
@@ -165,8 +167,7 @@ def drain_all(
     drain holds the lock."""
     results: list[DrainResult] = []
     outbox = options.get("outbox", OUTBOX_KEY)
-    rounds = int(cast(int, client.xlen(outbox))) // options.get("max_entries", MAX_PART_ENTRIES)
-    for _ in range(rounds + 1):
+    for _ in range(int(cast(int, client.xlen(outbox))) + 1):
         result = drain(client, settings, con, **options)
         if result is None:
             break
@@ -174,6 +175,30 @@ def drain_all(
         if not result.read:
             break
     return results
+
+
+def _read(client: redis.Redis, outbox: str, after: str, max_events: int) -> list[Any]:
+    """Outbox entries after `after`, until they hold `max_events` records or none is left."""
+    entries: list[Any] = []
+    held = 0
+    while held < max_events:
+        chunk: Any = client.xrange(outbox, min=f"({after}", max="+", count=_READ_CHUNK)
+        for entry in chunk:
+            entries.append(entry)
+            held += len(_pairs(entry[1]))
+            if held >= max_events:
+                break
+        if len(chunk) < _READ_CHUNK:
+            break
+        after = _text(entries[-1][0])
+    return entries
+
+
+def _pairs(raw: dict[bytes, bytes]) -> list[tuple[bytes, str]]:
+    """An outbox entry's records and their stream entry ids ("" for none)."""
+    records = raw.get(b"signals", b"").split(b"\n")
+    entries = raw.get(b"entries", b"").decode().split("\n")
+    return list(zip(records, entries, strict=True))
 
 
 def _kept(
@@ -184,19 +209,18 @@ def _kept(
     result: DrainResult,
 ) -> pa.Table:
     """The entries' events but those of forgotten users and those already stored."""
-    events = payload.decode(con, [raw.get(b"signal", b"") for _, raw in entries])
-    if events.num_rows == 0:
-        return events
+    pairs = [pair for _, raw in entries for pair in _pairs(raw)]
+    result.read = len(pairs)
+    events = payload.decode(con, [record for record, _ in pairs])
     users = events.column("user_id").to_pylist()
     tombstones = read_tombstones(client, users)
     if tombstones:
-        stream_ids = [raw.get(b"entry", b"").decode() for _, raw in entries]
         keep = [
-            not _covered(tombstones.get(user), entry)
-            for user, entry in zip(users, stream_ids, strict=True)
+            not _covered(tombstones.get(user), stream_id)
+            for user, (_, stream_id) in zip(users, pairs, strict=True)
         ]
         events = events.filter(pa.array(keep, pa.bool_()))
-    result.forgotten = len(entries) - events.num_rows
+    result.forgotten = len(pairs) - events.num_rows
     live = events.num_rows
     if len(pc.unique(events.column("event_id"))) < events.num_rows:
         events = _first_per_event(events)
@@ -229,28 +253,53 @@ def forget_entries(
     unidentified: bool = False,
     outbox: str = OUTBOX_KEY,
 ) -> int:
-    """Delete the user's outbox entries that `tombstone` covers (all of the user's without
-    one), those of `events`, and with `unidentified` those without a stream entry id; how many.
+    """Remove from the outbox the user's records that `tombstone` covers (all of the user's
+    without one), those of `events`, and with `unidentified` those without a stream entry id;
+    how many. An entry left with other records is replaced by one holding only those (a new id:
+    a drain that stored the old one meanwhile finds them stored already).
 
-    Entries the tombstone does not cover are signals sent after the forget: they stay."""
+    Records the tombstone does not cover are signals sent after the forget: they stay."""
     removed = 0
     start = "-"
     while True:
-        entries: Any = client.xrange(outbox, min=start, max="+", count=_SCAN_CHUNK)
-        doomed = []
+        entries: Any = client.xrange(outbox, min=start, max="+", count=_READ_CHUNK)
         for entry_id, raw in entries:
-            record = orjson.loads(raw.get(b"signal", b"{}"))
-            if record.get("user_id") != user_id:
+            pairs = _pairs(raw)
+            kept = [
+                (record, stream_id)
+                for record, stream_id in pairs
+                if not _doomed(orjson.loads(record), stream_id, user_id, tombstone, events,
+                               unidentified)
+            ]  # fmt: skip
+            if len(kept) == len(pairs):
                 continue
-            stream_id = raw.get(b"entry", b"").decode()
-            mine = tombstone is None or _covered(tombstone, stream_id)
-            if mine or record.get("event_id") in events or (unidentified and stream_id == ""):
-                doomed.append(entry_id)
-        if doomed:
-            removed += int(cast(int, client.xdel(outbox, *doomed)))
-        if len(entries) < _SCAN_CHUNK:
+            pipe = client.pipeline(transaction=True)
+            if kept:
+                pipe.xadd(outbox, {
+                    "signals": b"\n".join(record for record, _ in kept),
+                    "entries": "\n".join(stream_id for _, stream_id in kept),
+                })  # fmt: skip
+            pipe.xdel(outbox, entry_id)
+            pipe.execute()
+            removed += len(pairs) - len(kept)
+        if len(entries) < _READ_CHUNK:
             return removed
         start = "(" + _text(entries[-1][0])
+
+
+def _doomed(
+    record: dict[str, Any],
+    stream_id: str,
+    user_id: str,
+    tombstone: Tombstone | None,
+    events: Collection[str],
+    unidentified: bool,
+) -> bool:
+    if record.get("user_id") != user_id:
+        return False
+    if tombstone is None or _covered(tombstone, stream_id):
+        return True
+    return record.get("event_id") in events or (unidentified and stream_id == "")
 
 
 def forget_user(
@@ -311,7 +360,7 @@ class Drainer:
                 return
             result = self._collect(self._running)
             self._running = None
-            more = result is not None and result.read >= MAX_PART_ENTRIES
+            more = result is not None and result.read >= MAX_PART_EVENTS
         now = time.monotonic()
         if not (more or self._new >= self.max_new or now - self._last >= self.every_s):
             return

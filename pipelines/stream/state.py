@@ -3,7 +3,7 @@
 One EVALSHA per micro-batch applies every event atomically (Redis runs a script to the end
 before any other command, and AOF persists its effects as one MULTI/EXEC): for each event it
 sets the dedup marker `seen:<event_id>` (SET NX EX) and, only when the marker is new, updates
-the user's and item's state and appends the event's normalized record to the outbox stream
+the user's and item's state and adds the event's normalized record to the batch's outbox entry
 (`outbox`, drained into the offline event store by pipelines/stream/outbox.py). A consumer
 killed at any instant has therefore either applied an event together with its marker and its
 outbox entry or none of them, so a redelivered event counts once and reaches the offline store
@@ -138,6 +138,7 @@ local function session(c, z, t)
 end
 
 local new, totals = {}, {}
+local records, entries = {}, {}
 local i, k = 5, 0
 local n_args = #ARGV
 while i <= n_args do
@@ -150,7 +151,8 @@ while i <= n_args do
   if call('SET', P .. 'seen:' .. eid, '1', 'NX', 'EX', ttl) then
     new[k] = 1
     if record ~= '' then
-      call('XADD', P .. 'outbox', '*', 'signal', record, 'entry', entry)
+      records[#records + 1] = record
+      entries[#entries + 1] = entry
     end
     local u = load(P .. 'u:' .. user)
     local tfield = 't' .. typ
@@ -178,6 +180,10 @@ for _, h in ipairs(order) do
   call('HSET', h, unpack(args))
 end
 for name, count in pairs(totals) do call('HINCRBY', P .. 'totals', name, count) end
+if #records > 0 then
+  call('XADD', P .. 'outbox', '*', 'signals', table.concat(records, '\\n'),
+    'entries', table.concat(entries, '\\n'))
+end
 return new
 """
 
@@ -236,9 +242,10 @@ class WindowState:
     ) -> list[bool]:
         """Fold the events in atomically; per event, True when it was new (not a duplicate).
 
-        A new event whose event_id has a record in `records` (its normalized JSON,
-        pipelines/stream/payload.py) is appended to the outbox with its stream entry id from
-        `entry_ids` (none: not covered by any forget tombstone), in the same script.
+        The new events with a record in `records` (their normalized JSON, one line each,
+        pipelines/stream/payload.py) are appended to the outbox as one entry, with their stream
+        entry ids from `entry_ids` (none: not covered by any forget tombstone), in the same
+        script.
         """
         if not events:
             return []
