@@ -4,6 +4,8 @@ On its own redis-server and ENGRAM_HOME (under bench/out/stream), with generated
 
 1. Throughput: the consumer idles on an empty stream, then `--events` records are appended at
    once; events/s = records / (first append -> group drained: nothing undelivered or pending).
+   Then, the time until the outbox is drained into the offline event store (the consumer drains
+   in a background thread), and the events stored there.
 2. Freshness: records are appended at `--rate` per second for `--seconds`, and every
    `--probe-ms` a probe signal for a user never seen before is appended among them; a poller
    reads the outstanding probe users through Feast's `get_online_features` until their
@@ -37,10 +39,11 @@ sys.path.insert(0, str(ROOT))
 
 from engram import feature_store, local_redis  # noqa: E402
 from engram.settings import Settings  # noqa: E402
-from pipelines import catalog_store, duck  # noqa: E402
+from pipelines import catalog_store, duck, event_store  # noqa: E402
 from pipelines.generate import GenerateConfig, write_dataset  # noqa: E402
 from pipelines.stream.consumer import GROUP  # noqa: E402
 from pipelines.stream.metrics import group_lag  # noqa: E402
+from pipelines.stream.outbox import OUTBOX_KEY  # noqa: E402
 from pipelines.stream.producer import STREAM, produce  # noqa: E402
 from pipelines.stream.views import layout_from_store, save_layout  # noqa: E402
 
@@ -83,6 +86,16 @@ def wait_drained(client: redis.Redis, timeout: float) -> float:
     raise TimeoutError("the consumer did not drain the stream")
 
 
+def wait_offline(client: redis.Redis, timeout: float) -> float:
+    """Until the outbox is empty (at once when the consumer has none: the code before it)."""
+    deadline = time.monotonic() + timeout
+    while client.exists(OUTBOX_KEY) and client.xlen(OUTBOX_KEY):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the consumer did not drain its outbox")
+        time.sleep(0.05)
+    return time.perf_counter()
+
+
 def _cpu(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
@@ -101,7 +114,9 @@ def throughput(
     done = wait_drained(client, 600)
     consumer_cpu = _cpu(consumer) - cpu_before[0]
     server_cpu = _cpu(server) - cpu_before[1]
+    offline = wait_offline(client, 600)
     return {
+        "offline_seconds": round(offline - started, 3),
         "events": len(lines),
         "append_seconds": round(appended - started, 3),
         "seconds": round(done - started, 3),
@@ -210,6 +225,8 @@ def main() -> None:
                 client, lines[: args.events], psutil.Process(consumer.pid), server
             )
         }
+        scan = event_store.scan(duck.connect(settings), settings)
+        result["throughput"]["offline_events"] = int(scan.aggregate("count(*)").fetchall()[0][0])
         store = feature_store.open_store(settings, url)
         result["freshness"] = freshness(
             client, store, lines[args.events :], args.rate, args.seconds, args.probe_ms

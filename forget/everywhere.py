@@ -7,7 +7,8 @@ In order:
 2. every store: memories (Milvus), stored events, dead-letter records, offline feature
    snapshot rows, the online feature row, the signals stream and its dead-letter stream, the
    stream's window state, the model registry (each version's saved log and candidate sources);
-3. the hooks below, for what other parts keep (the stream's outbox, the logs on disk);
+3. the logs that cannot be edited in place: the Redis AOF is rewritten and the memory
+   collection compacted (engram/log_retention.py; Milvus's message log has its own bound);
 4. the tombstone's time moves to the end (`stamp_forgotten`): a copy loaded while this ran
    may have read what was not deleted yet, so it counts as loaded before the forget.
 
@@ -28,7 +29,8 @@ from forget.offline import forget_feature_rows
 from forget.online import forget_in_redis
 from memory.service import connect_store
 from memory.store import DEFAULT_COLLECTION, checked_id
-from pipelines import dead_letter, duck, event_store
+from pipelines import dead_letter, duck
+from pipelines.stream import outbox
 from pipelines.stream.tombstones import mark_forgotten, stamp_forgotten
 from ranking import registry
 
@@ -48,7 +50,7 @@ def forget_everywhere(
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
     ) as client:
-        mark_forgotten(client, user_id)
+        tombstone = mark_forgotten(client, user_id)
         removed: dict[str, Any] = {"user_id": user_id}
         store = connect_store(settings, collection=collection)
         try:
@@ -60,30 +62,21 @@ def forget_everywhere(
             store.close()
         con = duck.connect(settings)
         try:
-            removed["events"] = event_store.forget_user(con, settings, user_id)
+            # The stream's outbox and the event store, under the outbox's drain lock.
+            removed.update(outbox.forget_user(client, settings, user_id, con=con))
         finally:
             con.close()
         removed["dead_letter"] = dead_letter.forget_user(settings, user_id)
         removed["feature_rows"] = forget_feature_rows(settings, user_id)
-        in_redis = forget_in_redis(client, user_id)
+        in_redis = forget_in_redis(client, user_id, tombstone.boundary)
         removed["online"] = in_redis.online
         removed["stream"] = in_redis.stream
         removed["stream_state"] = in_redis.stream_state
         models = registry.forget_user(settings, user_id)
         removed["model_versions"] = models.versions
         removed["model_interactions"] = models.interactions
-        removed.update(forget_outbox(client, user_id))
         # The AOF still holds every deleted write until it is rewritten.
         purges.append(rewrite_aof(client, timeout_s=AOF_TIMEOUT_S))
         removed["logs"] = {purge.target: purge.outcome for purge in purges}
         stamp_forgotten(client, user_id)
     return removed
-
-
-# --- hooks: call sites for parts built elsewhere (issue 12), wired by the lead at merge --------
-
-
-def forget_outbox(client: redis.Redis, user_id: str) -> dict[str, int]:
-    """Hook: remove the user's entries from the stream consumer's outbox (pipelines/stream,
-    the stream helper's part of issue 12). Not wired yet: removes nothing, reports nothing."""
-    return {}

@@ -25,11 +25,12 @@ class RedisForget:
     stream_state: int  # window state keys, and the user's place in items' user sets
 
 
-def forget_in_redis(client: redis.Redis, user_id: str) -> RedisForget:
-    """Delete the user's online feature row, stream entries and window state."""
+def forget_in_redis(client: redis.Redis, user_id: str, boundary: str) -> RedisForget:
+    """Delete the user's online feature row, window state, their stream entries up to the
+    tombstone's `boundary` (later ones came after the forget) and their dead-letter entries."""
     project = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())["project"]
     deleted: Any = client.delete(redis_key(project, ["user_id"], [user_id]))
     online = int(deleted)
-    streams = (STREAM, ConsumerConfig(stream=STREAM).dead_stream)
-    stream = sum(forget_entries(client, user_id, name) for name in streams)
+    stream = forget_entries(client, user_id, STREAM, up_to=boundary)
+    stream += forget_entries(client, user_id, ConsumerConfig(stream=STREAM).dead_stream)
     return RedisForget(online, stream, forget_user_state(client, user_id))

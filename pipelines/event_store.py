@@ -4,13 +4,24 @@ Each ingest appends one part holding only events the store has not seen (the run
 which with `event_ids.SeenIds`, seeded from `stored_ids`), so ingesting the same input twice
 changes nothing. Parts are written to a temporary name and renamed, so a crash never leaves half
 a part behind.
+
+The stream's outbox (pipelines/stream/outbox.py) adds *stream parts*, named
+`part-stream-<first>_<last>.parquet` after the range of outbox entry ids they hold. The names are
+the drain's watermark: the highest `<last>` says where the next drain starts, so a crash between
+writing a part and trimming the outbox writes nothing twice. A compaction merges consecutive
+small stream parts into one that spans their ranges; a part whose range lies within another's
+(left by a crash before the compaction removed its inputs) is not read and is removed by the
+next drain.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,9 +48,17 @@ def events_dir(settings: Settings) -> Path:
     return settings.offline_dir / "events"
 
 
-def _parts(settings: Settings) -> list[Path]:
+def _files(settings: Settings) -> list[Path]:
+    """Every part on disk, redundant stream parts included."""
     directory = events_dir(settings)
     return sorted(directory.glob("part-*.parquet")) if directory.exists() else []
+
+
+def _parts(settings: Settings) -> list[Path]:
+    """The parts that make up the store: every part but redundant stream parts."""
+    files = _files(settings)
+    redundant = {part.path for part in _redundant(_stream_parts(files))}
+    return [path for path in files if path not in redundant]
 
 
 def scan(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyRelation:
@@ -133,9 +152,13 @@ class PartWriter:
 
 
 def forget_user(con: duckdb.DuckDBPyConnection, settings: Settings, user_id: str) -> int:
-    """Rewrite every part without the user's events; returns how many events were removed."""
+    """Rewrite every part without the user's events; returns how many events were removed.
+
+    Stream parts included, redundant ones too (they are still on disk). Run it under the
+    outbox's drain lock (pipelines.stream.outbox.forget_user does), so that no drain or
+    compaction in flight writes a copy made before the forget."""
     removed = 0
-    for part in _parts(settings):
+    for part in _files(settings):
         mine = int(
             con.execute(
                 "SELECT count(*) FROM read_parquet(?) WHERE user_id = ?", [str(part), user_id]
@@ -145,9 +168,145 @@ def forget_user(con: duckdb.DuckDBPyConnection, settings: Settings, user_id: str
             continue
         removed += mine
         temporary = part.with_suffix(".tmp")
-        rest = con.execute(
-            "SELECT * FROM read_parquet(?) WHERE user_id <> ?", [str(part), user_id]
+        rest = con.sql(
+            "SELECT * FROM read_parquet(?) WHERE user_id <> ?", params=[str(part), user_id]
         ).to_arrow_table()
         pq.write_table(rest, temporary, compression="zstd")
         temporary.rename(part)
     return removed
+
+
+# --- Stream parts: the outbox's drained entries ------------------------------------------------
+
+_STREAM_PART = re.compile(r"^part-stream-(\d+-\d+)_(\d+-\d+)\.parquet$")
+_STREAM_TEMPORARY = ".part-stream-*.tmp"
+
+
+@dataclass(frozen=True)
+class StreamPart:
+    """A stream part and the range of outbox entry ids it holds."""
+
+    path: Path
+    first: str
+    last: str
+
+    @property
+    def span(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        """The range as sortable pairs."""
+        return _id_key(self.first), _id_key(self.last)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _stream_parts(files: list[Path]) -> list[StreamPart]:
+    found = []
+    for path in files:
+        match = _STREAM_PART.match(path.name)
+        if match:
+            found.append(StreamPart(path, match.group(1), match.group(2)))
+    return sorted(found, key=lambda part: (part.span[0], (-part.span[1][0], -part.span[1][1])))
+
+
+def _redundant(parts: list[StreamPart]) -> list[StreamPart]:
+    """Parts whose range lies within another's (sorted by first id, widest first)."""
+    redundant = []
+    reach: tuple[int, int] | None = None
+    for part in parts:
+        if reach is not None and part.span[1] <= reach:
+            redundant.append(part)
+        else:
+            reach = part.span[1]
+    return redundant
+
+
+def stream_parts(settings: Settings) -> list[StreamPart]:
+    """The live stream parts, in outbox order."""
+    parts = _stream_parts(_files(settings))
+    redundant = {part.path for part in _redundant(parts)}
+    return [part for part in parts if part.path not in redundant]
+
+
+def stream_watermark(settings: Settings) -> str:
+    """The last outbox entry id stored in a stream part ("0-0" when there is none)."""
+    parts = _stream_parts(_files(settings))
+    return max((part.last for part in parts), key=_id_key, default="0-0")
+
+
+def write_stream_part(settings: Settings, events: pa.Table, first: str, last: str) -> Path:
+    """Store the drained outbox entries `first`..`last` (their events, NORMALIZED_SCHEMA) as one
+    part, atomically (temporary file, then rename)."""
+    directory = events_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"part-stream-{first}_{last}.parquet"
+    temporary = directory / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp"
+    with pq.ParquetWriter(
+        temporary, NORMALIZED_SCHEMA, compression="zstd", compression_level=1,
+        use_dictionary=_DICTIONARY_COLUMNS, write_statistics=_STATISTICS_COLUMNS,
+    ) as writer:  # fmt: skip
+        writer.write_table(events.cast(NORMALIZED_SCHEMA), row_group_size=ROW_GROUP_ROWS)
+    os.replace(temporary, path)
+    return path
+
+
+def stored_among(
+    con: duckdb.DuckDBPyConnection, settings: Settings, event_ids: pa.Array
+) -> set[str]:
+    """Which of these event ids the store holds already (a scan of the stored ids)."""
+    parts = _parts(settings)
+    if not parts or len(event_ids) == 0:
+        return set()
+    con.register("_engram_candidate_ids", pa.table({"event_id": event_ids}))
+    try:
+        found = con.sql(
+            f"SELECT DISTINCT event_id FROM {_parquet_list(parts)} "
+            "WHERE event_id IN (SELECT event_id FROM _engram_candidate_ids)"
+        ).fetchall()
+    finally:
+        con.unregister("_engram_candidate_ids")
+    return {row[0] for row in found}
+
+
+def compact_stream_parts(
+    settings: Settings, *, small_rows: int = ROW_GROUP_ROWS, min_parts: int = 10
+) -> int:
+    """Merge each run of at least `min_parts` consecutive stream parts below `small_rows` events
+    into one part spanning their ranges (the inputs are removed after the merged part is in
+    place); returns how many parts were merged away. Run under the drain lock."""
+    merged = 0
+    for run in _small_runs(stream_parts(settings), small_rows, min_parts):
+        table = pa.concat_tables(pq.read_table(part.path, schema=NORMALIZED_SCHEMA) for part in run)
+        write_stream_part(settings, table, run[0].first, run[-1].last)
+        for part in run:
+            part.path.unlink(missing_ok=True)
+        merged += len(run) - 1
+    return merged
+
+
+def _small_runs(parts: list[StreamPart], small_rows: int, min_parts: int) -> list[list[StreamPart]]:
+    runs: list[list[StreamPart]] = [[]]
+    total = 0
+    for part in parts:
+        rows = pq.read_metadata(part.path).num_rows
+        if rows >= small_rows or total + rows > small_rows:
+            runs.append([])
+            total = 0
+        if rows < small_rows:
+            runs[-1].append(part)
+            total += rows
+    return [run for run in runs if len(run) >= min_parts]
+
+
+def remove_redundant(settings: Settings) -> int:
+    """Delete redundant stream parts and the temporary files of drains that died; run under the
+    drain lock (no drain is writing then). Returns the files removed."""
+    directory = events_dir(settings)
+    if not directory.exists():
+        return 0
+    leftovers = [part.path for part in _redundant(_stream_parts(_files(settings)))]
+    leftovers += list(directory.glob(_STREAM_TEMPORARY))
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)

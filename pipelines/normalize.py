@@ -255,12 +255,18 @@ def _view_name(raw: duckdb.DuckDBPyRelation) -> str:
 
 
 def normalize_text(values: pa.Array) -> pa.Array:
-    """NFKC, control characters removed, whitespace runs collapsed to one space, ends stripped."""
+    """Control characters removed, NFKC, whitespace runs collapsed to one space, ends stripped.
+
+    Idempotent: controls go before NFKC, because removing one between a letter and a combining
+    mark would leave a pair that NFKC composes on a second pass (the stream normalizes again).
+    """
     dirty = pc.fill_null(pc.match_substring_regex(values, _NEEDS_NORMALIZING), False)
     if not pc.any(dirty).as_py():
         return values
-    text = pc.utf8_normalize(pc.filter(values, dirty), form="NFKC")
-    text = pc.replace_substring_regex(text, pattern=_CONTROL_PATTERN, replacement="")
+    text = pc.replace_substring_regex(
+        pc.filter(values, dirty), pattern=_CONTROL_PATTERN, replacement=""
+    )
+    text = pc.utf8_normalize(text, form="NFKC")
     text = pc.replace_substring_regex(text, pattern=_SPACE_PATTERN, replacement=" ")
     return pc.replace_with_mask(values, dirty, pc.utf8_trim(text, characters=" "))
 
@@ -387,7 +393,9 @@ def _text_rules(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array]:
     raw_text = batch.column("text")
     if raw_text.null_count == len(raw_text):
         return raw_text, nulls, nulls
-    normalized = normalize_text(raw_text)
+    # The limit applies to the text as stored, redacted: a marker can be longer than what it
+    # replaces, and a stored text must pass the rules again (the stream normalizes it twice).
+    normalized = redact_array(normalize_text(raw_text))
     lengths = pc.utf8_length(normalized)
     too_long = pc.fill_null(pc.greater(lengths, TEXT_MAX_CHARS), False)
     empty = pc.fill_null(pc.equal(lengths, 0), False)
@@ -417,7 +425,7 @@ def _text_rules(batch: pa.RecordBatch) -> tuple[pa.Array, pa.Array, pa.Array]:
         )
     # Empty text on a type that does not need text is no text at all.
     kept = pc.if_else(pc.or_(empty, too_long), nulls, normalized)
-    return redact_array(kept), field, reason
+    return kept, field, reason
 
 
 def _rejected(

@@ -205,6 +205,9 @@ class _MemorySink:
     def remember(self, signals: Any) -> Any:
         return self._handle.call(lambda service: service.remember(signals))
 
+    def forget_user(self, user_id: str) -> Any:
+        return self._handle.call(lambda service: service.forget_user(user_id))
+
 
 class RankService:
     """The model when there is one and Redis answers; popularity otherwise, flagged degraded.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import redis
 from flask import current_app
@@ -14,7 +12,7 @@ from pipelines.normalize import RecordNormalizer
 from serving.backends import FeatureReader, MemoryHandle, RankService
 from serving.breaker import Breaker
 from serving.metrics import Metrics
-from serving.ports import Producer
+from serving.ports import Producer, SyncProcessor
 
 
 @dataclass
@@ -31,7 +29,7 @@ class Engram:
     memories: MemoryHandle
     ranking: RankService
     produce: Producer
-    sync: Callable[[Sequence[str]], dict[str, Any]]
+    sync: SyncProcessor
     metrics: Metrics
 
     def close(self) -> None:

@@ -3,14 +3,14 @@ and hand the accepted ones to the stream (and, with ?sync=true, to the pipeline 
 
 Validation is `pipelines.normalize.normalize_records`, the very code the batch and the stream run,
 so a record the API accepts is one they accept, and a rejection names the same field and reason.
-The accepted records go on as the JSON text the client sent; rejected ones are kept in the
-dead-letter store (source "api") like any other, redacted.
+The accepted records go on as what normalization made of them (pipelines/stream/payload.py:
+text normalized and PII-redacted), never as the JSON the client sent; rejected ones are kept in
+the dead-letter store (source "api") like any other, redacted.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,9 @@ import pyarrow as pa
 
 from engram.settings import Settings
 from pipelines import dead_letter, strict_json
+from pipelines.contract import NORMALIZED_SCHEMA
 from pipelines.normalize import RecordNormalizer
+from pipelines.stream import payload
 from serving.errors import ApiError
 
 MAX_RECORDS = 1_000  # per request; larger loads go through files (`engram ingest`) or the stream
@@ -37,9 +39,9 @@ class Parsed:
 
 @dataclass(frozen=True)
 class Checked:
-    """The accepted records' JSON text, and one rejection per invalid record."""
+    """The accepted records normalized (NORMALIZED_SCHEMA), and one rejection per invalid one."""
 
-    accepted: list[str | bytes]
+    accepted: pa.Table
     rejections: list[dict[str, Any]]
 
 
@@ -78,7 +80,7 @@ def _bounded(parsed: Parsed) -> Parsed:
 def check_records(settings: Settings, normalizer: RecordNormalizer, parsed: Parsed) -> Checked:
     """Validate with the contract's rules; rejections are stored in the dead-letter store."""
     if not parsed.records:
-        return Checked([], [])
+        return Checked(NORMALIZED_SCHEMA.empty_table(), [])
     normalized = normalizer.normalize(parsed.records, source="api", ingested_at=datetime.now(UTC))
     rejected = normalized.rejected
     positions = rejected.column("position").to_pylist()
@@ -97,11 +99,9 @@ def check_records(settings: Settings, normalizer: RecordNormalizer, parsed: Pars
         index = rejected.schema.get_field_index("position")
         moved = pa.array([parsed.indices[p] for p in positions], pa.int64())
         dead_letter.write(settings, rejected.set_column(index, "position", moved))
-    dropped = set(positions)
-    accepted = [record for p, record in enumerate(parsed.records) if p not in dropped]
-    return Checked(accepted, rejections)
+    return Checked(normalized.accepted, rejections)
 
 
-def as_text(records: Sequence[str | bytes]) -> list[str]:
-    """Accepted records as text (they passed the UTF-8 check)."""
-    return [r.decode("utf-8") if isinstance(r, bytes) else r for r in records]
+def as_text(accepted: pa.Table) -> list[str]:
+    """The accepted records as the stream carries them: normalized, redacted JSON text."""
+    return [text.decode() for text in payload.encode(accepted)]

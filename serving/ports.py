@@ -60,13 +60,13 @@ class HoldsUsers(Protocol):
 
 
 class Producer(Protocol):
-    """Appends raw signals (JSON text, one per record) to the signals stream; returns the count."""
+    """Appends signals (JSON text, one per record) to the signals stream; returns their ids."""
 
-    def __call__(self, client: redis.Redis, records: Sequence[str]) -> int: ...
+    def __call__(self, client: redis.Redis, records: Sequence[str]) -> list[str]: ...
 
 
 class SyncProcessor(Protocol):
-    """Runs accepted raw signals through the whole pipeline now: features and memories visible
-    when it returns. Returns a JSON-ready summary."""
+    """Runs accepted signals (with their stream entry ids) through the whole pipeline now:
+    features and memories visible when it returns. Returns a JSON-ready summary."""
 
-    def __call__(self, records: Sequence[str]) -> dict[str, Any]: ...
+    def __call__(self, records: Sequence[str], entry_ids: Sequence[str]) -> dict[str, Any]: ...

@@ -22,7 +22,7 @@ def post_signals() -> tuple[Response, int]:
     parsed = parse_body(request.get_data(cache=False), request.mimetype)
     checked = check_records(ext.settings, ext.normalizer, parsed)
     accepted = as_text(checked.accepted)
-    guarded(ext.redis_breaker, "redis", lambda: ext.produce(ext.redis, accepted))
+    entry_ids = guarded(ext.redis_breaker, "redis", lambda: ext.produce(ext.redis, accepted))
     body: dict[str, object] = {
         "accepted": len(accepted),
         "rejected": len(checked.rejections),
@@ -30,7 +30,7 @@ def post_signals() -> tuple[Response, int]:
     }
     if not sync:
         return jsonify(body), 202
-    body["processed"] = ext.sync(accepted) if accepted else {}
+    body["processed"] = ext.sync(accepted, entry_ids) if accepted else {}
     if accepted:
         ext.features.reload()  # the first sync may have applied the feature repo
     return jsonify(body), 200

@@ -3,11 +3,12 @@
 - the model: `ranking.ranker.load_ranker` of the registry's latest version, reloaded only when
   a newer version appears; None while nothing is trained (the app then ranks by popularity,
   flagged degraded "no model");
-- the stream: `pipelines.stream.producer.produce` appends accepted signals (it refuses with 503
-  when the unprocessed backlog is full: backpressure, not loss);
-- ?sync=true: `pipelines.stream.process.process_batch`, the stream consumer's own step, so the
-  online features and memories are readable on return (the consumer later sees the same
-  records on the stream and counts them once: its event_id markers dedupe them);
+- the stream: `pipelines.stream.producer.produce` appends accepted signals, normalized and
+  redacted (it refuses with 503 when the unprocessed backlog is full: backpressure, not loss);
+- ?sync=true: `pipelines.stream.process.process_batch`, the stream consumer's own step, with
+  the entries' ids from the append (so a forget's tombstone covers them as it covers the
+  consumer's), so the online features and memories are readable on return (the consumer later
+  sees the same records on the stream and counts them once: its event_id markers dedupe them);
 """
 
 from __future__ import annotations
@@ -59,9 +60,9 @@ def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | No
     return ranker
 
 
-def produce(client: redis.Redis, records: Sequence[str]) -> int:
-    """Append raw signals to the signals stream in one round trip; how many were added."""
-    return len(producer.produce(client, records))
+def produce(client: redis.Redis, records: Sequence[str]) -> list[str]:
+    """Append signals to the signals stream in one round trip; their entry ids."""
+    return producer.produce(client, records)
 
 
 class StreamSync:
@@ -82,7 +83,7 @@ class StreamSync:
         self._context: StreamContext | None = None
         self._lock = threading.Lock()
 
-    def __call__(self, records: Sequence[str]) -> dict[str, Any]:
+    def __call__(self, records: Sequence[str], entry_ids: Sequence[str]) -> dict[str, Any]:
         if not records:
             return {}
         with self._lock:
@@ -91,7 +92,9 @@ class StreamSync:
                 self._context = open_context(
                     self._settings, self._client, layout, memory=self._memory
                 )
-            result = process_batch(self._context, records, source="api", keep_rejected=False)
+            result = process_batch(
+                self._context, records, entry_ids=entry_ids, source="api", keep_rejected=False
+            )
         return {
             "new": result.new,
             "duplicates": result.duplicates,

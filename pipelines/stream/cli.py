@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
 import click
+import pyarrow as pa
 import redis
 
 from engram.cli_errors import handle_errors
 from engram.settings import Settings
+from pipelines import dead_letter
 from pipelines.stream.consumer import GROUP, Consumer, ConsumerConfig, default_consumer_name
+from pipelines.stream.outbox import DEFAULT_EVERY_S
+from pipelines.stream.payload import encode
 from pipelines.stream.producer import DEFAULT_MAX_LEN, STREAM, produce
 
 PRODUCE_CHUNK = 5_000
@@ -26,20 +32,48 @@ PRODUCE_CHUNK = 5_000
 @click.pass_obj
 @handle_errors
 def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -> None:
-    """Append every non-blank line of a JSON Lines FILE to the stream, as sent (replay)."""
+    """Append every non-blank line of a JSON Lines FILE to the stream (replay): each record
+    normalized and redacted first; rejected lines go to the dead-letter store."""
     from engram.services import resolve_redis_url
+    from pipelines.normalize import RecordNormalizer
 
-    appended = 0
-    with redis.Redis.from_url(resolve_redis_url(settings)) as client, path.open("rb") as lines:
+    counts = {"appended": 0, "rejected": 0}
+    with (
+        redis.Redis.from_url(resolve_redis_url(settings)) as client,
+        path.open("rb") as lines,
+        RecordNormalizer() as normalizer,
+    ):
+
+        def send(chunk: list[bytes], numbers: list[int]) -> None:
+            normalized = normalizer.normalize(
+                chunk, source="produce", ingested_at=datetime.now(UTC)
+            )
+            rejected = normalized.rejected
+            if rejected.num_rows:
+                # Positions in the dead letter are the file's 0-based line numbers.
+                at = rejected.schema.get_field_index("position")
+                lines_at = [numbers[p] for p in rejected.column("position").to_pylist()]
+                dead_letter.write(
+                    settings, rejected.set_column(at, "position", pa.array(lines_at, pa.int64()))
+                )
+            sent = produce(client, encode(normalized.accepted), stream=stream, max_len=max_len)
+            counts["appended"] += len(sent)
+            counts["rejected"] += rejected.num_rows
+
         chunk: list[bytes] = []
-        for line in lines:
+        numbers: list[int] = []
+        for number, line in enumerate(lines):
+            if number == 0:
+                line = line.removeprefix(codecs.BOM_UTF8)
             if line.strip():
                 chunk.append(line.rstrip(b"\r\n"))
+                numbers.append(number)
             if len(chunk) >= PRODUCE_CHUNK:
-                appended += len(produce(client, chunk, stream=stream, max_len=max_len))
-                chunk = []
-        appended += len(produce(client, chunk, stream=stream, max_len=max_len))
-    click.echo(json.dumps({"stream": stream, "appended": appended}))
+                send(chunk, numbers)
+                chunk, numbers = [], []
+        if chunk:
+            send(chunk, numbers)
+    click.echo(json.dumps({"stream": stream, **counts}))
 
 
 @click.command("stream")
@@ -56,6 +90,19 @@ def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -
 @click.option("--memories/--no-memories", default=None,
               help="Hand text signals to the memory service. Default: when Milvus is set or "
               "running.")  # fmt: skip
+@click.option(
+    "--offline/--no-offline",
+    default=True,
+    show_default=True,
+    help="Append the events applied to the offline event store (the outbox drain).",
+)
+@click.option(
+    "--drain-every-s",
+    default=DEFAULT_EVERY_S,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds between two drains of the outbox, at most.",
+)
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics here.")
 @click.pass_obj
 @handle_errors
@@ -70,6 +117,8 @@ def stream_command(
     claim_idle_ms: int,
     until_idle: bool,
     memories: bool | None,
+    offline: bool,
+    drain_every_s: float,
     metrics_port: int | None,
 ) -> None:
     """Run one consumer of the group: signals to window state, online features and memories."""
@@ -97,7 +146,7 @@ def stream_command(
     config = ConsumerConfig(
         stream=stream, group=group, consumer=consumer or default_consumer_name(),
         batch_size=batch_size, block_ms=block_ms, max_attempts=max_attempts,
-        claim_idle_ms=claim_idle_ms,
+        claim_idle_ms=claim_idle_ms, offline=offline, drain_every_s=drain_every_s,
     )  # fmt: skip
     metrics = StreamMetrics()
     if metrics_port is not None:

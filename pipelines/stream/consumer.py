@@ -2,10 +2,12 @@
 
 Each step reads a micro-batch (first the consumer's own pending entries after a restart, now
 and then idle entries of other consumers claimed with XAUTOCLAIM, otherwise new entries with
-XREADGROUP), runs it through `process_batch`, stores its rejections once, and acknowledges the
-entries only after every effect is durable in Redis. A consumer killed at any instant leaves its
-entries pending: it re-reads them when it comes back, or a live consumer claims them once idle,
-and the event_id dedup makes the second run count nothing twice.
+XREADGROUP), runs it through `process_batch` with the entries' ids (so forget tombstones are
+honoured and rejections stored once per entry), and acknowledges the entries only after every
+effect is durable. A consumer killed at any instant leaves its entries pending: it re-reads them
+when it comes back, or a live consumer claims them once idle, and the event_id dedup makes the
+second run count nothing twice. After batches, a background thread drains the outbox of the
+events applied into the offline event store (outbox.py).
 
 An entry delivered more than `max_attempts` times (its batch kept failing, or kept killing its
 consumer) is moved to the dead-letter stream with its last error, so one poison record cannot
@@ -23,12 +25,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
 import redis
 
 from engram.errors import ServiceUnavailableError
-from pipelines import dead_letter
 from pipelines.stream.metrics import StreamMetrics, group_lag
+from pipelines.stream.outbox import DEFAULT_EVERY_S, DEFAULT_MAX_NEW, Drainer, DrainResult
 from pipelines.stream.process import (
     BatchResult,
     PreparedBatch,
@@ -38,7 +39,6 @@ from pipelines.stream.process import (
     process_batch,
 )
 from pipelines.stream.producer import FIELD, STREAM, trim_processed
-from pipelines.stream.state import RejectionMarks
 
 log = logging.getLogger("engram.stream")
 
@@ -65,6 +65,9 @@ class ConsumerConfig:
     claim_idle_ms: int = 30_000  # pending this long without an ack: its consumer is presumed dead
     claim_every_s: float = 5.0
     trim_every: int = 20  # batches between two trims of processed entries
+    offline: bool = True  # drain the outbox into the offline event store
+    drain_every_s: float = DEFAULT_EVERY_S
+    drain_max_new: int = DEFAULT_MAX_NEW
 
     @property
     def dead_stream(self) -> str:
@@ -111,7 +114,14 @@ class Consumer:
         self.client = ctx.client
         self.config = config
         self.metrics = metrics or StreamMetrics()
-        self.marks = RejectionMarks(ctx.client)
+        self.drainer = (
+            Drainer(
+                ctx.client, ctx.settings, ctx.con, every_s=config.drain_every_s,
+                max_new=config.drain_max_new, on_result=self._drained_offline,
+            )
+            if config.offline
+            else None
+        )  # fmt: skip
         self._own_pending = True  # after a (re)start, first finish what this name left pending
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
@@ -121,9 +131,11 @@ class Consumer:
         self._prepare_con = ctx.con.cursor()
 
     def close(self) -> None:
-        """Stop the preparation thread."""
+        """Stop the preparation and drain threads."""
         self._pool.shutdown(wait=True)
         self._prepare_con.close()
+        if self.drainer is not None:
+            self.drainer.close()
 
     def ensure_group(self) -> None:
         """Create the group (from the stream's start) and the stream if they do not exist."""
@@ -147,12 +159,16 @@ class Consumer:
                 if stop():
                     if ahead is not None:  # read and being prepared: finish it before leaving
                         self._finish(ahead)
+                    self._drain_all()
                     return
                 batch = ahead or self._take(block=True)
                 ahead = None
                 if batch is None:
                     if until_idle and self._drained():
+                        self._drain_all()
                         return
+                    if self.drainer is not None:
+                        self.drainer.applied(0)  # idle: drain what the last batches left
                     continue
                 if not batch.redelivered and not stop():
                     ahead = self._take(block=False)
@@ -169,6 +185,15 @@ class Consumer:
     def _drained(self) -> bool:
         state = group_lag(self.client, self.config.stream, self.config.group)
         return state["lag"] == 0 and state["pending"] == 0
+
+    def _drain_all(self) -> None:
+        if self.drainer is not None:
+            self.drainer.finish()
+
+    def _drained_offline(self, result: DrainResult) -> None:
+        self.metrics.offline.labels("stored").inc(result.stored)
+        self.metrics.offline.labels("forgotten").inc(result.forgotten)
+        self.metrics.offline.labels("duplicate").inc(result.duplicates)
 
     def step(self) -> StepResult:
         """Read one batch (own pending, claimed, or new), process it, acknowledge it."""
@@ -234,8 +259,9 @@ class Consumer:
         batch.records = [f.get(FIELD.encode(), b"") for _, f in live]  # type: ignore[union-attr]
         if batch.records:
             batch.prepared = self._pool.submit(
-                prepare_batch, self.ctx, batch.records, con=self._prepare_con
-            )
+                prepare_batch, self.ctx, batch.records, entry_ids=batch.ids,
+                con=self._prepare_con,
+            )  # fmt: skip
         return batch
 
     def _finish(self, batch: _Batch) -> StepResult:
@@ -243,7 +269,8 @@ class Consumer:
         c = self.config
         step = StepResult(entries=len(batch.entries), dead=batch.dead)
         started = time.perf_counter()
-        done_ids, step.batch = self._commit(batch)
+        done_ids, results = self._commit(batch)
+        step.batch = results[0] if len(results) == 1 else None
         step.failed = len(batch.ids) - len(done_ids)
         self._ack([*batch.gone, *done_ids])
         step.acked = len(batch.gone) + len(done_ids)
@@ -251,8 +278,13 @@ class Consumer:
         for entry_id in done_ids:
             self.metrics.freshness.observe(max(now_ms - int(entry_id.split("-")[0]), 0) / 1000)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-        self.metrics.entries.labels("processed").inc(len(done_ids))
+        forgotten = sum(result.forgotten for result in results)
+        self.metrics.entries.labels("processed").inc(len(done_ids) - forgotten)
+        self.metrics.entries.labels("forgotten").inc(forgotten)
+        self.metrics.entries.labels("rejected").inc(sum(r.dead_lettered for r in results))
         self.metrics.entries.labels("failed").inc(step.failed)
+        if self.drainer is not None:
+            self.drainer.applied(sum(result.new for result in results))
         self._batches += 1
         if self._batches % c.trim_every == 0:
             trim_processed(self.client, c.stream)
@@ -261,53 +293,45 @@ class Consumer:
             self.metrics.pending.set(lag["pending"] or 0)
         return step
 
-    def _commit(self, batch: _Batch) -> tuple[list[str], BatchResult | None]:
+    def _commit(self, batch: _Batch) -> tuple[list[str], list[BatchResult]]:
+        """Apply a prepared batch (entry by entry if it fails); the entries done, the results."""
         if batch.prepared is None:
-            return [], None
+            return [], []
         try:
-            result = commit_batch(self.ctx, batch.prepared.result(), keep_rejected=False)
+            result = commit_batch(self.ctx, batch.prepared.result())
         except _TRANSIENT:
             raise
         except Exception as error:
             log.warning("stream: batch failed (%s); retrying entry by entry", error)
-            return self._one_by_one(batch.ids, batch.records), None
-        self._keep_rejections(result.rejected, batch.ids)
-        return batch.ids, result
+            return self._one_by_one(batch.ids, batch.records)
+        return batch.ids, [result]
 
-    def _process(self, live: Sequence[Entry]) -> tuple[list[str], BatchResult | None]:
+    def _process(self, live: Sequence[Entry]) -> tuple[list[str], list[BatchResult]]:
         """Process entries now, without acknowledging them (what a consumer killed before its
         acknowledgement leaves behind)."""
         ids = [i for i, _ in live]
         records = [f.get(FIELD.encode(), b"") for _, f in live]  # type: ignore[union-attr]
         batch = _Batch(entries=list(live), redelivered=False, ids=ids, records=records)
-        batch.prepared = self._pool.submit(prepare_batch, self.ctx, records, con=self._prepare_con)
+        batch.prepared = self._pool.submit(
+            prepare_batch, self.ctx, records, entry_ids=ids, con=self._prepare_con
+        )
         return self._commit(batch)
 
-    def _one_by_one(self, ids: list[str], records: list[bytes]) -> list[str]:
-        done = []
+    def _one_by_one(
+        self, ids: list[str], records: list[bytes]
+    ) -> tuple[list[str], list[BatchResult]]:
+        done, results = [], []
         for entry_id, record in zip(ids, records, strict=True):
             try:
-                result = process_batch(self.ctx, [record], keep_rejected=False)
+                results.append(process_batch(self.ctx, [record], entry_ids=[entry_id]))
             except _TRANSIENT:
                 raise
             except Exception as error:
                 reason = f"{type(error).__name__}: {error}"[:1000]
                 self.client.hset(self.config.errors_key, entry_id, reason)
                 continue
-            self._keep_rejections(result.rejected, [entry_id])
             done.append(entry_id)
-        return done
-
-    def _keep_rejections(self, rejected: pa.Table, ids: list[str]) -> None:
-        """Store rejected records once per entry, even when an entry is processed again."""
-        if rejected.num_rows == 0:
-            return
-        entry_ids = [ids[p] for p in rejected.column("position").to_pylist()]
-        fresh = self.marks.unmarked(entry_ids)
-        if any(fresh):
-            dead_letter.write(self.ctx.settings, rejected.filter(pa.array(fresh)))
-        self.marks.mark(entry_ids)
-        self.metrics.entries.labels("rejected").inc(sum(fresh))
+        return done, results
 
     def _dead_letter(self, over: Sequence[Entry], attempts: dict[str, int]) -> int:
         c = self.config

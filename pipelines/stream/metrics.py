@@ -21,7 +21,15 @@ class StreamMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         self.entries = Counter(
-            "engram_stream_entries", "Stream entries processed and acknowledged.",
+            "engram_stream_entries",
+            "Stream entries acknowledged, by outcome: processed, rejected, forgotten (their user "
+            "was forgotten after they were sent), failed, dead.",
+            ["outcome"], registry=self.registry,
+        )  # fmt: skip
+        self.offline = Counter(
+            "engram_stream_offline_events",
+            "Outbox entries drained to the offline event store, by outcome: stored, forgotten, "
+            "duplicate (the store held the event already).",
             ["outcome"], registry=self.registry,
         )  # fmt: skip
         self.freshness = Histogram(
@@ -44,7 +52,12 @@ class StreamMetrics:
 
 
 def group_lag(client: redis.Redis, stream: str, group: str) -> dict[str, int | None]:
-    """XINFO GROUPS for one group: `lag` (undelivered; None if Redis cannot tell) and `pending`."""
+    """XINFO GROUPS for one group: `lag` (undelivered; None if it cannot be told) and `pending`.
+
+    Redis reports no lag once entries were deleted past the group's last delivered one (a forget
+    deletes a user's entries, the newest among them maybe). Then the stream itself tells whether
+    anything is left to deliver: lag is 0 when no entry follows the last delivered one.
+    """
     try:
         groups: Any = client.xinfo_groups(stream)
     except redis.ResponseError:
@@ -53,5 +66,9 @@ def group_lag(client: redis.Redis, stream: str, group: str) -> dict[str, int | N
         name = info["name"]
         if (name.decode() if isinstance(name, bytes) else name) == group:
             lag: Any = info.get("lag")
+            if lag is None:
+                last = info["last-delivered-id"]
+                last = last.decode() if isinstance(last, bytes) else str(last)
+                lag = None if client.xrange(stream, min=f"({last}", max="+", count=1) else 0
             return {"lag": None if lag is None else int(lag), "pending": int(info["pending"])}
     return {"lag": None, "pending": None}

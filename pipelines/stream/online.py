@@ -69,6 +69,13 @@ class OnlineWriter:
                 row += (ts_field, stamp)
         return rows
 
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete these entities' rows (every view over the push source); how many existed."""
+        if not ids:
+            return 0
+        keys = feast_codec.redis_keys(self.project, self.join_key, list(ids))
+        return int(self.client.delete(*keys))  # type: ignore[arg-type]
+
     def write(self, table: pa.Table, state_keys: Sequence[str], versions: Sequence[int]) -> int:
         """Write the rows whose state is not older than the last written; returns rows written."""
         if table.num_rows == 0:

@@ -3,133 +3,42 @@
 `process_batch` is what the stream consumer runs per batch and what the API's
 `POST /v1/signals?sync=true` runs on its accepted records: normalize (the batch path's
 `normalize_records`: the same SQL rules), enrich (the batch path's `enrich`: the same catalog
-join and weights), fold into the window state (atomic with the event_id dedup), write the
-touched entities' snapshot rows online as Feast's push sources would, and hand the text signals
-to the memory service. Effects are idempotent, so running a batch again (a redelivery after a
-crash) changes nothing: duplicates are not counted, and the online rows and memories they would
-produce are rewritten identically.
+join and weights), fold into the window state (atomic with the event_id dedup and the outbox
+entry that takes the event to the offline store), write the touched entities' snapshot rows
+online as Feast's push sources would, and hand the text signals to the memory service. Effects
+are idempotent, so running a batch again (a redelivery after a crash) changes nothing:
+duplicates are not counted, and the online rows and memories they would produce are rewritten
+identically.
+
+Forget (pipelines/stream/tombstones.py): each record may come with its stream entry id. Before
+the writes, the records of users whose tombstone covers their entry are dropped (sent before
+the forget). After the writes the tombstones are read again: a forget that marked meanwhile may
+have cleaned its stores before these writes landed, so for each such user the batch removes what
+it may have written (state, online row, outbox entries, memories, rejected records) and applies
+again the user's records the tombstone does not cover. A forget that marks after the second read
+began its deletes after these writes, and removes them itself.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Protocol
+from datetime import UTC, datetime
 
-import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-import redis
 
-from engram.settings import Settings
-from pipelines import catalog_store, dead_letter, duck, enrich
-from pipelines.contract import CATALOG_SCHEMA
-from pipelines.normalize import RecordNormalizer, normalize_records
-from pipelines.signal_arrays import WEIGHT_SCALE, type_code_sql
-from pipelines.stream import rows
-from pipelines.stream.online import OnlineWriter
-from pipelines.stream.state import DEFAULT_DEDUP_TTL_SECONDS, StateEvent, WindowState
-from pipelines.stream.views import ITEM_PUSH_SOURCE, USER_PUSH_SOURCE, PushLayout
-
-RawRecord = Mapping[str, Any] | str | bytes
-# Tags carry no statement by the user (memory.ingest.TEXT_SIGNAL_TYPES, repeated here so the
-# consumer need not import the memory package unless memories are on).
-MEMORY_TYPES = ("message", "review", "search")
-
-
-class MemorySink(Protocol):
-    """What the stream needs of the memory service (memory.service.MemoryService.remember)."""
-
-    def remember(self, signals: Sequence[Any]) -> Any: ...
-
-
-@dataclass
-class BatchResult:
-    """What one batch did; `read == accepted + rejected.num_rows` always holds."""
-
-    read: int = 0
-    accepted: int = 0
-    new: int = 0
-    duplicates: int = 0  # valid, but their event_id was seen before (in or before this batch)
-    users: int = 0
-    items: int = 0
-    online_rows: int = 0
-    memories: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    rejected: pa.Table = field(default_factory=lambda: pa.table({}))  # DEAD_LETTER_SCHEMA
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (rejections as field/reason/position)."""
-        summary = {k: v for k, v in asdict(self).items() if k != "rejected"}
-        summary["rejected"] = self.rejected.num_rows
-        summary["rejections"] = (
-            self.rejected.select(["position", "field", "reason"]).to_pylist()
-            if self.rejected.num_rows
-            else []
-        )
-        return summary
-
-
-@dataclass
-class StreamContext:
-    """Everything a batch needs, built once per process by `open_context`."""
-
-    settings: Settings
-    client: redis.Redis
-    con: duckdb.DuckDBPyConnection
-    state: WindowState
-    users: OnlineWriter
-    items: OnlineWriter
-    memory: MemorySink | None = None
-    # The checking query planned once for the context (a fresh plan costs 50-90 ms a batch).
-    normalizer: RecordNormalizer | None = None
-    _catalog: pa.Table | None = None
-    _catalog_mtime: float = -1.0
-
-    def catalog(self) -> pa.Table:
-        """The item catalog, re-read when its file changes (an ingest can add items)."""
-        path: Path = catalog_store.catalog_path(self.settings)
-        mtime = path.stat().st_mtime if path.exists() else 0.0
-        if self._catalog is None or mtime != self._catalog_mtime:
-            if path.exists():
-                self._catalog = pq.read_table(path).select(CATALOG_SCHEMA.names)
-            else:
-                self._catalog = CATALOG_SCHEMA.empty_table()
-            self._catalog_mtime = mtime
-        return self._catalog
-
-
-def open_context(
-    settings: Settings,
-    client: redis.Redis,
-    layout: PushLayout,
-    *,
-    memory: MemorySink | None = None,
-    dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS,
-) -> StreamContext:
-    """A context on this Redis; `layout` from pipelines.stream.views.load_layout."""
-    gap = timedelta(minutes=settings.session_gap_minutes) // timedelta(microseconds=1)
-    con = duck.connect(settings)
-    return StreamContext(
-        settings=settings,
-        client=client,
-        con=con,
-        state=WindowState(client, session_gap_micros=gap, dedup_ttl_seconds=dedup_ttl_seconds),
-        users=OnlineWriter(client, layout.project, layout.views[USER_PUSH_SOURCE]),
-        items=OnlineWriter(client, layout.project, layout.views[ITEM_PUSH_SOURCE]),
-        memory=memory,
-        normalizer=RecordNormalizer(con),
-    )
+from pipelines import dead_letter
+from pipelines.stream import outbox, rows
+from pipelines.stream.context import BatchResult, MemorySink, RawRecord, StreamContext, open_context
+from pipelines.stream.prepare import PreparedBatch, Work, prepare_batch
+from pipelines.stream.tombstones import Tombstone, read_tombstones
 
 
 def process_batch(
     ctx: StreamContext,
     records: Sequence[RawRecord],
     *,
+    entry_ids: Sequence[str | None] | None = None,
     source: str = "stream",
     keep_rejected: bool = True,
     ingested_at: datetime | None = None,
@@ -137,75 +46,128 @@ def process_batch(
     """Run raw signals (mappings, JSON text or bytes) through normalize, enrich, the window
     state, the online store and the memory service; features are readable when this returns.
 
-    Rejected records are returned (DEAD_LETTER_SCHEMA, `position` = index in `records`) and,
-    with `keep_rejected`, stored in the dead-letter store under `source`. Safe to repeat, and
-    safe from several threads on one context (each call enriches on its own DuckDB cursor, and
-    normalizing takes turns on the context's normalizer).
+    `entry_ids` are the records' stream entry ids (None, or a None id: not on the stream, so
+    no forget tombstone covers it). Rejected records are returned (DEAD_LETTER_SCHEMA,
+    `position` = index in `records`) and, with `keep_rejected`, stored in the dead-letter store
+    under `source` (once per stream entry). Safe to repeat, and safe from several threads on one
+    context (each call enriches on its own DuckDB cursor, and normalizing takes turns on the
+    context's normalizer).
     """
     con = ctx.con.cursor()
     try:
-        prepared = prepare_batch(ctx, records, source=source, ingested_at=ingested_at, con=con)
+        prepared = prepare_batch(
+            ctx, records, entry_ids=entry_ids, source=source, ingested_at=ingested_at, con=con
+        )
     finally:
         con.close()
     return commit_batch(ctx, prepared, keep_rejected=keep_rejected)
 
 
-@dataclass
-class PreparedBatch:
-    """A batch normalized and enriched, not yet applied: `prepare_batch`'s pure half."""
-
-    result: BatchResult
-    events: list[StateEvent]
-    texts: list[Any]
-    started: float
-
-
-def prepare_batch(
-    ctx: StreamContext,
-    records: Sequence[RawRecord],
-    *,
-    source: str = "stream",
-    ingested_at: datetime | None = None,
-    con: duckdb.DuckDBPyConnection | None = None,
-) -> PreparedBatch:
-    """Normalize and enrich (no Redis): safe in another thread given its own `con` (a cursor),
-    so the consumer prepares the next batch while Redis applies this one."""
-    started = time.perf_counter()
-    con = con or ctx.con
-    ingested_at = ingested_at or datetime.now(UTC)
-    normalized = normalize_records(
-        records, source=source, ingested_at=ingested_at, con=con, normalizer=ctx.normalizer
-    )
-    result = BatchResult(read=normalized.read, accepted=normalized.accepted.num_rows)
-    result.rejected = normalized.rejected
-    accepted = _first_per_event(normalized.accepted)
-    events: list[StateEvent] = []
-    texts: list[Any] = []
-    if accepted.num_rows:
-        events, texts = _enriched(ctx, accepted, con)
-    return PreparedBatch(result, events, texts, started)
-
-
 def commit_batch(
     ctx: StreamContext, prepared: PreparedBatch, *, keep_rejected: bool = True
 ) -> BatchResult:
-    """Apply a prepared batch: window state, online rows, memories (and the dead letters)."""
-    result, events = prepared.result, prepared.events
-    if keep_rejected:
-        dead_letter.write(ctx.settings, result.rejected)
-    if events:
-        flags = ctx.state.apply(events)
-        result.new = sum(flags)
-        result.duplicates = result.accepted - result.new
-        users = sorted({e.user_id for e in events})
-        items = sorted({e.item_id for e in events if e.item_id is not None})
-        result.users, result.items = len(users), len(items)
-        result.online_rows = write_online(ctx, users, items)
-        if ctx.memory is not None and prepared.texts:
-            summary = ctx.memory.remember(prepared.texts)
-            result.memories = summary.to_dict() if hasattr(summary, "to_dict") else {}
+    """Apply a prepared batch, honouring forget tombstones (see the module doc): dead letters,
+    window state and outbox, online rows, memories."""
+    result = prepared.result
+    users = prepared.users
+    before = read_tombstones(ctx.client, users)
+    work = prepared.work.without(before, prepared.entries)
+    applied = _write(ctx, prepared, work, result, keep_rejected=keep_rejected)
+    after = read_tombstones(ctx.client, users)
+    changed = {
+        user: tombstone
+        for user, tombstone in after.items()
+        if before.get(user) != tombstone
+        and work.without({user: tombstone}, prepared.entries).size < work.size
+    }
+    if changed:
+        work, applied = _compensate(
+            ctx, prepared, work, changed, applied, result, keep_rejected=keep_rejected
+        )
+    result.forgotten = prepared.work.size - work.size
+    result.new = sum(applied.values())
+    result.duplicates = result.accepted - result.new - (len(prepared.work.events) - len(applied))
+    result.users = len({e.user_id for e in work.events})
+    result.items = len({e.item_id for e in work.events if e.item_id is not None})
     result.seconds = round(time.perf_counter() - prepared.started, 4)
     return result
+
+
+def _write(
+    ctx: StreamContext,
+    prepared: PreparedBatch,
+    work: Work,
+    result: BatchResult,
+    *,
+    keep_rejected: bool,
+) -> dict[str, bool]:
+    """The batch's writes; per event applied, whether it was new."""
+    if keep_rejected:
+        result.dead_lettered += _keep_rejected(ctx, work.rejected, work.rejected_entries)
+    if not work.events:
+        return {}
+    flags = ctx.state.apply(work.events, prepared.records, prepared.entries)
+    users = sorted({e.user_id for e in work.events})
+    items = sorted({e.item_id for e in work.events if e.item_id is not None})
+    result.online_rows += write_online(ctx, users, items)
+    if ctx.memory is not None and work.texts:
+        summary = ctx.memory.remember(work.texts)
+        result.memories = summary.to_dict() if hasattr(summary, "to_dict") else {}
+    return {e.event_id: flag for e, flag in zip(work.events, flags, strict=True)}
+
+
+def _keep_rejected(ctx: StreamContext, rejected: pa.Table, entries: list[str | None]) -> int:
+    """Store rejected records, once per stream entry when they have entry ids; how many."""
+    if rejected.num_rows == 0:
+        return 0
+    if any(entry is None for entry in entries):
+        dead_letter.write(ctx.settings, rejected)
+        return rejected.num_rows
+    ids = [str(entry) for entry in entries]
+    fresh = ctx.marks.unmarked(ids)
+    if any(fresh):
+        dead_letter.write(ctx.settings, rejected.filter(pa.array(fresh)))
+    ctx.marks.mark(ids)
+    return sum(fresh)
+
+
+def _compensate(
+    ctx: StreamContext,
+    prepared: PreparedBatch,
+    work: Work,
+    changed: Mapping[str, Tombstone],
+    applied: dict[str, bool],
+    result: BatchResult,
+    *,
+    keep_rejected: bool,
+) -> tuple[Work, dict[str, bool]]:
+    """Users forgotten while the batch was written: remove what it may have written for them,
+    then apply again their records the new tombstones do not cover (only records without a
+    stream entry id can be such: a forget's boundary is the stream's end when it marks).
+    Returns the work that stands and its events' new flags."""
+    standing = work.without(changed, prepared.entries)
+    redo = [e for e in standing.events if e.user_id in changed]
+    redone = {e.event_id for e in redo}
+    rejected_users = set(work.rejected_users())
+    for user, tombstone in changed.items():
+        ctx.state.forget_user(user)
+        ctx.users.delete([user])
+        outbox.forget_entries(ctx.client, user, tombstone, events=redone, outbox=ctx.state.outbox)
+        if ctx.memory is not None:
+            ctx.memory.forget_user(user)
+        if user in rejected_users:
+            dead_letter.forget_user(ctx.settings, user)
+    applied = {e.event_id: applied[e.event_id] for e in standing.events if e.user_id not in changed}
+    ctx.state.unsee(sorted(redone))
+    mask = [user in changed for user in standing.rejected_users()]
+    again = Work(
+        redo,
+        [t for t in standing.texts if t.event_id in redone],
+        standing.rejected.filter(pa.array(mask, pa.bool_())) if mask else standing.rejected,
+        [entry for entry, m in zip(standing.rejected_entries, mask, strict=True) if m],
+    )
+    applied |= _write(ctx, prepared, again, result, keep_rejected=keep_rejected)
+    return standing, applied
 
 
 def write_online(ctx: StreamContext, users: Sequence[str], items: Sequence[str]) -> int:
@@ -229,56 +191,15 @@ def write_online(ctx: StreamContext, users: Sequence[str], items: Sequence[str])
     return written
 
 
-def _first_per_event(accepted: pa.Table) -> pa.Table:
-    """The first copy of each event_id, in input order (as the batch event store keeps)."""
-    if accepted.num_rows < 2:
-        return accepted
-    ids = accepted.column("event_id")
-    if pc.count_distinct(ids).as_py() == accepted.num_rows:
-        return accepted
-    indices = pa.array(range(accepted.num_rows), pa.int64())
-    firsts = (
-        pa.table({"event_id": ids, "i": indices})
-        .group_by("event_id", use_threads=False)
-        .aggregate([("i", "min")])
-        .column("i_min")
-    )
-    return accepted.take(pc.take(firsts, pc.sort_indices(firsts)))
-
-
-def _enriched(
-    ctx: StreamContext, accepted: pa.Table, con: duckdb.DuckDBPyConnection
-) -> tuple[list[StateEvent], list[Any]]:
-    """The state events (the batch aggregates' weights and codes) and the memory signals."""
-    gap = timedelta(minutes=ctx.settings.session_gap_minutes)
-    events_rel = con.from_arrow(accepted)
-    # Only the batch's items: the join's result is the same, without sorting the whole catalog.
-    catalog = ctx.catalog()
-    items = pc.unique(accepted.column("item_id").drop_null())
-    catalog_rel = con.from_arrow(catalog.filter(pc.is_in(catalog.column("item_id"), items)))
-    enriched = enrich.enrich(con, events_rel, catalog_rel, session_gap=gap)
-    # The same expressions as pipelines.signal_arrays.read_signals.
-    table = enriched.project(
-        f"""
-        event_id, user_id, item_id, category, epoch_us(ts) AS t, {type_code_sql()} AS type_code,
-        CAST(round(weight * {WEIGHT_SCALE}) AS BIGINT) AS weight_micros,
-        CASE WHEN type = 'rate' THEN value END AS rating
-        """
-    ).fetchall()
-    events = [StateEvent(*row) for row in table]
-    texts = _memory_signals(accepted) if ctx.memory is not None else []
-    return events, texts
-
-
-def _memory_signals(accepted: pa.Table) -> list[Any]:
-    from memory.extract import TextSignal
-
-    mask = pc.and_(
-        pc.is_in(accepted.column("type"), pa.array(MEMORY_TYPES)),
-        pc.is_valid(accepted.column("text")),
-    )
-    chosen = accepted.filter(mask).sort_by(
-        [("user_id", "ascending"), ("ts", "ascending"), ("event_id", "ascending")]
-    )
-    columns = ("event_id", "user_id", "ts", "type", "text", "speaker", "session_id", "item_id")
-    return [TextSignal(**row) for row in chosen.select(list(columns)).to_pylist()]
+# The step's public names in one place, as before the context and preparation had modules.
+__all__ = [
+    "BatchResult",
+    "MemorySink",
+    "PreparedBatch",
+    "StreamContext",
+    "commit_batch",
+    "open_context",
+    "prepare_batch",
+    "process_batch",
+    "write_online",
+]

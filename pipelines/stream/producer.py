@@ -99,15 +99,19 @@ def trim_processed(client: redis.Redis, stream: str = STREAM, *, approximate: bo
     return int(removed)
 
 
-def forget_entries(client: redis.Redis, user_id: str, stream: str = STREAM) -> int:
-    """Delete the user's entries from a stream (a scan of it: an admin operation); how many.
+def forget_entries(
+    client: redis.Redis, user_id: str, stream: str = STREAM, *, up_to: str = "+"
+) -> int:
+    """Delete the user's entries up to the id `up_to` from a stream (a scan of it: an admin
+    operation); how many.
 
     Works on the signals stream and on its dead-letter stream alike: every field of an entry is
-    read as a JSON record, and an entry goes when one of them names the user."""
+    read as a JSON record, and an entry goes when one of them names the user (under any of its
+    `user_id` keys, should a foreign producer have written the key twice)."""
     removed = 0
     start = "-"
     while True:
-        entries: Any = client.xrange(stream, min=start, max="+", count=_SCAN_CHUNK)
+        entries: Any = client.xrange(stream, min=start, max=up_to, count=_SCAN_CHUNK)
         mine = [entry_id for entry_id, fields in entries if _names_user(fields, user_id)]
         if mine:
             removed += int(cast(int, client.xdel(stream, *mine)))
@@ -117,14 +121,22 @@ def forget_entries(client: redis.Redis, user_id: str, stream: str = STREAM) -> i
 
 
 def _names_user(fields: Mapping[Any, Any], user_id: str) -> bool:
-    for value in fields.values():
-        try:
-            record = json.loads(value)
-        except (ValueError, TypeError):
-            continue
-        if isinstance(record, dict) and str(record.get("user_id")) == user_id:
-            return True
-    return False
+    return any(user_id in _user_ids(value) for value in fields.values())
+
+
+def _user_ids(value: Any) -> list[str]:
+    """Every `user_id` of a JSON record's top level (a raw record may name the key twice)."""
+    named: list[str] = []
+
+    def keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        named.extend(str(v) for k, v in pairs if k == "user_id")
+        return dict(pairs)
+
+    try:
+        json.loads(value, object_pairs_hook=keys)
+    except (ValueError, TypeError, RecursionError):
+        return []
+    return named
 
 
 def _text(value: Any) -> str:

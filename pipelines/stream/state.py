@@ -3,8 +3,11 @@
 One EVALSHA per micro-batch applies every event atomically (Redis runs a script to the end
 before any other command, and AOF persists its effects as one MULTI/EXEC): for each event it
 sets the dedup marker `seen:<event_id>` (SET NX EX) and, only when the marker is new, updates
-the user's and item's state. A consumer killed at any instant has therefore either applied an
-event together with its marker or neither, so a redelivered event counts once.
+the user's and item's state and adds the event's normalized record to the batch's outbox entry
+(`outbox`, drained into the offline event store by pipelines/stream/outbox.py). A consumer
+killed at any instant has therefore either applied an event together with its marker and its
+outbox entry or none of them, so a redelivered event counts once and reaches the offline store
+once.
 
 Per user (`u:`) and item (`i:`) a hash holds all-time accumulators (events, micro-weights,
 first/last time, rating count and sums, distinct counts, sessions); the script reads each one
@@ -23,7 +26,7 @@ distinct sets; dedup markers expire after `dedup_ttl` (docs/streaming.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -35,7 +38,8 @@ PREFIX = "engram:stream:"
 MAX_WINDOW_MICROS = max(WINDOWS.values())
 # A duplicate arriving later than this after the original is not recognized (bounded memory).
 DEFAULT_DEDUP_TTL_SECONDS = 7 * 86_400
-FIELDS_PER_EVENT = 8
+FIELDS_PER_EVENT = 10
+OUTBOX = "outbox"  # the outbox stream's key, under the state's prefix
 
 _APPLY = """
 local P, ttl, gap, span = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -134,16 +138,22 @@ local function session(c, z, t)
 end
 
 local new, totals = {}, {}
+local records, entries = {}, {}
 local i, k = 5, 0
 local n_args = #ARGV
 while i <= n_args do
   local eid, user, item, cat = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local ts, typ, ws, rating = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+  local record, entry = ARGV[i + 8], ARGV[i + 9]
   local t, w = tonumber(ts), tonumber(ws)
-  i = i + 8
+  i = i + 10
   k = k + 1
   if call('SET', P .. 'seen:' .. eid, '1', 'NX', 'EX', ttl) then
     new[k] = 1
+    if record ~= '' then
+      records[#records + 1] = record
+      entries[#entries + 1] = entry
+    end
     local u = load(P .. 'u:' .. user)
     local tfield = 't' .. typ
     u[tfield] = (u[tfield] or 0) + 1
@@ -170,6 +180,10 @@ for _, h in ipairs(order) do
   call('HSET', h, unpack(args))
 end
 for name, count in pairs(totals) do call('HINCRBY', P .. 'totals', name, count) end
+if #records > 0 then
+  call('XADD', P .. 'outbox', '*', 'signals', table.concat(records, '\\n'),
+    'entries', table.concat(entries, '\\n'))
+end
 return new
 """
 
@@ -215,15 +229,34 @@ class WindowState:
         self._ttl = dedup_ttl_seconds
         self._apply = client.register_script(_APPLY)
 
-    def apply(self, events: Sequence[StateEvent]) -> list[bool]:
-        """Fold the events in atomically; per event, True when it was new (not a duplicate)."""
+    @property
+    def outbox(self) -> str:
+        """The outbox stream: each new event's normalized record, in the order applied."""
+        return self.prefix + OUTBOX
+
+    def apply(
+        self,
+        events: Sequence[StateEvent],
+        records: Mapping[str, str | bytes] | None = None,
+        entry_ids: Mapping[str, str | None] | None = None,
+    ) -> list[bool]:
+        """Fold the events in atomically; per event, True when it was new (not a duplicate).
+
+        The new events with a record in `records` (their normalized JSON, one line each,
+        pipelines/stream/payload.py) are appended to the outbox as one entry, with their stream
+        entry ids from `entry_ids` (none: not covered by any forget tombstone), in the same
+        script.
+        """
         if not events:
             return []
-        args: list[str | int] = [self.prefix, self._ttl, self._gap, MAX_WINDOW_MICROS]
+        records = records or {}
+        entry_ids = entry_ids or {}
+        args: list[str | bytes | int] = [self.prefix, self._ttl, self._gap, MAX_WINDOW_MICROS]
         for e in events:
             args += [
                 e.event_id, e.user_id, e.item_id or "", e.category or "", e.t, e.type_code,
                 e.weight, "" if e.rating is None else repr(float(e.rating)),
+                records.get(e.event_id, b""), entry_ids.get(e.event_id) or "",
             ]  # fmt: skip
         flags = self._apply(args=args)
         return [bool(flag) for flag in flags]
@@ -251,6 +284,12 @@ class WindowState:
     def forget_user(self, user_id: str) -> int:
         """`forget_user_state` under this state's prefix."""
         return forget_user_state(self.client, user_id, prefix=self.prefix)
+
+    def unsee(self, event_ids: Sequence[str]) -> int:
+        """Drop the dedup markers of these events, so applying them again counts them."""
+        if not event_ids:
+            return 0
+        return int(cast(Any, self.client.delete(*(f"{self.prefix}seen:{e}" for e in event_ids))))
 
     def totals(self) -> dict[str, int]:
         """New events folded in so far, per type code field (`t<code>`)."""

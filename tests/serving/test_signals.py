@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import redis
 
@@ -108,3 +109,24 @@ def test_sync_makes_features_and_memories_visible_on_return(make_app: AppFactory
     again = client.post("/v1/signals?sync=true", json=body, headers=bearer("write")).json
     assert again is not None and again["processed"]["new"] == 0
     assert client.get("/v1/users/nobody/features", headers=read).status_code == 404
+
+
+def test_the_stream_and_the_aof_hold_signal_text_redacted(
+    make_app: AppFactory, redis_url: str
+) -> None:
+    secrets = ("zed.quux.4472@example.org", "+44 20 7946 0959", "4111 1111 1111 1112")
+    text = f"mail {secrets[0]} or call {secrets[1]}, card {secrets[2]}"
+    body = [signal("p1", "u1", "search", text=text), signal("p2", "u1", "click", text=text)]
+    answer = make_app().test_client().post("/v1/signals", json=body, headers=bearer("write"))
+    assert answer.status_code == 202 and answer.json is not None and answer.json["accepted"] == 2
+    client = redis.Redis.from_url(redis_url)
+    sent = [
+        json.loads(fields[STREAM_FIELD.encode()]) for _, fields in client.xrange(SIGNALS_STREAM)
+    ]
+    assert [record["text"] for record in sent] == ["mail [EMAIL] or call [PHONE], card [CARD]"] * 2
+    directory = (
+        Path(client.config_get("dir")["dir"]) / client.config_get("appenddirname")["appenddirname"]
+    )
+    aof = b"".join(path.read_bytes() for path in directory.iterdir() if path.is_file())
+    assert b"[EMAIL] or call [PHONE]" in aof
+    assert not any(secret.encode() in aof for secret in secrets)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,7 +13,9 @@ import redis
 
 from engram.errors import ServiceUnavailableError
 from pipelines import dead_letter
+from pipelines.normalize import normalize_records
 from pipelines.stream.consumer import Consumer, ConsumerConfig
+from pipelines.stream.metrics import group_lag
 from pipelines.stream.process import StreamContext, open_context
 from pipelines.stream.producer import produce, safe_trim_id, trim_processed
 from tests.pipelines.stream.conftest import StreamHome
@@ -41,7 +45,11 @@ def context(home: StreamHome, client: redis.Redis, memory: Any = None) -> Stream
 
 
 def config(name: str, **changes: Any) -> ConsumerConfig:
-    base: dict[str, Any] = {"stream": STREAM, "consumer": name, "batch_size": 50, "block_ms": 10}
+    # The offline drain would write into the shared home: test_outbox.py and test_kill.py drain
+    # into homes of their own.
+    base: dict[str, Any] = {
+        "stream": STREAM, "consumer": name, "batch_size": 50, "block_ms": 10, "offline": False
+    }  # fmt: skip
     return ConsumerConfig(**{**base, **changes})
 
 
@@ -164,15 +172,19 @@ def test_forgetting_a_user_removes_their_stream_state(
     assert again.new == 0 and events_of(stream_client, "s-user") == 0  # not brought back
 
 
-def test_engram_produce_appends_every_line_of_a_file(
-    stream_home: StreamHome, stream_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+def test_engram_produce_appends_each_line_normalized_and_keeps_rejections(
+    stream_home: StreamHome,
+    stream_client: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
 ) -> None:
     from click.testing import CliRunner
 
     from engram.cli import main
     from engram.settings import get_settings
 
-    monkeypatch.setenv("ENGRAM_HOME", str(stream_home.settings.engram_home))
+    home = tmp_path / "home"
+    monkeypatch.setenv("ENGRAM_HOME", str(home))
     monkeypatch.setenv("REDIS_URL", stream_home.stream_url)
     get_settings.cache_clear()
     try:
@@ -180,6 +192,37 @@ def test_engram_produce_appends_every_line_of_a_file(
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    lines = [x for x in stream_home.paths.signals.read_bytes().splitlines() if x.strip()]
-    assert json.loads(result.output)["appended"] == len(lines)
-    assert stream_client.xlen("engram:signals") == len(lines)
+    lines = stream_home.paths.signals.read_bytes().split(b"\n")
+    records = [line for line in lines if line.strip()]
+    truth = normalize_records(records, source="produce", ingested_at=datetime.now(UTC))
+    summary = json.loads(result.output)
+    assert summary["appended"] == truth.accepted.num_rows > 0
+    assert summary["rejected"] == truth.rejected.num_rows > 0
+    sent = [json.loads(f[b"signal"]) for _, f in stream_client.xrange("engram:signals")]
+    assert [r["event_id"] for r in sent] == truth.accepted.column("event_id").to_pylist()
+    assert all(r["source"] == "produce" and r["ts"].endswith("Z") for r in sent)
+    stored = dead_letter.read(stream_home.settings.model_copy(update={"engram_home": home}))
+    assert set(stored.column("source").to_pylist()) == {"produce"}
+    # Positions are the file's line numbers.
+    numbers = [number for number, line in enumerate(lines) if line.strip()]
+    expected = sorted(numbers[p] for p in truth.rejected["position"].to_pylist())
+    assert sorted(stored["position"].to_pylist()) == expected
+
+
+def test_until_idle_ends_when_a_forget_deleted_the_newest_entry(
+    stream_home: StreamHome, stream_client: redis.Redis
+) -> None:
+    produce(stream_client, [signal(n) for n in range(3)], stream=STREAM)
+    consumer = Consumer(context(stream_home, stream_client), config("a"))
+    consumer.run(until_idle=True)
+    _, gone = produce(stream_client, [signal(3), signal(4, user="s-gone")], stream=STREAM)
+    stream_client.xdel(STREAM, gone)  # a forget, before the entry was delivered
+    assert group_lag(stream_client, STREAM, consumer.config.group) == {"lag": None, "pending": 0}
+    runner = threading.Thread(target=consumer.run, kwargs={"until_idle": True})
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "--until-idle did not end"
+    info = stream_client.xinfo_groups(STREAM)[0]
+    assert info["lag"] is None  # what Redis says: it cannot count past a deleted entry
+    assert group_lag(stream_client, STREAM, consumer.config.group) == {"lag": 0, "pending": 0}
+    assert events_of(stream_client, "s-user") == 4
