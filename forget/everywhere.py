@@ -31,7 +31,7 @@ from memory.service import connect_store
 from memory.store import DEFAULT_COLLECTION, checked_id
 from pipelines import dead_letter, duck
 from pipelines.stream import outbox
-from pipelines.stream.tombstones import mark_forgotten, stamp_forgotten
+from pipelines.stream.tombstones import Tombstone, mark_forgotten, stamp_forgotten
 from ranking import registry
 
 REDIS_TIMEOUT_S = 10.0  # per Redis call: the stream is scanned in chunks, each one short
@@ -45,38 +45,58 @@ def forget_everywhere(
 ) -> dict[str, Any]:
     """Delete everything held about the user, in every store; returns what each removed."""
     checked_id(user_id)
-    with redis.Redis.from_url(
+    with _client(settings) as client:
+        tombstone = mark_forgotten(client, user_id)
+        return forget_marked(settings, user_id, tombstone, collection=collection, client=client)
+
+
+def forget_marked(
+    settings: Settings,
+    user_id: str,
+    tombstone: Tombstone,
+    *,
+    collection: str = DEFAULT_COLLECTION,
+    client: redis.Redis | None = None,
+) -> dict[str, Any]:
+    """The forget after its tombstone: every store, the logs, then the tombstone's time."""
+    checked_id(user_id)
+    if client is None:
+        with _client(settings) as own:
+            return forget_marked(settings, user_id, tombstone, collection=collection, client=own)
+    removed: dict[str, Any] = {"user_id": user_id}
+    store = connect_store(settings, collection=collection)
+    try:
+        held = store.exists()
+        removed["memories"] = store.delete_user(user_id) if held else 0
+        # Deleted rows stay in the collection's segments until a compaction rewrites them.
+        purges = [store.purge(PURGE_TIMEOUT_S)] if held else []
+    finally:
+        store.close()
+    con = duck.connect(settings)
+    try:
+        # The stream's outbox and the event store, under the outbox's drain lock.
+        removed.update(outbox.forget_user(client, settings, user_id, con=con))
+    finally:
+        con.close()
+    removed["dead_letter"] = dead_letter.forget_user(settings, user_id)
+    removed["feature_rows"] = forget_feature_rows(settings, user_id)
+    in_redis = forget_in_redis(client, user_id, tombstone.boundary)
+    removed["online"] = in_redis.online
+    removed["stream"] = in_redis.stream
+    removed["stream_state"] = in_redis.stream_state
+    models = registry.forget_user(settings, user_id)
+    removed["model_versions"] = models.versions
+    removed["model_interactions"] = models.interactions
+    # The AOF still holds every deleted write until it is rewritten.
+    purges.append(rewrite_aof(client, timeout_s=AOF_TIMEOUT_S))
+    removed["logs"] = {purge.target: purge.outcome for purge in purges}
+    stamp_forgotten(client, user_id)
+    return removed
+
+
+def _client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(
         resolve_redis_url(settings),
         socket_timeout=REDIS_TIMEOUT_S,
         socket_connect_timeout=REDIS_TIMEOUT_S,
-    ) as client:
-        tombstone = mark_forgotten(client, user_id)
-        removed: dict[str, Any] = {"user_id": user_id}
-        store = connect_store(settings, collection=collection)
-        try:
-            held = store.exists()
-            removed["memories"] = store.delete_user(user_id) if held else 0
-            # Deleted rows stay in the collection's segments until a compaction rewrites them.
-            purges = [store.purge(PURGE_TIMEOUT_S)] if held else []
-        finally:
-            store.close()
-        con = duck.connect(settings)
-        try:
-            # The stream's outbox and the event store, under the outbox's drain lock.
-            removed.update(outbox.forget_user(client, settings, user_id, con=con))
-        finally:
-            con.close()
-        removed["dead_letter"] = dead_letter.forget_user(settings, user_id)
-        removed["feature_rows"] = forget_feature_rows(settings, user_id)
-        in_redis = forget_in_redis(client, user_id, tombstone.boundary)
-        removed["online"] = in_redis.online
-        removed["stream"] = in_redis.stream
-        removed["stream_state"] = in_redis.stream_state
-        models = registry.forget_user(settings, user_id)
-        removed["model_versions"] = models.versions
-        removed["model_interactions"] = models.interactions
-        # The AOF still holds every deleted write until it is rewritten.
-        purges.append(rewrite_aof(client, timeout_s=AOF_TIMEOUT_S))
-        removed["logs"] = {purge.target: purge.outcome for purge in purges}
-        stamp_forgotten(client, user_id)
-    return removed
+    )

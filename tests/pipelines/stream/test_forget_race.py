@@ -2,8 +2,8 @@
 
 Real Redis, Milvus and the memory service. Only the timing is injected: a consumer holds its
 batch between preparing and committing it, or inside the commit just before its first write,
-while the forget runs (tombstone first, then the deletes: `mark_forgotten`, `forget_everywhere`
-and the outbox's `forget_user`).
+while the forget runs (tombstone first, then the deletes: `mark_forgotten`, then
+`forget_marked`; or `forget_everywhere`, which does both).
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from pymilvus import MilvusClient
 
 from engram.feast_codec import redis_key
 from engram.settings import Settings
-from memory.service import MemoryService, build_memory_service, forget_everywhere
+from forget.everywhere import forget_everywhere, forget_marked
+from memory.service import MemoryService, build_memory_service
 from pipelines import dead_letter, duck, event_store
 from pipelines.stream import outbox
 from pipelines.stream.consumer import Consumer, ConsumerConfig, StepResult
 from pipelines.stream.process import StreamContext, open_context, process_batch
 from pipelines.stream.producer import produce
 from pipelines.stream.state import StateEvent, WindowState
-from pipelines.stream.tombstones import mark_forgotten
+from pipelines.stream.tombstones import Tombstone, mark_forgotten
 from tests.embedding_models import link_embedding_models
 from tests.pipelines.stream.conftest import StreamHome
 
@@ -101,14 +102,12 @@ class Race:
     collection: str
 
     def forget(self, user: str) -> None:
-        """The forget's order: tombstone first, then every store."""
-        mark_forgotten(self.client, user)
-        self.delete(user)
-
-    def delete(self, user: str) -> None:
-        """The forget's second half, after its tombstone."""
+        """The forget: tombstone first, then every store."""
         forget_everywhere(self.settings, user, collection=self.collection)
-        outbox.forget_user(self.client, self.settings, user)
+
+    def delete(self, user: str, tombstone: Tombstone) -> None:
+        """The forget's second half, after its tombstone."""
+        forget_marked(self.settings, user, tombstone, collection=self.collection)
 
     def hold_state(self, gate: Gate) -> None:
         """Hold the batch just before its first state write."""
@@ -227,12 +226,12 @@ def test_a_forget_while_a_batch_is_in_hand_keeps_what_was_sent_after_it(
     gate = Gate()
     runner = consumer(race, gate, GatedConsumer)
     produce(stream_client, BEFORE)
-    mark_forgotten(stream_client, GONE)
+    tombstone = mark_forgotten(stream_client, GONE)
     after = [signal(5, GONE, "I moved to Lisbon"), signal(6, KEPT)]
     produce(stream_client, after)
     thread, out = in_thread(runner.step)
     assert gate.reached.wait(60)
-    race.delete(GONE)  # the forget, still deleting while the batch is in hand
+    race.delete(GONE, tombstone)  # the forget, still deleting while the batch is in hand
     gate.opened.set()
     thread.join(60)
     assert out[0].acked == 6 and out[0].batch.forgotten == 2
@@ -273,12 +272,12 @@ def test_a_redelivered_batch_of_a_forgotten_user_brings_nothing_back(
     runner = consumer(race, Gate())
     produce(stream_client, BEFORE)
     runner._read()
-    mark_forgotten(stream_client, GONE)
+    tombstone = mark_forgotten(stream_client, GONE)
     runner._own_pending = True
     step = runner.step()
     assert step.batch is not None and step.batch.forgotten == 2 and step.acked == 4
     assert not stream_client.exists(f"engram:stream:u:{GONE}")  # nothing applied for them
-    race.delete(GONE)
+    race.delete(GONE, tombstone)
     race.drain()
     assert_no_trace(race, GONE)
     assert_applied(race, KEPT, events=2, memory="Porto")
