@@ -50,9 +50,9 @@ def _model(ext: Engram) -> dict[str, Any]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    """200 when Redis and Milvus answer, each asked with a short timeout (so this answers within
-    a second); 503 naming the stores that do not. The model is reported, not required
-    (popularity serves without it). Starts nothing."""
+    """200 when Redis and Milvus answer, each asked with a short timeout (so this answers in
+    about a second at worst); 503 naming the stores that do not. The model is reported, not
+    required (popularity serves without it). Starts nothing."""
     ext = engram()
     checks = {"redis": _redis(ext), "milvus": _milvus(ext), "model": _model(ext)}
     down = [store for store in ("redis", "milvus") if not checks[store]["ok"]]
