@@ -163,7 +163,7 @@ def ensure_redis(directory: Path) -> str:
         url = _url(port)
         deadline = time.monotonic() + _START_TIMEOUT_S
         while not _serves(url, directory):
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or crashed(directory):
                 log = directory / "redis.log"
                 tail = log.read_text()[-500:] if log.exists() else ""
                 raise ServiceUnavailableError("redis", f"no answer on {url} after start: {tail}")
