@@ -97,7 +97,7 @@ def connect_redis(settings: Settings, timeout_s: float | None = None) -> redis.R
         host="127.0.0.1",
         **options,
     )
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # closing the client closes its pool
 
 
 class _LocalRedisConnection(redis.Connection):
