@@ -3,7 +3,9 @@
 Measures what the choice of `ttl` in engram/local_milvus.py's _TUNING rests on: per ttl, the
 seconds from kill -9 until a restart on the same ports answers, and until a query on a loaded
 collection answers again (it waits for the dead query node's session to expire); and
-for each pause length, whether the server survives a SIGSTOP that long (or exits on SIGCONT).
+for each pause length, how many of `--repeat` servers survive a SIGSTOP that long (the others
+exit on SIGCONT: their etcd lease expired; whether the lease's keepalive or its expiry runs first
+after the pause is a race, so the boundary is not sharp).
 
     .venv/bin/python bench/store_recovery.py                        # ttl 10 20 30
     .venv/bin/python bench/store_recovery.py --ttl 20 --pauses 10 14
@@ -29,6 +31,7 @@ from engram import local_milvus
 
 ROOT = Path(__file__).resolve().parent.parent
 EXITS_WITHIN_S = 12.0  # a server that outlived its sessions exits this soon after SIGCONT
+SETTLE_S = 3.0  # after a start, before the pause: every component registered
 
 
 def _server_pid(directory: Path) -> int:
@@ -67,9 +70,12 @@ def survives_pause(directory: Path, binaries: Path, pause_s: float) -> bool:
     """True when the server is still up EXITS_WITHIN_S after a SIGSTOP of `pause_s`."""
     local_milvus.ensure_milvus(directory, binaries_dir=binaries)
     pid = _server_pid(directory)
+    time.sleep(SETTLE_S)
     os.kill(pid, signal.SIGSTOP)
-    time.sleep(pause_s)
-    os.kill(pid, signal.SIGCONT)
+    try:
+        time.sleep(pause_s)
+    finally:
+        os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + EXITS_WITHIN_S
     while time.monotonic() < deadline and local_milvus._is_milvus(pid):
         time.sleep(0.2)
@@ -81,7 +87,8 @@ def survives_pause(directory: Path, binaries: Path, pause_s: float) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ttl", type=int, nargs="+", default=[10, 20, 30])
-    parser.add_argument("--pauses", type=float, nargs="+", default=[5, 8, 12, 16, 20, 26])
+    parser.add_argument("--pauses", type=float, nargs="+", default=[6, 10, 14, 18, 24])
+    parser.add_argument("--repeat", type=int, default=2, help="pauses of each length")
     parser.add_argument("--binaries", type=Path, default=ROOT / ".pytest_cache/d/milvus-2.3.5-bin")
     args = parser.parse_args()
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
@@ -92,7 +99,10 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as work:
             crash = crash_recovery(Path(work) / "crash", args.binaries)
             pauses = {
-                str(p): survives_pause(Path(work) / f"pause-{p}", args.binaries, p)
+                str(p): sum(
+                    survives_pause(Path(work) / f"pause-{p}-{n}", args.binaries, p)
+                    for n in range(args.repeat)
+                )
                 for p in args.pauses
             }
         results[str(ttl)] = {"kill_9": crash, "survives_sigstop": pauses}
