@@ -250,6 +250,17 @@ def services_stop(settings: Settings) -> None:
     click.echo(json.dumps(stop_local_services(settings)))
 
 
+@services.command("supervise")
+@click.pass_obj
+@handle_errors
+def services_supervise(settings: Settings) -> None:
+    """Start the local services and restart any that dies, until Ctrl-C (engram serve runs
+    this itself)."""
+    from engram import supervisor
+
+    supervisor.run(settings)
+
+
 @services.command("status")
 @click.pass_obj
 @handle_errors

@@ -3,8 +3,17 @@
 One server per data directory, shared by every process (CLI, server workers, tests): the first
 caller starts it detached, later callers find it through its state file. A file lock makes the
 start safe when several processes race. Every port the server opens (proxy, coordinators, nodes,
-metrics and the embedded etcd's client and peer ports) is a free port chosen at start, so servers
-of different directories never clash, nor with a Milvus or etcd already on the machine.
+metrics and the embedded etcd's client and peer ports) is a free port chosen at the first start,
+so servers of different directories never clash, nor with a Milvus or etcd already on the
+machine. The ports are recorded (`ports.json`) and kept across stops and crashes: a restart
+listens where the server did before, so live clients reconnect to the address they know; a port
+that something else took meanwhile is replaced, and clients that look the address up again
+(`recorded_uri`) follow it. The same ports also make the restart itself quick: a stop or a crash
+leaves the server's etcd sessions behind, and a server on new ports waits until they expire
+(the session ttl, in _TUNING) while on the same ports the old sessions lead to the new server.
+
+The state file tells a crash from a stop: `stop_milvus` removes it, a server that died leaves it
+behind (`crashed`), which is what a supervisor restarts.
 
 The `milvus` package ships the server as lzma-compressed binaries; they are unpacked once into
 `binaries_dir` (default `<directory>/bin`, about 250 MB), which several directories may share.
@@ -29,6 +38,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from engram import local_redis
 from engram.errors import ServiceUnavailableError
 from engram.log_retention import EMBEDDED_RETENTION, MilvusRetention, apply_retention
 
@@ -39,6 +49,7 @@ START_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 _STATE_FILE = "server.json"
 _PID_FILE = "milvus.pid"
+_PORTS_FILE = "ports.json"
 # Settings changed from the package's template (each key is unique in it), and why:
 _TUNING: list[tuple[str, str]] = [
     # The server's own graceful stop; the default 1800 s would make a stop hang.
@@ -49,9 +60,13 @@ _TUNING: list[tuple[str, str]] = [
     # The query coordinator's loops: loading 20k rows in 64 partitions takes 11.5 s, not 22.7 s.
     ("checkInterval", "200"),
     ("distPullInterval", "100"),
-    # The server's stop ends in a panic before its etcd sessions are revoked, so a restart waits
-    # for them to expire: with the default 30 s a restart took ~55 s, with 10 s ~24 s.
-    ("ttl", "10"),
+    # The etcd session ttl. A restart (on the same ports) answers in ~9 s whatever it is, but
+    # queries wait until the dead query node's session expires: ttl + ~5 s after a crash. A
+    # pause (SIGSTOP) longer than about ttl - 5 s makes the server exit when it resumes (then
+    # the supervisor restarts it). Measured by bench/store_recovery.py: ttl 10 s: queries 15 s
+    # after a kill -9, pauses of 6 s survive, 10 s half the time; 20 s: 24 s, 14 s survive,
+    # 18 s not; 30 s (the default): 35 s, 24 s survive.
+    ("ttl", "20"),
 ]
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)(?:\(\w+\))?\s*(?::\s*([^}]*?))?\s*\}\}")
 # Template placeholders that are ports, plus the two the template leaves fixed.
@@ -127,16 +142,49 @@ def unpack_binaries(binaries_dir: Path) -> Path:
     return binaries_dir / "milvus"
 
 
-def _free_ports(count: int) -> list[int]:
+def _free_ports(count: int, taken: frozenset[int] = frozenset()) -> list[int]:
+    """`count` distinct free ports, none of them in `taken`."""
     # All sockets stay bound until every port is picked, so the ports are distinct.
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    sockets: list[socket.socket] = []
     try:
-        for sock in sockets:
+        while len(sockets) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.bind(("127.0.0.1", 0))
+            if sock.getsockname()[1] in taken:
+                sock.close()
+                continue
+            sockets.append(sock)
         return [int(sock.getsockname()[1]) for sock in sockets]
     finally:
         for sock in sockets:
             sock.close()
+
+
+def recorded_ports(directory: Path) -> dict[str, int] | None:
+    """The ports this directory's server listens on when it runs (those of its last start)."""
+    try:
+        raw = json.loads((directory / _PORTS_FILE).read_text())
+        return {name: int(raw[name]) for name in _PORT_NAMES}
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+
+
+def recorded_uri(directory: Path) -> str | None:
+    """The proxy URI of this directory's server, running or not: a file read, no connection."""
+    ports = recorded_ports(directory)
+    return None if ports is None else f"http://127.0.0.1:{ports['proxy_port']}"
+
+
+def choose_ports(
+    recorded: dict[str, int] | None, grace_s: float = local_redis.PORT_GRACE_S
+) -> dict[str, int]:
+    """The recorded ports where they are free (within `grace_s`), fresh free ports for the
+    others (all of them on a first start)."""
+    free = local_redis.free_of((recorded or {}).values(), grace_s)
+    kept = {name: port for name, port in (recorded or {}).items() if port in free}
+    missing = [name for name in _PORT_NAMES if name not in kept]
+    fresh = _free_ports(len(missing), taken=frozenset(kept.values()))
+    return {name: kept[name] if name in kept else fresh.pop(0) for name in _PORT_NAMES}
 
 
 def _render_config(directory: Path, ports: dict[str, int], retention: MilvusRetention) -> None:
@@ -242,16 +290,19 @@ def _reap(pid: int) -> None:
 
 def _answers(uri: str, timeout_s: float) -> str | None:
     """None when the server lists its collections; otherwise why not."""
+    import grpc
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
     client = None
     try:
-        client = MilvusClient(uri=uri, timeout=timeout_s)
+        client = MilvusClient(uri=uri, timeout=timeout_s, dedicated=True)
         client.list_collections(timeout=timeout_s)
         return None
     except MilvusException as e:
         return f"{type(e).__name__}: {e.message}"
+    except grpc.RpcError as e:  # a deadline comes through as grpc's own error
+        return f"{type(e).__name__}: {e.code().name if isinstance(e, grpc.Call) else e}"
     finally:
         if client is not None:
             client.close()
@@ -292,7 +343,8 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _die_with_parent() -> Callable[[], None]:
+def die_with_parent() -> Callable[[], None]:
+    """A Popen preexec_fn: the child gets SIGTERM when the calling thread ends."""
     libc = ctypes.CDLL(None, use_errno=True)
     parent = os.getpid()
 
@@ -333,9 +385,15 @@ def _spawn(directory: Path, executable: Path, ports: dict[str, int], die_with_ca
             stdout=stdout,
             stderr=stderr,
             start_new_session=True,  # survives the caller's exit and its Ctrl-C
-            preexec_fn=_die_with_parent() if die_with_caller else None,
+            preexec_fn=die_with_parent() if die_with_caller else None,
         )
     return process.pid
+
+
+def crashed(directory: Path) -> bool:
+    """True when this directory's server was started and died without `stop_milvus`."""
+    state = _read_state(directory.resolve())
+    return state is not None and not _is_milvus(state.pid)
 
 
 def milvus_status(directory: Path) -> str | None:
@@ -369,8 +427,9 @@ def ensure_milvus(
             return state.uri
         _clear_state(directory)
         executable = unpack_binaries(binaries_dir or directory / "bin")
-        ports = dict(zip(_PORT_NAMES, _free_ports(len(_PORT_NAMES)), strict=True))
+        ports = choose_ports(recorded_ports(directory))
         _render_config(directory, ports, retention)
+        (directory / _PORTS_FILE).write_text(json.dumps(ports))
         pid = _spawn(directory, executable, ports, die_with_caller)
         state = ServerState(pid=pid, ports=ports, started_at=time.time())
         _write_state(directory, state)

@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from engram.log_retention import rewrite_aof
-from engram.services import resolve_redis_url
+from engram.services import connect_redis, resolve_redis_url
 from engram.settings import Settings
 from forget.offline import forget_feature_rows
 from forget.online import forget_in_redis
@@ -41,13 +41,22 @@ PURGE_TIMEOUT_S = 30.0
 
 
 def forget_everywhere(
-    settings: Settings, user_id: str, *, collection: str = DEFAULT_COLLECTION
+    settings: Settings,
+    user_id: str,
+    *,
+    collection: str = DEFAULT_COLLECTION,
+    timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """Delete everything held about the user, in every store; returns what each removed."""
+    """Delete everything held about the user, in every store; returns what each removed.
+
+    `timeout_s` bounds each store call and starts no local server (a request path: the API);
+    None starts the local servers if they are down (a command: the tombstone must be written)."""
     checked_id(user_id)
-    with _client(settings) as client:
+    with _client(settings, timeout_s) as client:
         tombstone = mark_forgotten(client, user_id)
-        return forget_marked(settings, user_id, tombstone, collection=collection, client=client)
+        return forget_marked(
+            settings, user_id, tombstone, collection=collection, client=client, timeout_s=timeout_s
+        )
 
 
 def forget_marked(
@@ -57,14 +66,17 @@ def forget_marked(
     *,
     collection: str = DEFAULT_COLLECTION,
     client: redis.Redis | None = None,
+    timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The forget after its tombstone: every store, the logs, then the tombstone's time."""
     checked_id(user_id)
     if client is None:
-        with _client(settings) as own:
-            return forget_marked(settings, user_id, tombstone, collection=collection, client=own)
+        with _client(settings, timeout_s) as own:
+            return forget_marked(
+                settings, user_id, tombstone, collection=collection, client=own, timeout_s=timeout_s
+            )
     removed: dict[str, Any] = {"user_id": user_id}
-    store = connect_store(settings, collection=collection)
+    store = connect_store(settings, collection=collection, timeout_s=timeout_s)
     try:
         held = store.exists()
         removed["memories"] = store.delete_user(user_id) if held else 0
@@ -94,9 +106,11 @@ def forget_marked(
     return removed
 
 
-def _client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
-        resolve_redis_url(settings),
-        socket_timeout=REDIS_TIMEOUT_S,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-    )
+def _client(settings: Settings, timeout_s: float | None) -> redis.Redis:
+    if timeout_s is None:
+        return redis.Redis.from_url(
+            resolve_redis_url(settings),
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+        )
+    return connect_redis(settings, timeout_s)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError, UnknownUserError
+from engram.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
 from engram.settings import Settings
 from ranking.baselines import to_micros
 from ranking.candidates import generate_user
@@ -209,13 +209,15 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any | None = None,
-                milvus_timeout_s: float | None = None) -> Ranker:  # fmt: skip
-    """The ranker of a registry version (latest when None), wired to Redis and Milvus (calls
-    timing out after `milvus_timeout_s`: the API's query searches)."""
-    import redis
+                milvus_timeout_s: float | None = None,
+                redis_timeout_s: float | None = None) -> Ranker:  # fmt: skip
+    """The ranker of a registry version (latest when None), wired to Redis and Milvus. With the
+    timeouts (the API) every store call is bounded by them, no local server is started, and a
+    store that does not answer while loading is a ServiceUnavailableError (engram.services)."""
+    from pymilvus.exceptions import MilvusException
 
     from engram import feature_store
-    from engram.services import resolve_redis_url
+    from engram.services import connect_redis, locate_redis_url, resolve_redis_url
     from ranking import registry
     from ranking.evaluate import load_embedder
     from ranking.item_vectors import connect_item_store
@@ -225,9 +227,14 @@ def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any
     embedder = embedder or load_embedder(settings)
     item_store = connect_item_store(settings, embedder, model.meta["item_collection"],
                                     milvus_timeout_s)  # fmt: skip
-    item_store.ensure_collection()
-    vectors = item_store.load()
-    redis_url = resolve_redis_url(settings)
+    try:
+        item_store.ensure_collection()
+        vectors = item_store.load()
+    except MilvusException as error:
+        item_store.close()
+        raise ServiceUnavailableError("milvus", error.message) from error
+    serving = redis_timeout_s is not None
+    redis_url = locate_redis_url(settings) if serving else resolve_redis_url(settings)
     store = feature_store.open_store(settings, redis_url)
     state = model.sources
     inputs = ranking_inputs(
@@ -235,8 +242,8 @@ def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any
     )
     if inputs.features != model.features:
         raise InvalidInputError("model", "the registry's feature list differs from the code's")
-    reader = ServiceReader(redis.Redis.from_url(redis_url), store.project,
-                           service_plan(store, "ranking"))  # fmt: skip
+    client = connect_redis(settings, redis_timeout_s)
+    reader = ServiceReader(client, store.project, service_plan(store, "ranking"))
     ranker = Ranker(settings, model, inputs, reader, item_store, embedder)
     _warm(ranker)
     _one_thread(state["models"])

@@ -20,14 +20,14 @@ from flask import Flask
 from flask.json.provider import JSONProvider
 
 from engram.errors import ConfigError
-from engram.services import resolve_redis_url
+from engram.services import connect_redis, locate_redis_url
 from engram.settings import Settings, get_settings
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
 from serving import access_log, features, health, memories, rank, signals, users
 from serving.auth import load_keys, parse_keys, refuse_keys_in_query
-from serving.backends import FeatureReader, MemoryHandle, RankService, redis_client
+from serving.backends import FeatureReader, MemoryHandle, RankService
 from serving.breaker import Breaker
 from serving.errors import register_error_handlers
 from serving.extension import Engram
@@ -80,8 +80,9 @@ def create_app(
             "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
         )
 
-    redis_url = resolve_redis_url(settings)
-    client = redis_client(redis_url, settings.engram_store_timeout_ms)
+    # Workers never start a store: `engram serve`'s supervisor does (engram/supervisor.py).
+    redis_url = locate_redis_url(settings)
+    client = connect_redis(settings, settings.engram_store_timeout_ms / 1000)
     redis_breaker = Breaker("redis")
     memory_handle = MemoryHandle(
         settings,
@@ -111,7 +112,10 @@ def create_app(
         produce=produce,
         # Sync batches run scripts and writes that may take longer than a read: own timeouts.
         sync=StreamSync(
-            settings, redis_client(redis_url, SYNC_TIMEOUT_MS), redis_url, memory_handle.sink()
+            settings,
+            connect_redis(settings, SYNC_TIMEOUT_MS / 1000),
+            redis_url,
+            memory_handle.sink(),
         ),
         metrics=metrics,
     )

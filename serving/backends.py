@@ -2,8 +2,9 @@
 
 Built once per process in the app factory, without I/O in the constructors; each handle fails
 fast through a circuit breaker (serving/breaker.py) when its store is down, and picks the store
-up again on its own when it is back. Redis calls use short socket timeouts and no retries, so a
-slow Redis costs a request a fraction of a second, not a stall.
+up again on its own when it is back. The clients come from engram.services with the API's
+timeouts (`connect_redis`, `connect_milvus`): every call is bounded, nothing here starts a
+server, and a restarted server is found again at its recorded address.
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ from typing import Any
 
 import redis
 from pymilvus.exceptions import MilvusException
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from engram import feature_store
 from engram.errors import EngramError, ServiceUnavailableError, UnknownUserError
-from engram.services import resolve_milvus_uri
+from engram.services import connect_milvus
 from engram.settings import Settings
 from memory.embed import CachedEmbedder, Embedder, load_onnx_minilm
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
@@ -38,21 +37,8 @@ log = logging.getLogger("engram.serving")
 FEATURE_SERVICE = "ranking"
 RETRY_S = 5.0  # how long a missing registry / feature service is remembered as missing
 REFRESH_S = 60.0  # model and popularity reload period
-MAX_CONNECTIONS = 64
+MODEL_RETRY_S = 10.0  # period of the model's reload while there is none
 EMBED_CACHE = 20_000  # query texts whose vectors are kept (as build_memory_service does)
-
-
-def redis_client(url: str, timeout_ms: int) -> redis.Redis:
-    """A pooled client with short timeouts and no retries: fail fast, let the breaker decide."""
-    seconds = timeout_ms / 1000
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=seconds,
-        socket_connect_timeout=seconds,
-        retry=Retry(NoBackoff(), 0),
-        max_connections=MAX_CONNECTIONS,
-        health_check_interval=30,
-    )
 
 
 def guarded(breaker: Breaker, service: str, call: Callable[[], Any]) -> Any:
@@ -137,6 +123,7 @@ class MemoryHandle:
         self.collection = collection
         self._embedder = embedder
         self._service: MemoryService | None = None
+        self._probe: Any = None
         self._lock = threading.Lock()
 
     def get(self) -> MemoryService:
@@ -167,21 +154,28 @@ class MemoryHandle:
                     raise
         return self._service
 
-    def uri(self) -> str:
-        """Where Milvus is: MILVUS_URI, or the local server (started with the service)."""
-        if self._settings.milvus_uri:
-            return self._settings.milvus_uri
-        self.get()
-        return resolve_milvus_uri(self._settings)  # running by now: a port file read
+    def ping(self, timeout_s: float) -> None:
+        """Ask Milvus for its collections within `timeout_s`: 503 (and the breaker opened)
+        when it does not answer, the breaker closed when it does."""
+        if self._probe is None:
+            self._probe = connect_milvus(self._settings, timeout_s)
+        probe = self._probe
+        self._guard(lambda: probe.list_collections())
 
     def call(self, action: Callable[[MemoryService], Any]) -> Any:
         """Run `action` on the service; Milvus failures become 503 and open the breaker."""
         service = self.get()
+        return self._guard(lambda: action(service))
+
+    def _guard(self, action: Callable[[], Any]) -> Any:
         try:
-            result = action(service)
+            result = action()
         except MilvusException as error:
             self.breaker.failure(error.message)
             raise ServiceUnavailableError("milvus", error.message) from error
+        except ServiceUnavailableError as error:
+            self.breaker.failure(error.reason)
+            raise
         self.breaker.success()
         return result
 
@@ -190,10 +184,13 @@ class MemoryHandle:
         return _MemorySink(self)
 
     def close(self) -> None:
-        """Release the Milvus client."""
+        """Release the Milvus clients."""
         if self._service is not None:
             self._service.close()
             self._service = None
+        if self._probe is not None:
+            self._probe.close()
+            self._probe = None
 
 
 class _MemorySink:
@@ -256,6 +253,10 @@ class RankService:
             self._popularity = (PopularityRanker(self._load_popular(self._settings)), began)
         except EngramError as error:
             log.warning("popularity not reloaded: %s", error)
+        self._reload_model(began)
+
+    def _reload_model(self, began: int) -> None:
+        """Load the registry's latest model when it differs from the one in use."""
         current = self.model
         model = self._load_model(self._settings, current)
         if model is not current:
@@ -274,12 +275,20 @@ class RankService:
             return 0
         return int(seconds) * 1_000 + int(micros) // 1_000
 
-    def start_refresh(self, every: float = REFRESH_S) -> None:
-        """Reload in a daemon thread every `every` seconds."""
+    def start_refresh(self, every: float = REFRESH_S, retry: float = MODEL_RETRY_S) -> None:
+        """Reload in a daemon thread every `every` seconds; while there is no model (none
+        trained yet, or a store was down when it loaded), look for it every `retry` seconds."""
 
         def loop() -> None:
-            while not self._stop.wait(every):
+            due = time.monotonic() + every
+            while not self._stop.wait(
+                retry if self.model is None else max(0.0, due - time.monotonic())
+            ):
+                if time.monotonic() < due:
+                    self._reload_model(self._server_ms())
+                    continue
                 self.refresh()
+                due = time.monotonic() + every
 
         threading.Thread(target=loop, name="engram-refresh", daemon=True).start()
 

@@ -1,11 +1,21 @@
-"""`engram serve`: the API under gunicorn, one app (and one set of clients) per worker."""
+"""`engram serve`: the API under gunicorn, one app (and one set of clients) per worker.
+
+The local Redis and Milvus (when REDIS_URL / MILVUS_URI are unset) are started and kept alive by
+a supervisor process beside gunicorn's master (engram/supervisor.py), never by the workers: they
+only look the recorded addresses up.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import select
+import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import click
 
@@ -49,9 +59,14 @@ def serve(
             "ENGRAM_API_KEYS", "no API key is configured (or run --no-auth on a loopback host)"
         )
 
+    # Store failures the API answers itself (503, degraded rankings) would each be logged by
+    # pymilvus with its whole trace, many a second while Milvus restarts.
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     if across_workers():  # a directory left by an earlier run would add its counts to ours
         for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
             stale.unlink()
+
+    supervisor = _start_supervisor(settings)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -80,7 +95,56 @@ def serve(
         def load(self) -> Any:
             return create_app(settings, test_config)
 
-    Server().run()
+    try:
+        Server().run()
+    finally:
+        if supervisor is not None:
+            _stop_supervisor(supervisor)
+
+
+SUPERVISOR_START_S = 180.0  # the first start of Milvus unpacks its binaries: a minute or more
+
+
+def _start_supervisor(settings: Settings) -> subprocess.Popen[str] | None:
+    """The supervisor of this home's local services, once it has started them (None when
+    REDIS_URL and MILVUS_URI are both set). It dies with this process, even on SIGKILL."""
+    from engram import local_milvus
+    from engram.supervisor import READY_LINE
+
+    if settings.redis_url and settings.milvus_uri:
+        return None
+    environment = {**os.environ, "ENGRAM_HOME": str(settings.engram_home)}
+    for name, value in (("REDIS_URL", settings.redis_url), ("MILVUS_URI", settings.milvus_uri)):
+        if value:
+            environment[name] = value
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engram.supervisor"],
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=local_milvus.die_with_parent(),
+    )
+    said = cast(IO[str], process.stdout)
+    deadline = time.monotonic() + SUPERVISOR_START_S
+    line = ""
+    while line.strip() != READY_LINE and process.poll() is None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break  # serve anyway: the stores answer 503 until they are up
+        if select.select([said], [], [], remaining)[0]:
+            line = said.readline()
+    return process
+
+
+def _stop_supervisor(process: subprocess.Popen[str]) -> None:
+    """SIGTERM, then SIGKILL: the services it started keep running (engram services stop)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _worker_exited(_server: Any, worker: Any) -> None:

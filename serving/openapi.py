@@ -209,7 +209,11 @@ _SCHEMAS: dict[str, Any] = {
     "Ready": {
         "type": "object",
         "required": ["ready", "checks"],
-        "properties": {"ready": {"type": "boolean"}, "checks": {"type": "object"}},
+        "properties": {
+            "ready": {"type": "boolean"},
+            "checks": {"type": "object"},
+            "down": {"type": "array", "items": {"type": "string", "enum": ["redis", "milvus"]}},
+        },
     },
 }
 

@@ -13,6 +13,9 @@ from serving.extension import engram
 from serving.validation import checked_id
 
 bp = Blueprint("users", __name__)
+# Each store call of a forget: longer than a read's (a flush, a stream scan in chunks), bounded
+# so that a hung store answers 503 instead of holding the worker.
+FORGET_TIMEOUT_S = 10.0
 
 
 @bp.delete("/v1/users/<user_id>")
@@ -22,7 +25,9 @@ def forget_user(user_id: str) -> Response:
     checked_id(user_id)
     ext = engram()
     try:
-        removed = forget_everywhere(ext.settings, user_id, collection=ext.memories.collection)
+        removed = forget_everywhere(
+            ext.settings, user_id, collection=ext.memories.collection, timeout_s=FORGET_TIMEOUT_S
+        )
     except (redis.ConnectionError, redis.TimeoutError) as error:
         ext.redis_breaker.failure(str(error))
         raise ServiceUnavailableError("redis", str(error)) from error

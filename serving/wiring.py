@@ -51,8 +51,9 @@ def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | No
         return current
     try:
         ranker: Ranker = load_ranker(
-            settings, known[-1], milvus_timeout_s=settings.engram_milvus_timeout_ms / 1000
-        )
+            settings, known[-1], milvus_timeout_s=settings.engram_milvus_timeout_ms / 1000,
+            redis_timeout_s=settings.engram_store_timeout_ms / 1000,
+        )  # fmt: skip
     except EngramError as error:
         log.warning("model %s not loaded: %s", known[-1], error)
         return current

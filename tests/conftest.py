@@ -64,20 +64,27 @@ def redis_url(redis_server: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def milvus_uri(
+def milvus_binaries(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """URI of one embedded Milvus server for the whole session; tests use their own collections.
-
-    The unpacked binaries (~250 MB, ~5 s) stay in pytest's cache between runs.
-    """
+) -> Path:
+    """The embedded Milvus's unpacked binaries (~250 MB, ~5 s), kept in pytest's cache."""
     from engram import local_milvus
 
     name = f"milvus-{local_milvus.MILVUS_VERSION}-bin"
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
     binaries = Path(cache.mkdir(name)) if cache else tmp_path_factory.mktemp(name)
+    local_milvus.unpack_binaries(binaries)
+    return binaries
+
+
+@pytest.fixture(scope="session")
+def milvus_uri(tmp_path_factory: pytest.TempPathFactory, milvus_binaries: Path) -> Iterator[str]:
+    """URI of one embedded Milvus server for the whole session; tests use their own
+    collections."""
+    from engram import local_milvus
+
     directory = tmp_path_factory.mktemp("milvus-session")
-    uri = local_milvus.ensure_milvus(directory, binaries_dir=binaries, die_with_caller=True)
+    uri = local_milvus.ensure_milvus(directory, binaries_dir=milvus_binaries, die_with_caller=True)
     _MILVUS_DIRS[uri] = directory
     yield uri
     local_milvus.stop_milvus(directory)

@@ -21,16 +21,6 @@ from engram.errors import ServiceUnavailableError
 PACKAGE_PORTS = {2379, 2380, 9091, 19529, 19530, 19531, 21121, 21123, 21124, 13333, 53100}
 
 
-@pytest.fixture(scope="session")
-def milvus_binaries(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    """Unpacked server binaries kept in pytest's cache: unpacking takes ~5 s, once."""
-    name = f"milvus-{local_milvus.MILVUS_VERSION}-bin"
-    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
-    return Path(cache.mkdir(name)) if cache else tmp_path_factory.mktemp(name)
-
-
 @pytest.fixture(scope="module")
 def milvus_dir(tmp_path_factory: pytest.TempPathFactory, milvus_binaries: Path) -> Iterator[Path]:
     """Directory of a server owned by this module; it dies with pytest even on a crash."""
@@ -107,6 +97,22 @@ def test_every_port_is_free_chosen_and_etcd_is_local(milvus_dir: Path) -> None:
         pass
 
 
+def test_recorded_ports_are_kept_unless_something_else_took_one() -> None:
+    names = local_milvus._PORT_NAMES
+    recorded = dict(zip(names, local_milvus._free_ports(len(names)), strict=True))
+    assert local_milvus.choose_ports(recorded) == recorded
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", recorded["proxy_port"]))
+        squatter.listen()
+        chosen = local_milvus.choose_ports(recorded, grace_s=0)
+    assert chosen["proxy_port"] != recorded["proxy_port"]
+    assert {n: p for n, p in chosen.items() if n != "proxy_port"} == {
+        n: p for n, p in recorded.items() if n != "proxy_port"
+    }
+    assert len(set(chosen.values())) == len(names)
+    assert len(set(local_milvus.choose_ports(None).values())) == len(names)
+
+
 def test_status_of_a_directory_without_server_is_none(tmp_path: Path) -> None:
     assert local_milvus.milvus_status(tmp_path) is None
     assert local_milvus.stop_milvus(tmp_path) is False
@@ -145,8 +151,10 @@ def test_a_server_tied_to_its_caller_dies_with_it(tmp_path: Path, milvus_binarie
         local_milvus.stop_milvus(tmp_path)
 
 
-@pytest.mark.slow  # ~25 s: the restarted server waits for its old etcd sessions to expire
-def test_collections_survive_a_restart(milvus_dir: Path, milvus_binaries: Path) -> None:
+@pytest.mark.slow  # ~10 s: a restart
+def test_collections_survive_a_restart_on_the_same_address(
+    milvus_dir: Path, milvus_binaries: Path
+) -> None:
     uri = local_milvus.milvus_status(milvus_dir)
     assert uri is not None
     client = MilvusClient(uri=uri)
@@ -162,6 +170,7 @@ def test_collections_survive_a_restart(milvus_dir: Path, milvus_binaries: Path) 
     new_uri = local_milvus.ensure_milvus(
         milvus_dir, binaries_dir=milvus_binaries, die_with_caller=True
     )
+    assert new_uri == uri  # live clients find it where it was
     client = MilvusClient(uri=new_uri)
     try:
         assert "kept" in client.list_collections()

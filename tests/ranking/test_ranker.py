@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import uuid
 from datetime import timedelta
 
@@ -83,3 +86,35 @@ def test_rank_within_given_candidates_and_with_a_query(ranker: Ranker) -> None:
     chosen = ranker.rank(user, k=2, candidates=some, at=AT)
     assert {item for item, _ in chosen.items} <= set(some) and len(chosen.items) == 2
     assert len(ranker.rank(user, k=3, query="something to read", at=AT).items) == 3
+
+
+def test_the_served_ranker_degrades_within_the_redis_timeout(
+    ranker: Ranker, minilm: Embedder
+) -> None:
+    from serving.app import create_app
+
+    settings = ranker.settings
+    served = load_ranker(settings, embedder=minilm, redis_timeout_s=0.25, milvus_timeout_s=2.0)
+    app = create_app(
+        settings,
+        {"ENGRAM_AUTH": False, "ENGRAM_RANKER": served, "ENGRAM_REFRESH": False,
+         "ENGRAM_WARM": False, "ENGRAM_EMBEDDER": minilm},
+    )  # fmt: skip
+    client = app.test_client()
+    body = {"user_id": active_user(ranker), "k": 5, "context": {"time": AT.isoformat()}}
+    assert client.post("/v1/rank", json=body).json["degraded"] is False  # type: ignore[index]
+    with redis.Redis.from_url(settings.redis_url or "") as admin:
+        pid = int(admin.info("server")["process_id"])
+    os.kill(pid, signal.SIGSTOP)  # Redis hangs
+    try:
+        began = time.monotonic()
+        answer = client.post("/v1/rank", json=body)
+        took = time.monotonic() - began
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert answer.status_code == 200 and answer.json is not None
+    assert answer.json["degraded_reason"] == "redis unavailable"
+    assert took < 0.25 + 0.75  # the ranker's Redis timeout, not the hang
+    time.sleep(2.1)  # the breaker's cool-down
+    assert client.post("/v1/rank", json=body).json["degraded"] is False  # type: ignore[index]
+    app.extensions["engram"].close()

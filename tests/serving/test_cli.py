@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -19,14 +20,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engram import local_redis
+from engram import local_milvus, local_redis
 from engram.cli import main
-from engram.settings import get_settings
+from engram.services import stop_local_services
+from engram.settings import Settings, get_settings
 
 ENGRAM = str(Path(sys.executable).parent / "engram")  # the installed console script
 
 
-def _get(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def _get(url: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -43,27 +45,33 @@ def _environment(tmp_path: Path, redis_url: str, milvus_uri: str) -> dict[str, s
 
 
 @contextlib.contextmanager
-def _serving(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+def _serving(env: dict[str, str], workers: int = 1, boot_s: float = 60) -> Iterator[str]:
     """`engram serve --no-auth` on a free port until /healthz answers; its base URL. Stopped
     with SIGTERM afterwards, and it must exit 0."""
     port = local_redis.free_port()
     base = f"http://127.0.0.1:{port}"
     command = [ENGRAM, "serve", "--no-auth", "--port", str(port), "--workers", str(workers)]
-    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                assert _get(f"{base}/healthz") == (200, {"status": "ok"})
-                break
-            except OSError:  # refused, or accepted while the worker still boots
-                assert server.poll() is None, server.stderr.read() if server.stderr else ""
-                assert time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.2)
-        yield base
-    finally:
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=20) == 0
+    with tempfile.TemporaryFile() as log:  # a pipe nobody reads would stall a chatty server
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+        def logged() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")[-4000:]
+
+        try:
+            deadline = time.monotonic() + boot_s
+            while True:
+                try:
+                    assert _get(f"{base}/healthz") == (200, {"status": "ok"})
+                    break
+                except OSError:  # refused, or accepted while the worker still boots
+                    assert server.poll() is None, logged()
+                    assert time.monotonic() < deadline, f"the server did not come up: {logged()}"
+                    time.sleep(0.2)
+            yield base
+        finally:
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(timeout=20) == 0, logged()
 
 
 @pytest.mark.slow
@@ -117,3 +125,97 @@ def test_serve_refuses_to_start_without_keys(
         get_settings.cache_clear()
     assert result.exit_code == 1
     assert "ENGRAM_API_KEYS" in result.output
+
+
+def _timed(url: str, body: Any = None) -> tuple[int, Any, float]:
+    """_get's answer and how long it took."""
+    began = time.monotonic()
+    status, answer = _get(url, body)
+    return status, answer, time.monotonic() - began
+
+
+def _until(url: str, status: int, within_s: float, body: Any = None) -> float:
+    """Ask `url` until it answers `status`; how long that took."""
+    began = time.monotonic()
+    while _get(url, body)[0] != status:
+        assert time.monotonic() - began < within_s, f"{url} did not answer {status}"
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def _parent_command(pid: int) -> str:
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return Path(f"/proc/{parent}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+@pytest.mark.slow  # ~1-2 min: a Milvus of its own, stopped, killed and restarted
+def test_serve_keeps_its_local_stores_alive(tmp_path: Path, milvus_binaries: Path) -> None:
+    home = tmp_path / "home"
+    settings = Settings(engram_home=home, redis_url=None, milvus_uri=None)
+    redis_dir, milvus_dir = settings.services_dir / "redis", settings.services_dir / "milvus"
+    milvus_dir.mkdir(parents=True)
+    (milvus_dir / "bin").symlink_to(milvus_binaries)  # not unpacked again
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ENGRAM_API_KEYS") and k not in ("REDIS_URL", "MILVUS_URI")
+    }
+    env.update(ENGRAM_HOME=str(home), ENGRAM_MILVUS_TIMEOUT_MS="1000")
+    signals = [{"event_id": "e1", "user_id": "ana", "ts": "2026-10-01T09:00:00Z", "type": "view",
+                "item_id": "item-1"}]  # fmt: skip
+    measured: dict[str, float] = {}
+    try:
+        with _serving(env, boot_s=240) as base:
+            ready, send = f"{base}/readyz", f"{base}/v1/signals"
+            memories = f"{base}/v1/users/ana/memories"
+            _until(ready, 200, 120)
+            redis_url = local_redis.redis_status(redis_dir)
+            milvus_uri = local_milvus.milvus_status(milvus_dir)
+            milvus_pid = json.loads((milvus_dir / "server.json").read_text())["pid"]
+            assert "engram.supervisor" in _parent_command(milvus_pid)  # no worker's child
+
+            # Redis hangs: a fast 503 for what needs it, readiness names it, then back.
+            redis_pid = int((redis_dir / "redis.pid").read_text())
+            os.kill(redis_pid, signal.SIGSTOP)
+            try:
+                status, _, measured["signals_redis_stopped_s"] = _timed(send, signals)
+                assert status == 503 and measured["signals_redis_stopped_s"] < 1.0
+                status, answer, measured["readyz_redis_stopped_s"] = _timed(ready)
+                assert status == 503 and answer["down"] == ["redis"]
+                assert measured["readyz_redis_stopped_s"] < 1.5
+            finally:
+                os.kill(redis_pid, signal.SIGCONT)
+            _until(ready, 200, 10)
+            _until(send, 202, 10, signals)
+
+            # Redis killed: the supervisor starts it again on its port, the worker reconnects.
+            os.kill(redis_pid, signal.SIGKILL)
+            measured["redis_kill_to_202_s"] = _until(send, 202, 15, signals)
+            assert local_redis.redis_status(redis_dir) == redis_url
+
+            # Milvus hangs (briefly: a pause longer than its session ttl makes it exit).
+            assert _get(memories)[0] == 200
+            os.kill(milvus_pid, signal.SIGSTOP)
+            try:
+                status, _, measured["memories_milvus_stopped_s"] = _timed(memories)
+                assert status == 503 and measured["memories_milvus_stopped_s"] < 1.0 + 1.5
+                status, answer, measured["readyz_milvus_stopped_s"] = _timed(ready)
+                assert status == 503 and answer["down"] == ["milvus"]
+                assert measured["readyz_milvus_stopped_s"] < 1.5
+            finally:
+                os.kill(milvus_pid, signal.SIGCONT)
+            _until(ready, 200, 10)
+            _until(memories, 200, 10)
+
+            # Milvus killed: restarted on its ports; memories answer again without a restart
+            # of the API, once Milvus has loaded the collection again.
+            os.kill(milvus_pid, signal.SIGKILL)
+            measured["milvus_kill_to_200_s"] = _until(memories, 200, 150)
+            assert local_milvus.milvus_status(milvus_dir) == milvus_uri
+            restarted = json.loads((milvus_dir / "server.json").read_text())["pid"]
+            assert restarted != milvus_pid
+            assert "engram.supervisor" in _parent_command(restarted)
+            assert _get(ready)[0] == 200
+    finally:
+        stop_local_services(settings)
+    print("measured", json.dumps({k: round(v, 2) for k, v in measured.items()}))

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from engram.settings import Settings
+from memory import embed
+from serving.app import create_app
 from tests.serving.conftest import AppFactory, bearer, signal
 
 
@@ -14,6 +20,7 @@ def test_healthz_and_readyz(make_app: AppFactory) -> None:
     assert ready.json["checks"]["redis"] == {"ok": True}
     assert ready.json["checks"]["milvus"] == {"ok": True}
     assert ready.json["checks"]["model"]["ok"] is False  # no model yet: popularity serves
+    assert "down" not in ready.json
 
 
 def test_metrics_by_route_template_with_stream_lag(make_app: AppFactory) -> None:
@@ -36,3 +43,20 @@ def test_each_app_has_its_own_registry(make_app: AppFactory) -> None:
     first, second = make_app().test_client(), make_app().test_client()
     first.get("/healthz")
     assert 'route="/healthz"' not in second.get("/metrics").get_data(as_text=True)
+
+
+def test_readiness_names_a_store_that_is_not_there_and_starts_nothing(
+    tmp_path: Path, redis_url: str, minilm: embed.Embedder
+) -> None:
+    settings = Settings(engram_home=tmp_path / "home", redis_url=redis_url, milvus_uri=None)
+    app = create_app(settings, {"ENGRAM_AUTH": False, "ENGRAM_EMBEDDER": minilm})
+    client = app.test_client()
+    began = time.monotonic()
+    ready = client.get("/readyz")
+    assert time.monotonic() - began < 1.5
+    assert ready.status_code == 503 and ready.json is not None
+    assert ready.json["down"] == ["milvus"] and ready.json["checks"]["redis"] == {"ok": True}
+    memories = client.get("/v1/users/ana/memories")
+    assert memories.status_code == 503 and memories.headers.get("Retry-After") == "1"
+    assert not settings.services_dir.exists()  # no Milvus started by the probe or the request
+    app.extensions["engram"].close()
