@@ -58,4 +58,5 @@ def test_forgetting_removes_the_user_everywhere(make_app: AppFactory, redis_url:
     # Forgetting again finds nothing left.
     again = client.delete("/v1/users/ana", headers=bearer("admin")).json
     assert again is not None
-    assert all(again[name] == 0 for name in again if name != "user_id")
+    assert all(again[name] == 0 for name in again if name not in ("user_id", "logs"))
+    assert set(again["logs"].values()) <= {"done", "not_needed"}
