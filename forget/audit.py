@@ -7,7 +7,8 @@ Places, in the report's order:
 - `redis_aof`: the Redis server's files when they are on this host (append-only files, RDB,
   its log), and those of ENGRAM_HOME's local server;
 - `milvus`: every collection, queried by user and read whole for the text;
-- `milvus_disk`: Milvus's own files (hook: the disklogs helper's scan, wired at merge);
+- `milvus_disk`: Milvus's own files (message log, binlogs), which keep a forgotten user's
+  bytes for a bounded time after the forget (engram/log_retention.py): audit after it;
 - `offline`: every file of the offline store (events, feature snapshots, catalog);
 - `dead_letter`: the dead-letter store;
 - `registry`: every model version's files (pickles loaded and walked, every file as bytes);
@@ -40,9 +41,11 @@ def audit(
     *,
     logs: Sequence[Path] = (),
     collections: Sequence[str] | None = None,
+    milvus_dir: Path | None = None,
 ) -> AuditReport:
     """Search every place for the user's id and `text`; `collections` limits the Milvus
-    collections read (default: all of them)."""
+    collections read (default: all of them); `milvus_dir` is the Milvus server's data
+    directory (default: this home's local server's)."""
     needles = Needles(user_id, text)
     places: list[PlaceReport] = []
     with redis.Redis.from_url(
@@ -56,7 +59,7 @@ def audit(
         places.append(audit_milvus.scan_collections(milvus, needles, collections))
     finally:
         milvus.close()
-    places.append(audit_milvus.scan_milvus_disk(settings, needles))
+    places.append(audit_milvus.scan_milvus_disk(settings, needles, milvus_dir))
     stores = {
         "offline": settings.offline_dir,
         "dead_letter": settings.dead_letter_dir,

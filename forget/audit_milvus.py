@@ -3,19 +3,21 @@
 A collection with a `user_id` field is asked for the user's rows (a count, read Strong, so the
 forget's deletes are seen); then every row's non-vector fields are read through the query
 iterator and searched for both needles. A collection that is not loaded is loaded for the scan
-and released after. What Milvus keeps on its own disk (message log, binlogs) is scanned by the
-hook at the end of this module.
+and released after. What Milvus keeps on its own disk (message log, binlogs) is scanned by
+`scan_milvus_disk`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pymilvus import DataType
 
 from engram.settings import Settings
-from forget.audit_report import Needles, PlaceReport
+from engram.text_scan import find_text
+from forget.audit_report import Hit, Needles, PlaceReport
 from memory.store import milvus_literal
 
 BATCH = 1_000
@@ -98,8 +100,22 @@ def _scan_rows(
     return count
 
 
-def scan_milvus_disk(settings: Settings, needles: Needles) -> PlaceReport:
-    """Hook: Milvus's own files (message log, binlogs) searched for the needles: the disklogs
-    helper's scan (engram/log_retention.py, issue 12), wired by the lead at merge. Until then
-    the place is reported as not scanned."""
-    return PlaceReport("milvus_disk", "files", skipped="scan not wired yet (engram/log_retention)")
+def scan_milvus_disk(settings: Settings, needles: Needles, directory: Path | None) -> PlaceReport:
+    """Milvus's own files (message log, binlogs), compressed blocks included
+    (engram/text_scan.py). They lose a forgotten user's bytes within a bound after the forget
+    (engram/log_retention.py: `EMBEDDED_RETENTION` on the embedded server), so scan after it.
+    `directory` is the server's data directory; None: this home's local server, if it has one."""
+    if directory is None:
+        if settings.milvus_uri:
+            return PlaceReport(
+                "milvus_disk", "files", skipped="Milvus at MILVUS_URI: give its data directory"
+            )
+        directory = settings.services_dir / "milvus" / "data"
+    if not directory.is_dir():
+        return PlaceReport("milvus_disk", "files", skipped=f"no directory {directory}")
+    report = PlaceReport("milvus_disk", "files")
+    report.scanned = sum(1 for path in directory.rglob("*") if path.is_file())
+    for hit in find_text(directory, [needle for _, needle in needles.named()]):
+        name = next(name for name, needle in needles.named() if needle == hit.needle)
+        report.hits.append(Hit("milvus_disk", f"{hit.path} ({hit.encoding})", name))
+    return report

@@ -27,7 +27,7 @@ from engram.services import connect_redis, resolve_redis_url
 from engram.settings import Settings
 from forget.offline import forget_feature_rows
 from forget.online import forget_in_redis
-from memory.service import connect_store
+from memory.service import PURGE_TIMEOUT_S, connect_store
 from memory.store import DEFAULT_COLLECTION, checked_id
 from pipelines import dead_letter, duck
 from pipelines.stream import outbox
@@ -36,8 +36,6 @@ from ranking import registry
 
 REDIS_TIMEOUT_S = 10.0  # per Redis call: the stream is scanned in chunks, each one short
 AOF_TIMEOUT_S = 60.0
-# A compaction that outlasts this still finishes on the server; the answer says "timed_out".
-PURGE_TIMEOUT_S = 30.0
 
 
 def forget_everywhere(

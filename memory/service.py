@@ -43,6 +43,9 @@ MAX_K = 1_000
 EMBED_THREADS = 1
 # Users per stored-memory read in `remember`: keeps each filter expression small.
 USERS_PER_READ = 200
+# How long a forget waits for the compaction that removes deleted rows from disk; one that
+# takes longer still finishes on the server.
+PURGE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -191,9 +194,13 @@ class MemoryService:
         """Release the store's connection."""
         self.store.close()
 
-    def forget_user(self, user_id: str) -> int:
-        """Delete every memory of the user; returns how many were deleted."""
-        return self.store.delete_user(user_id)
+    def forget_user(self, user_id: str, *, purge_timeout_s: float = PURGE_TIMEOUT_S) -> int:
+        """Delete every memory of the user and compact the collection, so they leave its
+        segments on disk too (engram/log_retention.py); returns how many were deleted."""
+        deleted = self.store.delete_user(user_id)
+        if deleted:
+            self.store.purge(purge_timeout_s)
+        return deleted
 
     def forget_memory(self, user_id: str, memory_id: str) -> bool:
         """Delete one memory of the user; False when the user holds no such memory."""

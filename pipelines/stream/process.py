@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
+from engram.log_retention import rewrite_aof
 from pipelines import dead_letter
 from pipelines.stream import outbox, rows
 from pipelines.stream.context import BatchResult, MemorySink, RawRecord, StreamContext, open_context
@@ -157,6 +158,8 @@ def _compensate(
             ctx.memory.forget_user(user)
         if user in rejected_users:
             dead_letter.forget_user(ctx.settings, user)
+    # What this batch wrote and deleted again is still in the AOF until it is rewritten.
+    rewrite_aof(ctx.client)
     applied = {e.event_id: applied[e.event_id] for e in standing.events if e.user_id not in changed}
     ctx.state.unsee(sorted(redone))
     mask = [user in changed for user in standing.rejected_users()]

@@ -23,6 +23,7 @@ from pymilvus import MilvusClient
 
 from engram.feast_codec import redis_key
 from engram.settings import Settings
+from forget.audit import audit
 from forget.everywhere import forget_everywhere, forget_marked
 from memory.service import MemoryService, build_memory_service
 from pipelines import dead_letter, duck, event_store
@@ -176,6 +177,8 @@ def redis_text(client: redis.Redis) -> bytes:
 
 
 def assert_no_trace(race: Race, user: str) -> None:
+    report = audit(race.settings, user, SECRET, collections=[race.collection])
+    assert report.passed, report.lines()
     everything = redis_text(race.client)
     assert user.encode() not in everything
     assert SECRET.encode() not in everything
