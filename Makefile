@@ -29,7 +29,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 
 typecheck: setup
-	$(BIN)/mypy engram forget pipelines memory ranking serving loadtest
+	$(BIN)/mypy core engram forget pipelines memory ranking serving loadtest
 
 test: lint typecheck
 	$(BIN)/pytest

@@ -36,8 +36,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
 
-from engram import feature_store, local_redis
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import feature_store, local_redis
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir
 from pipelines.feature_specs import ITEM_FEATURES, USER_FEATURES, FeatureSpec, snapshot_schema
 from pipelines.materialize import materialize_incremental

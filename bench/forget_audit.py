@@ -6,7 +6,7 @@ places). Prints what was scanned and every hit; exits 1 when anything was found.
         [--log server.log ...] [--collection memories ...] [--milvus-dir DIR] [--wait-bound]
 
 Milvus's own files keep a forgotten user's bytes for a stated time after the forget
-(engram/log_retention.py); `--wait-bound` waits for it before scanning.
+(core/stores/log_retention.py); `--wait-bound` waits for it before scanning.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from pathlib import Path
 # `memory` package the audit imports.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from engram.log_retention import EMBEDDED_RETENTION  # noqa: E402
-from engram.services import connect_redis  # noqa: E402
-from engram.settings import Settings, get_settings  # noqa: E402
+from core.settings import Settings, get_settings  # noqa: E402
+from core.stores.log_retention import EMBEDDED_RETENTION  # noqa: E402
+from core.stores.services import connect_redis  # noqa: E402
 from forget.audit import audit  # noqa: E402
 from pipelines.stream.tombstones import read_tombstones  # noqa: E402
 
@@ -64,7 +64,7 @@ def wait_for_bound(settings: Settings, user_id: str) -> None:
         tombstone = read_tombstones(client, [user_id]).get(user_id)
     if tombstone is None:
         sys.exit(f"{user_id} has no tombstone: was the user forgotten?")
-    # Time ticks alone close a message-log page within a minute (engram/log_retention.py).
+    # Time ticks alone close a message-log page within a minute (core/stores/log_retention.py).
     due = tombstone.forgotten_at_ms / 1000 + EMBEDDED_RETENTION.bound_s(page_fill_s=60)
     if due > time.time():
         print(f"waiting {due - time.time():.0f} s for the on-disk bound", flush=True)

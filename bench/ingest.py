@@ -31,9 +31,16 @@ def dataset(events: int, fmt: str) -> Path:
     if not signals.exists():
         started = time.perf_counter()
         command = [
-            str(ROOT / ".venv" / "bin" / "engram"), "generate", str(target), "--preset", "bench",
-            "--events", str(events), "--format", fmt,
-        ]  # fmt: skip
+            str(ROOT / ".venv" / "bin" / "engram"),
+            "generate",
+            str(target),
+            "--preset",
+            "bench",
+            "--events",
+            str(events),
+            "--format",
+            fmt,
+        ]
         subprocess.run(command, check=True)
         print(f"generated {events:,} events ({fmt}) in {time.perf_counter() - started:.1f} s")
     return signals
@@ -54,9 +61,15 @@ def run_ingest(signals: Path, catalog: Path, code: Path | None = None) -> dict[s
     load_before = os.getloadavg()[0]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [
-        str(ROOT / ".venv" / "bin" / "engram"), "ingest", str(signals),
-        "--catalog", str(catalog), "--json", "--as-of", "2026-11-01T00:00:00Z",
-    ]  # fmt: skip
+        str(ROOT / ".venv" / "bin" / "engram"),
+        "ingest",
+        str(signals),
+        "--catalog",
+        str(catalog),
+        "--json",
+        "--as-of",
+        "2026-11-01T00:00:00Z",
+    ]
     started = time.perf_counter()
     result = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started

@@ -31,9 +31,9 @@ from datetime import UTC, datetime
 import numpy as np
 from pymilvus import MilvusClient
 
-from engram import local_milvus
-from engram.log_retention import EMBEDDED_RETENTION, MilvusRetention, purge_milvus
-from engram.text_scan import find_text
+from core.stores import local_milvus
+from core.stores.log_retention import EMBEDDED_RETENTION, MilvusRetention, purge_milvus
+from core.text_scan import find_text
 from memory.records import Memory
 from memory.store import MilvusMemoryStore
 

@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from engram import local_milvus
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import local_milvus
 from memory import embed
 from memory.behaviour import search_burst_intents
 from memory.extract import RuleExtractor, TextSignal
@@ -183,8 +183,11 @@ def top_up(service: MemoryService, target: int, users: int) -> int:
     if have >= target:
         return 0
     user_ids = [f"u{n:06d}" for n in range(users)]
-    rows = [s for start in range(0, users, 200) for s in
-            store.fetch(user_ids[start : start + 200], with_vectors=True)]  # fmt: skip
+    rows = [
+        s
+        for start in range(0, users, 200)
+        for s in store.fetch(user_ids[start : start + 200], with_vectors=True)
+    ]
     rng = np.random.default_rng(3)
     added, copy = 0, 0
     while have + added < target:
@@ -272,9 +275,10 @@ def bench_recall(
     variants = {
         "hybrid": DEFAULT_WEIGHTS,
         "hybrid_without_lexical": replace(DEFAULT_WEIGHTS, dense=1.0, lexical=0.0),
-        "memories_dense_only": Weights(dense=1.0, lexical=0.0, recency=0.0, confidence=0.0,
-                                       episode=1.0),
-    }  # fmt: skip
+        "memories_dense_only": Weights(
+            dense=1.0, lexical=0.0, recency=0.0, confidence=0.0, episode=1.0
+        ),
+    }
     for query in queries:
         relevant = set(query["relevant_event_ids"])
         # Asked once every turn that states the fact has been said (the planted as_of follows
@@ -350,9 +354,15 @@ def main() -> None:
     results["embedder"] = inner.name
     # The write/search set: every user chats, in enough sessions for ~50 memories each.
     big = GenerateConfig(
-        users=args.users, events_per_user=60, items=3_000, days=180, seed=args.seed,
-        chat_user_share=1.0, chat_sessions=(6, 10), malformed_rate=0.0,
-    )  # fmt: skip
+        users=args.users,
+        events_per_user=60,
+        items=3_000,
+        days=180,
+        seed=args.seed,
+        chat_user_share=1.0,
+        chat_sessions=(6, 10),
+        malformed_rate=0.0,
+    )
     small = replace(big, users=args.recall_users)
     from pymilvus import MilvusClient
 

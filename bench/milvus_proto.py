@@ -28,7 +28,7 @@ import numpy as np
 from pymilvus import DataType, MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from engram import local_milvus
+from core.stores import local_milvus
 from memory import embed
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -40,7 +40,7 @@ from pathlib import Path
 # `memory` package the ranker imports.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from engram.settings import get_settings  # noqa: E402
+from core.settings import get_settings  # noqa: E402
 from ranking.evaluate import run_eval  # noqa: E402
 from ranking.report import candidates_table, metrics_table  # noqa: E402
 
@@ -54,7 +54,7 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
     import numpy as np
     import pandas as pd
 
-    from engram.services import resolve_redis_url
+    from core.stores.services import resolve_redis_url
     from ranking.candidates import generate
     from ranking.features import assemble, assemble_user
     from ranking.ranker import epoch_micros, load_ranker
@@ -79,16 +79,21 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
         chosen = list(rng.choice(union.to_numpy(), min(n_candidates, len(union)), replace=False))
         frame = generate(inputs.sources, [user], stamp, inputs.items, {}, only=chosen).frame
         service = ranker.service(user, chosen, at)
-        arrays = tuple(frame[[f"{kind}_{s}" for s in inputs.source_names]].to_numpy(float)
-                       for kind in ("score", "rank"))  # fmt: skip
+        arrays = tuple(
+            frame[[f"{kind}_{s}" for s in inputs.source_names]].to_numpy(float)
+            for kind in ("score", "rank")
+        )
         cases.append((user, chosen, frame, service, *arrays, frame["n_sources"].to_numpy(float)))
     names = inputs.source_names
     booster = ranker.model.booster
 
     def score(case: tuple) -> None:
         user, chosen, _, service, scores, ranks, n_sources = case
-        ranker.score(assemble_user(inputs.context, user, epoch_micros(at), chosen, scores, ranks,
-                                   n_sources, service))  # fmt: skip
+        ranker.score(
+            assemble_user(
+                inputs.context, user, epoch_micros(at), chosen, scores, ranks, n_sources, service
+            )
+        )
 
     def score_pandas(case: tuple) -> None:
         _, _, frame, service = case[:4]
@@ -140,8 +145,10 @@ def main() -> None:
         if args.json:
             print(json.dumps(figures))
             return
-        print(f"{args.requests} requests a mode (+{args.warmup} warm-up), "
-              f"{args.candidates} given candidates")  # fmt: skip
+        print(
+            f"{args.requests} requests a mode (+{args.warmup} warm-up), "
+            f"{args.candidates} given candidates"
+        )
         print("| mode | p50 ms | p99 ms | mean ms |\n| --- | --- | --- | --- |")
         for name, row in figures.items():
             print(f"| {name} | {row['p50_ms']} | {row['p99_ms']} | {row['mean_ms']} |")

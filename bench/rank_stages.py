@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import ranking.candidates as candidates  # noqa: E402
-from engram.settings import get_settings  # noqa: E402
+from core.settings import get_settings  # noqa: E402
 from ranking.baselines import to_micros  # noqa: E402
 from ranking.ranker import load_ranker  # noqa: E402
 
@@ -57,16 +57,24 @@ def main() -> None:
         seen = set(history.before(user, int(to_micros([at])[0])).items)
         for source in inputs.sources:
             timed(f"source {source.name}", lambda s=source: s.scores([user], moment, inputs.items))
-        found = timed("candidates (all sources, top-k, union)", lambda: candidates.generate_user(
-            inputs.sources, user, at, inputs.items, seen))  # fmt: skip
+        found = timed(
+            "candidates (all sources, top-k, union)",
+            lambda: candidates.generate_user(inputs.sources, user, at, inputs.items, seen),
+        )
         items = found.item_ids.tolist()  # type: ignore[attr-defined]
         timed("feature service read", lambda: ranker.service(user, items, when))
-        matrix = timed("model matrix (read included)", lambda: ranker._assemble(
-            user, items, found.scores, found.ranks, found.n_sources.astype(float), when))  # type: ignore[attr-defined]  # fmt: skip
+        matrix = timed(
+            "model matrix (read included)",
+            lambda: ranker._assemble(
+                user, items, found.scores, found.ranks, found.n_sources.astype(float), when
+            ),
+        )  # type: ignore[attr-defined]
         scores = timed("LightGBM on the candidates", lambda: ranker.score(matrix))  # type: ignore[arg-type]
         top = np.argsort(-np.asarray(scores))[:10]
-        timed("SHAP for the top 10", lambda: ranker.model.booster.predict(
-            matrix[top], pred_contrib=True, num_threads=1))  # type: ignore[index]  # fmt: skip
+        timed(
+            "SHAP for the top 10",
+            lambda: ranker.model.booster.predict(matrix[top], pred_contrib=True, num_threads=1),
+        )  # type: ignore[index]
         timed("Ranker.rank, no SHAP", lambda: ranker.rank(user, 10, explain=False))
     print(f"{len(users)} users, ~{len(items)} candidates a request")
     print("| stage | p50 ms | p99 ms |\n| --- | --- | --- |")

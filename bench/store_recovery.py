@@ -1,6 +1,6 @@
 """How the local Milvus recovers from kill -9 and SIGSTOP, for a few etcd session ttls.
 
-Measures what the choice of `ttl` in engram/local_milvus.py's _TUNING rests on: per ttl, the
+Measures what the choice of `ttl` in core/stores/local_milvus.py's _TUNING rests on: per ttl, the
 seconds from kill -9 until a restart on the same ports answers, and until a query on a loaded
 collection answers again (it waits for the dead query node's session to expire); and
 for each pause length, how many of `--repeat` servers survive a SIGSTOP that long (the others
@@ -27,7 +27,7 @@ import grpc
 from pymilvus import MilvusClient
 from pymilvus.exceptions import MilvusException
 
-from engram import local_milvus
+from core.stores import local_milvus
 
 ROOT = Path(__file__).resolve().parent.parent
 EXITS_WITHIN_S = 12.0  # a server that outlived its sessions exits this soon after SIGCONT

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out" / "stream"
 sys.path.insert(0, str(ROOT))
 
-from engram import feature_store, local_redis  # noqa: E402
-from engram.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.stores import feature_store, local_redis  # noqa: E402
 from pipelines import catalog_store, duck, event_store  # noqa: E402
 from pipelines.generate import GenerateConfig, write_dataset  # noqa: E402
 from pipelines.stream.consumer import GROUP  # noqa: E402
@@ -70,9 +70,16 @@ def setup(events: int) -> tuple[Settings, list[bytes], str]:
 def start_consumer(settings: Settings, url: str, batch_size: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ENGRAM_HOME": str(settings.engram_home), "REDIS_URL": url}
     command = [
-        str(Path(sys.executable).parent / "engram"), "stream", "--no-memories",
-        "--consumer", "bench", "--batch-size", str(batch_size), "--block-ms", "20",
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "engram"),
+        "stream",
+        "--no-memories",
+        "--consumer",
+        "bench",
+        "--batch-size",
+        str(batch_size),
+        "--block-ms",
+        "20",
+    ]
     return subprocess.Popen(command, env=env, cwd=ROOT)
 
 
@@ -171,9 +178,14 @@ def freshness(
         if now >= next_probe:
             user = f"probe-{probes}"
             probe = json.dumps(
-                {"event_id": f"probe-{probes}-{time.time_ns()}", "user_id": user, "type": "view",
-                 "item_id": "i-probe", "ts": datetime.now(UTC).isoformat()}
-            )  # fmt: skip
+                {
+                    "event_id": f"probe-{probes}-{time.time_ns()}",
+                    "user_id": user,
+                    "type": "view",
+                    "item_id": "i-probe",
+                    "ts": datetime.now(UTC).isoformat(),
+                }
+            )
             with lock:
                 outstanding[user] = time.perf_counter()
             produce(client, [*chunk, probe])
@@ -236,10 +248,12 @@ def main() -> None:
         consumer.wait(timeout=30)
         local_redis.stop_redis(OUT / "redis")
     result["machine"] = {
-        "host": platform.node(), "cpus": os.cpu_count(), "batch_size": args.batch_size,
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "batch_size": args.batch_size,
         "load_before": [round(x, 2) for x in load],
         "load_after": [round(x, 2) for x in os.getloadavg()],
-    }  # fmt: skip
+    }
     print(json.dumps(result, indent=2))
 
 

@@ -12,9 +12,9 @@ import click
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from engram.cli_errors import err_console, handle_errors
-from engram.errors import InvalidInputError
-from engram.settings import Settings, get_settings
+from core.cli_errors import err_console, handle_errors
+from core.errors import InvalidInputError
+from core.settings import Settings, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,17 +42,21 @@ def main(ctx: click.Context) -> None:
 @main.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option(
-    "--format", "input_format", type=click.Choice(["signals", "movielens"]), default="signals",
+    "--format",
+    "input_format",
+    type=click.Choice(["signals", "movielens"]),
+    default="signals",
     help="signals: contract v1 as JSONL or Parquet; movielens: a MovieLens directory.",
-)  # fmt: skip
+)
 @click.option("--catalog", type=click.Path(exists=True, path_type=Path), help="Item catalog file.")
 @click.option("--as-of", help="Time of the serving snapshot (default: now), RFC 3339.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option(
-    "--memories/--no-memories", default=None,
+    "--memories/--no-memories",
+    default=None,
     help="Remember the text signals. Default: when MILVUS_URI is set or the local Milvus is "
     "running (engram services start); --memories starts it.",
-)  # fmt: skip
+)
 @click.pass_obj
 @handle_errors
 def ingest(
@@ -73,9 +77,13 @@ def ingest(
         if not memories:
             err_console.print("memories: skipped, no Milvus running (engram services start)")
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=err_console, transient=True, disable=as_json and not err_console.is_terminal,
-    ) as progress:  # fmt: skip
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json and not err_console.is_terminal,
+    ) as progress:
         task = progress.add_task("ingest", total=None)
         summary = run_ingest(
             settings,
@@ -147,8 +155,8 @@ def features() -> None:
 @handle_errors
 def features_show(settings: Settings, user_id: str | None, sample: bool, service: str) -> None:
     """Print USER_ID's online features (or a sample user's) as JSON, read from Redis."""
-    from engram import feature_store
-    from engram.services import resolve_redis_url
+    from core.stores import feature_store
+    from core.stores.services import resolve_redis_url
     from pipelines import duck, feature_snapshots
 
     if user_id is None:
@@ -186,9 +194,12 @@ def materialize(settings: Settings, end: str | None, as_json: bool) -> None:
         table.add_column(column)
     for done in summary["passes"]:
         table.add_row(
-            ", ".join(done["views"]), done["start"] or "the beginning",
-            str(done["rows_read"]), str(done["rows_written"]), str(done["seconds"]),
-        )  # fmt: skip
+            ", ".join(done["views"]),
+            done["start"] or "the beginning",
+            str(done["rows_read"]),
+            str(done["rows_written"]),
+            str(done["seconds"]),
+        )
     Console().print(table)
     click.echo(f"{summary['views']} views, {summary['seconds']} s")
 
@@ -216,8 +227,8 @@ def feast_env(settings: Settings) -> None:
     """Print `export` lines for the plain feast CLI: eval "$(engram feast-env)"."""
     import shlex
 
-    from engram.feature_store import feast_environment
-    from engram.services import resolve_redis_url
+    from core.stores.feature_store import feast_environment
+    from core.stores.services import resolve_redis_url
 
     for name, value in feast_environment(settings, resolve_redis_url(settings)).items():
         click.echo(f"export {name}={shlex.quote(value)}")
@@ -233,7 +244,7 @@ def services() -> None:
 @handle_errors
 def services_start(settings: Settings) -> None:
     """Start the local services (no-op for a service whose URL is configured)."""
-    from engram.services import resolve_milvus_uri, resolve_redis_url
+    from core.stores.services import resolve_milvus_uri, resolve_redis_url
 
     click.echo(
         json.dumps({"redis": resolve_redis_url(settings), "milvus": resolve_milvus_uri(settings)})
@@ -245,7 +256,7 @@ def services_start(settings: Settings) -> None:
 @handle_errors
 def services_stop(settings: Settings) -> None:
     """Stop the local services of this ENGRAM_HOME."""
-    from engram.services import stop_local_services
+    from core.stores.services import stop_local_services
 
     click.echo(json.dumps(stop_local_services(settings)))
 
@@ -256,7 +267,7 @@ def services_stop(settings: Settings) -> None:
 def services_supervise(settings: Settings) -> None:
     """Start the local services and restart any that dies, until Ctrl-C (engram serve runs
     this itself)."""
-    from engram import supervisor
+    from core.stores import supervisor
 
     supervisor.run(settings)
 
@@ -266,7 +277,7 @@ def services_supervise(settings: Settings) -> None:
 @handle_errors
 def services_status(settings: Settings) -> None:
     """Where each service is (null when a local one is not running)."""
-    from engram.services import local_services_status
+    from core.stores.services import local_services_status
 
     click.echo(json.dumps(local_services_status(settings)))
 
@@ -286,9 +297,11 @@ def memories() -> None:
 @click.option("--kind", "kinds", multiple=True, help="Only memories of this kind (repeatable).")
 @click.option("--as-of", help="Search what was true and known then (default: now), RFC 3339.")
 @click.option(
-    "--queries", "queries_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--queries",
+    "queries_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSONL of {"id"?, "user_id", "query", "k"?, "as_of"?}: one JSON answer per line.',
-)  # fmt: skip
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the hits as one JSON object.")
 @click.option("--sample", is_flag=True, help="Search the user who wrote the most (give QUERY).")
 @click.pass_obj
@@ -390,7 +403,7 @@ def memories_list(
 
 def _milvus_running(settings: Settings) -> bool:
     """MILVUS_URI is set, or this home's local Milvus is up: memories cost no server start."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     return (
         bool(settings.milvus_uri)

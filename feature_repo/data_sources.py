@@ -3,13 +3,13 @@
 `engram ingest` writes one snapshot file per entity under ENGRAM_HOME/offline/features (see
 pipelines/aggregate.py for what a snapshot row means). The path is this ENGRAM_HOME's: the plain
 `feast` CLI gets it from the environment through Engram's settings, and Engram's own apply
-(engram/feature_store.py) binds it to the Settings it is given.
+(core/stores/feature_store.py) binds it to the Settings it is given.
 """
 
 from feast import Field, FileSource, PushSource, RequestSource
 from feast.types import String
 
-from engram.settings import get_settings
+from core.settings import get_settings
 
 SNAPSHOTS = get_settings().offline_dir.resolve() / "features"
 

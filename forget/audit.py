@@ -8,7 +8,7 @@ Places, in the report's order:
   its log), and those of ENGRAM_HOME's local server;
 - `milvus`: every collection, queried by user and read whole for the text;
 - `milvus_disk`: Milvus's own files (message log, binlogs), which keep a forgotten user's
-  bytes for a bounded time after the forget (engram/log_retention.py): audit after it;
+  bytes for a bounded time after the forget (core/stores/log_retention.py): audit after it;
 - `offline`: every file of the offline store (events, feature snapshots, catalog);
 - `dead_letter`: the dead-letter store;
 - `registry`: every model version's files (pickles loaded and walked, every file as bytes);
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import redis
 
-from engram.services import connect_milvus, resolve_redis_url
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores.services import connect_milvus, resolve_redis_url
 from forget import audit_files, audit_milvus, audit_redis
 from forget.audit_report import AuditReport, Needles, PlaceReport
 from ranking.registry import registry_dir

@@ -15,8 +15,8 @@ from typing import Any
 
 from pymilvus import DataType
 
-from engram.settings import Settings
-from engram.text_scan import find_text
+from core.settings import Settings
+from core.text_scan import find_text
 from forget.audit_report import Hit, Needles, PlaceReport
 from memory.store import milvus_literal
 
@@ -102,8 +102,8 @@ def _scan_rows(
 
 def scan_milvus_disk(settings: Settings, needles: Needles, directory: Path | None) -> PlaceReport:
     """Milvus's own files (message log, binlogs), compressed blocks included
-    (engram/text_scan.py). They lose a forgotten user's bytes within a bound after the forget
-    (engram/log_retention.py: `EMBEDDED_RETENTION` on the embedded server), so scan after it.
+    (core/text_scan.py). They lose a forgotten user's bytes within a bound after the forget
+    (core/stores/log_retention.py: `EMBEDDED_RETENTION` on the embedded server), so scan after it.
     `directory` is the server's data directory; None: this home's local server, if it has one."""
     if directory is None:
         if settings.milvus_uri:

@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-from engram import local_redis
+from core.stores import local_redis
 from forget.audit_report import Needles, PlaceReport
 
 CHUNK = 1_000  # members or entries read per call

@@ -8,7 +8,7 @@ In order:
    snapshot rows, the online feature row, the signals stream and its dead-letter stream, the
    stream's window state, the model registry (each version's saved log and candidate sources);
 3. the logs that cannot be edited in place: the Redis AOF is rewritten and the memory
-   collection compacted (engram/log_retention.py; Milvus's message log has its own bound);
+   collection compacted (core/stores/log_retention.py; Milvus's message log has its own bound);
 4. the tombstone's time moves to the end (`stamp_forgotten`): a copy loaded while this ran
    may have read what was not deleted yet, so it counts as loaded before the forget.
 
@@ -22,9 +22,9 @@ from typing import Any
 
 import redis
 
-from engram.log_retention import rewrite_aof
-from engram.services import connect_redis, resolve_redis_url
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores.log_retention import rewrite_aof
+from core.stores.services import connect_redis, resolve_redis_url
 from forget.offline import forget_feature_rows
 from forget.online import forget_in_redis
 from memory.service import PURGE_TIMEOUT_S, connect_store

@@ -8,7 +8,7 @@ import uuid
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engram.settings import Settings
+from core.settings import Settings
 
 
 def forget_feature_rows(settings: Settings, user_id: str) -> int:

@@ -9,8 +9,8 @@ from typing import Any
 import redis
 import yaml
 
-from engram.feast_codec import redis_key
-from engram.feature_store import FEATURE_REPO
+from core.stores.feast_codec import redis_key
+from core.stores.feature_store import FEATURE_REPO
 from pipelines.stream.consumer import ConsumerConfig
 from pipelines.stream.producer import STREAM, forget_entries
 from pipelines.stream.state import forget_user_state

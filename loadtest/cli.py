@@ -14,8 +14,8 @@ from typing import Any
 import click
 from rich.console import Console
 
-from engram.cli_errors import handle_errors
-from engram.settings import Settings
+from core.cli_errors import handle_errors
+from core.settings import Settings
 from loadtest.config import parse_duration
 
 _SOAK_DEFAULT_S = 600
@@ -27,19 +27,28 @@ err_console = Console(stderr=True)
 @click.option("--users", type=int, default=20, show_default=True, help="Concurrent locust users.")
 @click.option("--spawn-rate", type=float, default=20.0, show_default=True, help="Users started/s.")
 @click.option(
-    "--rate", type=float, default=100.0, show_default=True,
+    "--rate",
+    type=float,
+    default=100.0,
+    show_default=True,
     help="Total requests/s aimed at; 0: as fast as the users can.",
-)  # fmt: skip
+)
 @click.option(
-    "--arrivals", type=click.Choice(["poisson", "constant"]), default="poisson",
-    show_default=True, help="Request start times: a Poisson stream at --rate, or every user "
+    "--arrivals",
+    type=click.Choice(["poisson", "constant"]),
+    default="poisson",
+    show_default=True,
+    help="Request start times: a Poisson stream at --rate, or every user "
     "once per period in step (bursts of --users requests).",
-)  # fmt: skip
+)
 @click.option("--workers", type=int, default=2, show_default=True, help="Server workers.")
 @click.option(
-    "--threads", type=int, default=1, show_default=True,
+    "--threads",
+    type=int,
+    default=1,
+    show_default=True,
     help="Threads per server worker (1: sync workers).",
-)  # fmt: skip
+)
 @click.option(
     "--soak", is_flag=True, help="Also sample server RSS and Redis memory; fail on growth."
 )
@@ -47,21 +56,30 @@ err_console = Console(stderr=True)
     "--out", type=click.Path(path_type=Path), help="Output dir (default under ENGRAM_HOME)."
 )
 @click.option(
-    "--slo", "slo_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    "--slo",
+    "slo_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Traffic mix and SLOs (default loadtest/slo.yaml).",
-)  # fmt: skip
+)
 @click.option(
-    "--preset", type=click.Choice(["small", "demo"]), default="demo", show_default=True,
+    "--preset",
+    type=click.Choice(["small", "demo"]),
+    default="demo",
+    show_default=True,
     help="Data generated when ENGRAM_HOME has none.",
-)  # fmt: skip
+)
 @click.option(
-    "--warmup", default="10s", show_default=True,
+    "--warmup",
+    default="10s",
+    show_default=True,
     help="Same traffic before the measured run, not counted (0: none).",
-)  # fmt: skip
+)
 @click.option(
-    "--train/--no-train", default=True, show_default=True,
+    "--train/--no-train",
+    default=True,
+    show_default=True,
     help="When preparing data, train the ranker (if `engram train` exists).",
-)  # fmt: skip
+)
 @click.option("--url", help="Load a server already running here instead of starting one.")
 @click.option("--api-key", envvar="ENGRAM_LOADTEST_API_KEY", help="Key for --url.")
 @click.option("--markdown", is_flag=True, help="Also print the figures as Markdown tables.")

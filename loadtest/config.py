@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 DEFAULT_CONFIG = Path(__file__).with_name("slo.yaml")
 

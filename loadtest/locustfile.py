@@ -122,9 +122,12 @@ class ApiUser(FastHttpUser):
             for _ in range(max(SHAPES.get("signals_per_batch", 5), 1))
         ]
         with self.client.post(
-            "/v1/signals", json=batch, headers=self.headers, name="/v1/signals",
+            "/v1/signals",
+            json=batch,
+            headers=self.headers,
+            name="/v1/signals",
             catch_response=True,
-        ) as response:  # fmt: skip
+        ) as response:
             _expect(response, 202)
 
     tasks = {  # type: ignore[assignment]  # noqa: RUF012  # locust takes {task: weight} too

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engram.errors import InvalidInputError
-from engram.settings import Settings
+from core.errors import InvalidInputError
+from core.settings import Settings
 
 # Asked of users with memories when the data set brings no queries of its own.
 DEFAULT_QUERIES = (

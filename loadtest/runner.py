@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engram.errors import InvalidInputError, ServiceUnavailableError
-from engram.settings import Settings
+from core.errors import InvalidInputError, ServiceUnavailableError
+from core.settings import Settings
 from loadtest import pool as pool_module
 from loadtest import slo, soak, stack
 from loadtest.config import LoadConfig, load_config
@@ -93,17 +93,42 @@ def run_locust(
     """Run locust headless for `duration_s`; its JSON, CSVs and HTML report land in `out`."""
     out.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
-        "--users", str(options.users), "--spawn-rate", str(options.spawn_rate),
-        "--run-time", f"{duration_s}s", "--stop-timeout", "5", "--host", url,
-        "--csv", str(out / "locust"), "--csv-full-history", "--html", str(out / "report.html"),
-        "--json-file", str(out / "locust"), "--only-summary", "--exit-code-on-error", "0",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--users",
+        str(options.users),
+        "--spawn-rate",
+        str(options.spawn_rate),
+        "--run-time",
+        f"{duration_s}s",
+        "--stop-timeout",
+        "5",
+        "--host",
+        url,
+        "--csv",
+        str(out / "locust"),
+        "--csv-full-history",
+        "--html",
+        str(out / "report.html"),
+        "--json-file",
+        str(out / "locust"),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+    ]
     with (out / "locust.log").open("ab") as log:
         done = subprocess.run(
-            command, env={**env, "ENGRAM_LOADTEST_POOL": str(pool_path)}, stdout=log,
-            stderr=subprocess.STDOUT, timeout=duration_s + 120, check=False,
-        )  # fmt: skip
+            command,
+            env={**env, "ENGRAM_LOADTEST_POOL": str(pool_path)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=duration_s + 120,
+            check=False,
+        )
     if done.returncode != 0 or not (out / "locust.json").exists():
         raise ServiceUnavailableError(
             "locust", f"exited {done.returncode}; see {out / 'locust.log'}"
@@ -127,8 +152,13 @@ def _build_pool(
     )
 
 
-def _ensure_online(server: stack.Server, pool: pool_module.Pool, env: dict[str, str], log: Path,
-                   say: Callable[[str], None]) -> None:  # fmt: skip
+def _ensure_online(
+    server: stack.Server,
+    pool: pool_module.Pool,
+    env: dict[str, str],
+    log: Path,
+    say: Callable[[str], None],
+) -> None:
     """Materialize when the first pool user has no online features (e.g. a flushed Redis)."""
     headers = {"Authorization": f"Bearer {pool.api_key}"} if pool.api_key else {}
     probe = f"{server.url}/v1/users/{pool.users[0]}/features"
@@ -179,9 +209,18 @@ def _serve_and_load(
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = options.server_command or tuple(
-        stack.engram_command("serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", str(options.workers), "--threads", str(options.threads))
-    )  # fmt: skip
+        stack.engram_command(
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(options.workers),
+            "--threads",
+            str(options.threads),
+        )
+    )
     server_env = {**env, "ENGRAM_API_KEYS": f"{key}:read,write", "PORT": str(port)}
     say(f"server: {options.workers} workers x {options.threads} threads on {url}")
     with stack.running_server(command, url, server_env, out / "server.log") as server:
@@ -190,21 +229,24 @@ def _serve_and_load(
 
 
 def _free_port() -> int:
-    from engram.local_redis import free_port
+    from core.stores.local_redis import free_port
 
     return free_port()
 
 
 def _redis_url(settings: Settings) -> str | None:
-    from engram.services import local_services_status
+    from core.stores.services import local_services_status
 
     return local_services_status(settings)["redis"]
 
 
 def _warm_up(
-    url: str, pool_path: Path, options: LoadOptions, env: dict[str, str],
+    url: str,
+    pool_path: Path,
+    options: LoadOptions,
+    env: dict[str, str],
     say: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The same traffic for `warmup_s`, kept apart in OUT/warmup; its totals for the summary."""
     if options.warmup_s <= 0:
         return {}
@@ -213,8 +255,12 @@ def _warm_up(
     total = slo.read_stats(options.out / "warmup" / "locust.json").get(slo.AGGREGATED)
     if total is None:
         return {}
-    return {"requests": total.requests, "failures": total.failures, "p99_ms": total.p99_ms,
-            "max_ms": total.max_ms}  # fmt: skip
+    return {
+        "requests": total.requests,
+        "failures": total.failures,
+        "p99_ms": total.p99_ms,
+        "max_ms": total.max_ms,
+    }
 
 
 def _load_and_check(
@@ -232,9 +278,11 @@ def _load_and_check(
     sampler = None
     if options.soak and server_pid is not None:
         sampler = soak.Sampler(
-            server_pid, _redis_url(settings), config.soak.sample_every_s,
+            server_pid,
+            _redis_url(settings),
+            config.soak.sample_every_s,
             config.soak.redis_exclude_keys,
-        ).start()  # fmt: skip
+        ).start()
     began = time.monotonic()
     cpu_s = 0.0
     try:

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from engram.errors import ServiceUnavailableError
-from engram.settings import Settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings
 
 _READY_TIMEOUT_S = 180.0
 _STOP_TIMEOUT_S = 20.0
@@ -46,9 +46,14 @@ def run_step(args: Sequence[str], env: dict[str, str], log: Path, timeout_s: flo
         err.write(f"$ {' '.join(args)}\n")
         err.flush()
         done = subprocess.run(
-            list(args), env=env, stdout=subprocess.PIPE, stderr=err, text=True, timeout=timeout_s,
+            list(args),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            timeout=timeout_s,
             check=False,
-        )  # fmt: skip
+        )
         err.write(f"\n# exit {done.returncode} after {time.monotonic() - began:.1f} s\n")
     if done.returncode != 0:
         raise ServiceUnavailableError(
@@ -87,11 +92,16 @@ def prepare_data(
     say("data: ingest with memories")
     run_step(
         engram_command(
-            "ingest", str(data_dir / "signals.jsonl"), "--catalog",
-            str(data_dir / "catalog.jsonl"), "--memories", "--json",
+            "ingest",
+            str(data_dir / "signals.jsonl"),
+            "--catalog",
+            str(data_dir / "catalog.jsonl"),
+            "--memories",
+            "--json",
         ),
-        env, log,
-    )  # fmt: skip
+        env,
+        log,
+    )
     say("data: materialize")
     materialize(env, log)
     if train and has_command("train"):
@@ -108,8 +118,8 @@ def materialize(env: dict[str, str], log: Path) -> None:
 @contextmanager
 def stopping_local_services(settings: Settings, say: Callable[[str], None]) -> Iterator[None]:
     """Stop on exit the local Redis / Milvus of this home that were not running on entry."""
-    from engram import local_milvus, local_redis
-    from engram.services import local_services_status
+    from core.stores import local_milvus, local_redis
+    from core.stores.services import local_services_status
 
     before = local_services_status(settings)
     try:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engram.errors import ConfigError, ServiceUnavailableError
+from core.errors import ConfigError, ServiceUnavailableError
 from memory.extract import (
     EPISODE_TYPES,
     TextSignal,

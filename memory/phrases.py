@@ -33,11 +33,27 @@ _CUT = re.compile(
 )
 _AND_SPLIT = re.compile(r"\s+(?:and|or|&)\s+", re.IGNORECASE)
 _IDIOMS = frozenset(
-    {"mac and cheese", "rock and roll", "fish and chips", "salt and pepper", "r and b",
-     "black and white", "arts and crafts", "dungeons and dragons", "peanut butter and jelly",
-     "rhythm and blues", "pros and cons", "bread and butter", "hide and seek", "drum and bass",
-     "sweet and sour", "hot and sour", "surf and turf", "country and western"}
-)  # fmt: skip
+    {
+        "mac and cheese",
+        "rock and roll",
+        "fish and chips",
+        "salt and pepper",
+        "r and b",
+        "black and white",
+        "arts and crafts",
+        "dungeons and dragons",
+        "peanut butter and jelly",
+        "rhythm and blues",
+        "pros and cons",
+        "bread and butter",
+        "hide and seek",
+        "drum and bass",
+        "sweet and sour",
+        "hot and sour",
+        "surf and turf",
+        "country and western",
+    }
+)
 # First words that make a phrase a pronoun, a clause or a vague quantity rather than a thing.
 _BAD_HEADS = word_set(
     """

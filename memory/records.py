@@ -16,8 +16,14 @@ MemoryKind = Literal[
     "preference", "dislike", "attribute", "relationship", "life_event", "intent", "episode"
 ]
 MEMORY_KINDS: tuple[MemoryKind, ...] = (
-    "preference", "dislike", "attribute", "relationship", "life_event", "intent", "episode",
-)  # fmt: skip
+    "preference",
+    "dislike",
+    "attribute",
+    "relationship",
+    "life_event",
+    "intent",
+    "episode",
+)
 FACT_KINDS: frozenset[str] = frozenset(MEMORY_KINDS) - {"episode"}
 
 

@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from engram.errors import InvalidInputError, ServiceUnavailableError
-from engram.settings import Settings
+from core.errors import InvalidInputError, ServiceUnavailableError
+from core.settings import Settings
 from memory.behaviour import search_burst_intents
 from memory.embed import DIM, Embedder
 from memory.extract import Extractor, TextSignal
@@ -196,7 +196,7 @@ class MemoryService:
 
     def forget_user(self, user_id: str, *, purge_timeout_s: float = PURGE_TIMEOUT_S) -> int:
         """Delete every memory of the user and compact the collection, so they leave its
-        segments on disk too (engram/log_retention.py); returns how many were deleted."""
+        segments on disk too (core/stores/log_retention.py); returns how many were deleted."""
         deleted = self.store.delete_user(user_id)
         if deleted:
             self.store.purge(purge_timeout_s)
@@ -299,12 +299,16 @@ def answer_queries(service: MemoryService, lines: Iterable[str]) -> Iterator[dic
 
 
 def connect_store(
-    settings: Settings, *, collection: str = DEFAULT_COLLECTION, model: str = "", dim: int = DIM,
+    settings: Settings,
+    *,
+    collection: str = DEFAULT_COLLECTION,
+    model: str = "",
+    dim: int = DIM,
     timeout_s: float | None = None,
-) -> MilvusMemoryStore:  # fmt: skip
+) -> MilvusMemoryStore:
     """A store on MILVUS_URI (or the local server, started if needed); creates nothing. Its
-    Milvus calls time out after `timeout_s` (engram.services.connect_milvus)."""
-    from engram.services import connect_milvus
+    Milvus calls time out after `timeout_s` (core.stores.services.connect_milvus)."""
+    from core.stores.services import connect_milvus
 
     client = connect_milvus(settings, timeout_s)
     return MilvusMemoryStore(client, dim=dim, model=model, collection=collection)
@@ -331,8 +335,9 @@ def build_memory_service(
             load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads),
             20_000,
         )
-    store = connect_store(settings, collection=collection, model=embedder.name, dim=embedder.dim,
-                          timeout_s=timeout_s)  # fmt: skip
+    store = connect_store(
+        settings, collection=collection, model=embedder.name, dim=embedder.dim, timeout_s=timeout_s
+    )
     try:
         store.ensure_collection()
     except MilvusException as error:

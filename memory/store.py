@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from engram.errors import ConfigError, InvalidInputError
-from engram.log_retention import Purge, purge_milvus
+from core.contract import ID_PATTERN
+from core.errors import ConfigError, InvalidInputError
+from core.stores.log_retention import Purge, purge_milvus
 from memory.embed import Vectors
 from memory.lifecycle import text_key
 from memory.records import MEMORY_KINDS, Memory
-from pipelines.contract import ID_PATTERN
 
 DEFAULT_COLLECTION = "engram_memories"
 OPEN_END = 2**63 - 1  # INT64 sentinel for "no end"
@@ -42,10 +42,22 @@ _QUERY_WINDOW = 16_384  # Milvus's limit on offset + limit of one query
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID = re.compile(ID_PATTERN)
 SCALAR_FIELDS = (
-    "memory_id", "user_id", "kind", "text", "text_key", "slot", "value", "confidence",
-    "valid_from", "valid_to", "expires_at", "created_at", "updated_at", "superseded_by",
+    "memory_id",
+    "user_id",
+    "kind",
+    "text",
+    "text_key",
+    "slot",
+    "value",
+    "confidence",
+    "valid_from",
+    "valid_to",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "superseded_by",
     "source_event_ids",
-)  # fmt: skip
+)
 
 
 def milvus_literal(value: str) -> str:
@@ -324,8 +336,11 @@ class MilvusMemoryStore:
         return out
 
     def _query_all(self, expr: str, fields: list[str]) -> list[dict[str, Any]]:
-        rows = list(self._client.query(self.collection, filter=expr, output_fields=fields,
-                                       limit=_QUERY_WINDOW))  # fmt: skip
+        rows = list(
+            self._client.query(
+                self.collection, filter=expr, output_fields=fields, limit=_QUERY_WINDOW
+            )
+        )
         if len(rows) < _QUERY_WINDOW:
             return rows
         # More than one query window: page with the iterator, which has no such limit.
@@ -394,7 +409,7 @@ class MilvusMemoryStore:
 
     def purge(self, timeout_s: float) -> Purge:
         """Compact the collection so rows deleted before this call leave its segments on disk
-        (engram/log_retention.py); waits at most `timeout_s`."""
+        (core/stores/log_retention.py); waits at most `timeout_s`."""
         return purge_milvus(self._client, [self.collection], timeout_s=timeout_s)[0]
 
     def delete_memories(self, user_id: str, memory_ids: Sequence[str]) -> int:

@@ -17,14 +17,41 @@ from typing import Literal
 Direction = Literal["past", "future"]
 
 _NUMBERS = {
-    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
-    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
-    "a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3, "several": 3,
-}  # fmt: skip
+    "a": 1,
+    "an": 1,
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "a couple of": 2,
+    "a couple": 2,
+    "couple of": 2,
+    "a few": 3,
+    "few": 3,
+    "several": 3,
+}
 _MONTHS = [
-    "january", "february", "march", "april", "may", "june", "july", "august", "september",
-    "october", "november", "december",
-]  # fmt: skip
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 # Meteorological seasons, northern hemisphere: the month each starts.
 _SEASONS = {"spring": 3, "summer": 6, "autumn": 9, "fall": 9, "winter": 12}
@@ -103,8 +130,13 @@ def _resolve(kind: str, match: re.Match[str], base: datetime, direction: Directi
         if unit == "year":
             return _day(base).replace(year=base.year + sign * count, day=min(base.day, 28))
         return _day(base) + timedelta(days=sign * count * _UNITS[unit])
-    offsets = {"day_before_yesterday": -2, "day_after_tomorrow": 2, "yesterday": -1,
-               "tomorrow": 1, "today": 0}  # fmt: skip
+    offsets = {
+        "day_before_yesterday": -2,
+        "day_after_tomorrow": 2,
+        "yesterday": -1,
+        "tomorrow": 1,
+        "today": 0,
+    }
     if kind in offsets:
         return _day(base) + timedelta(days=offsets[kind])
     rel = " ".join((groups.get("rel") or "").lower().split())

@@ -9,7 +9,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from pipelines.feature_specs import USER_FEATURES, snapshot_schema
 from pipelines.signal_arrays import WEIGHT_SCALE, SignalArrays, read_signals, type_code
 from pipelines.timelines import (

@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engram.errors import InvalidInputError
-from engram.settings import Settings
+from core.errors import InvalidInputError
+from core.settings import Settings
 from pipelines import (
     aggregate,
     catalog_store,

@@ -8,8 +8,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engram.settings import Settings
-from pipelines.contract import CATALOG_SCHEMA
+from core.contract import CATALOG_SCHEMA
+from core.settings import Settings
 
 
 def catalog_path(settings: Settings) -> Path:

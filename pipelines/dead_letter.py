@@ -20,9 +20,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from engram.errors import InvalidInputError
-from engram.settings import Settings
-from pipelines.contract import DEAD_LETTER_SCHEMA, ID_PATTERN
+from core.contract import DEAD_LETTER_SCHEMA, ID_PATTERN
+from core.errors import InvalidInputError
+from core.settings import Settings
 from pipelines.redact import redact_array
 
 PART_GLOB = "part-*.parquet"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from engram.settings import Settings
+from core.settings import Settings
 
 
 def connect(settings: Settings) -> duckdb.DuckDBPyConnection:

@@ -19,14 +19,14 @@ from datetime import timedelta
 
 import duckdb
 
-from engram.errors import InvalidInputError
-from pipelines.contract import (
+from core.contract import (
     CATALOG_SCHEMA,
     IMPLICIT_WEIGHTS,
     NORMALIZED_SCHEMA,
     RATING_MAX,
     RATING_MIN,
 )
+from core.errors import InvalidInputError
 
 # A rating is feedback in both directions: the middle of the scale weighs nothing, a top rating
 # weighs as much as any rating's implicit weight and a bottom one as much against. So a 1-star

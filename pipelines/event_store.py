@@ -29,8 +29,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from engram.settings import Settings
-from pipelines.contract import NORMALIZED_SCHEMA
+from core.contract import NORMALIZED_SCHEMA
+from core.settings import Settings
 
 _COLUMNS = ", ".join(NORMALIZED_SCHEMA.names)
 # Row groups of this many events: DuckDB reads a part in parallel by row group.
@@ -38,8 +38,15 @@ ROW_GROUP_ROWS = 1 << 20
 # Dictionary pages only where values repeat (unique event ids and free text gain nothing from
 # them), and min/max statistics only on the columns readers filter on: 15% less CPU per part.
 _DICTIONARY_COLUMNS = [
-    "user_id", "type", "item_id", "context", "session_id", "speaker", "device", "source"
-]  # fmt: skip
+    "user_id",
+    "type",
+    "item_id",
+    "context",
+    "session_id",
+    "speaker",
+    "device",
+    "source",
+]
 _STATISTICS_COLUMNS = ["event_id", "user_id", "ts", "type", "item_id", "value", "ingested_at"]
 
 
@@ -243,9 +250,13 @@ def write_stream_part(settings: Settings, events: pa.Table, first: str, last: st
     path = directory / f"part-stream-{first}_{last}.parquet"
     temporary = directory / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp"
     with pq.ParquetWriter(
-        temporary, NORMALIZED_SCHEMA, compression="zstd", compression_level=1,
-        use_dictionary=_DICTIONARY_COLUMNS, write_statistics=_STATISTICS_COLUMNS,
-    ) as writer:  # fmt: skip
+        temporary,
+        NORMALIZED_SCHEMA,
+        compression="zstd",
+        compression_level=1,
+        use_dictionary=_DICTIONARY_COLUMNS,
+        write_statistics=_STATISTICS_COLUMNS,
+    ) as writer:
         writer.write_table(events.cast(NORMALIZED_SCHEMA), row_group_size=ROW_GROUP_ROWS)
     os.replace(temporary, path)
     return path

@@ -6,8 +6,8 @@ from typing import Any
 
 import duckdb
 
-from engram.errors import UnknownUserError
-from engram.settings import Settings
+from core.errors import UnknownUserError
+from core.settings import Settings
 from pipelines.batch import USER_FEATURES_FILE, features_dir
 
 

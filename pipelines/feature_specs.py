@@ -13,7 +13,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-from pipelines.contract import UTC_TS
+from core.contract import UTC_TS
 
 FeatureType = Literal["int64", "float64", "timestamp", "list<string>", "list<float32>"]
 

@@ -1,7 +1,7 @@
 """Bulk materialization: feature rows from Parquet or Arrow into Feast's Redis online store, fast.
 
-Writes exactly what `feast materialize` writes (keys, fields and values from engram/feast_codec.py:
-one HSET of every feature plus `_ts:view` per entity, EXPIRE when the store sets
+Writes exactly what `feast materialize` writes (keys, fields and values from
+core/stores/feast_codec.py: one HSET of every feature plus `_ts:view` per entity, EXPIRE when the store sets
 `key_ttl_seconds`), so Feast's get_online_features and Engram's fast reader both read it back.
 Where Feast builds a proto object per value and a redis-py command per row, this encodes whole
 columns with numpy, frames the Redis protocol itself and streams chunks on one connection,
@@ -34,10 +34,10 @@ import pyarrow.dataset as ds
 import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from engram import feast_codec
-from engram.errors import InvalidInputError, ServiceUnavailableError, SourceError
-from engram.feast_codec import FIXED_WIDTH_KINDS, ViewRef
-from engram.settings import Settings
+from core.errors import InvalidInputError, ServiceUnavailableError, SourceError
+from core.settings import Settings
+from core.stores import feast_codec
+from core.stores.feast_codec import FIXED_WIDTH_KINDS, ViewRef
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the registry-facing runners use it
     from feast import FeatureStore
@@ -257,9 +257,11 @@ def _chunk_payload(
 ) -> tuple[list[bytes], int, np.ndarray]:
     """Commands for one chunk: one HSET per row for the views it is newer for. Pure."""
     encode = functools.partial(
-        encode_hsets, project=project, timestamp_field=timestamp_field,
+        encode_hsets,
+        project=project,
+        timestamp_field=timestamp_field,
         key_ttl_seconds=key_ttl_seconds,
-    )  # fmt: skip
+    )
     if newer is None:
         newer = np.ones((chunk.num_rows, len(views)), bool)
     # Usually every view is newer (or none): one HSET with all of them; per view otherwise.
@@ -381,9 +383,15 @@ def materialize_view(
 ) -> MaterializeResult:
     """Materialize one feature view like `feast materialize`, from its source or a given table."""
     return materialize_views(
-        store, client, [view_name], start=start, end=end, table=table, record=record,
+        store,
+        client,
+        [view_name],
+        start=start,
+        end=end,
+        table=table,
+        record=record,
         chunk_rows=chunk_rows,
-    )  # fmt: skip
+    )
 
 
 def _source_key(feature_view: Any) -> tuple[str, str, str, str]:
@@ -494,8 +502,8 @@ def materialize_incremental(
 
 def run_materialize(settings: Settings, *, end: datetime | None = None) -> dict[str, Any]:
     """`engram materialize`: apply the repo, then every view's new rows up to `end` (now)."""
-    from engram import feature_store
-    from engram.services import resolve_redis_url
+    from core.stores import feature_store
+    from core.stores.services import resolve_redis_url
 
     began = time.perf_counter()
     end = end or datetime.now(UTC)
@@ -508,11 +516,15 @@ def run_materialize(settings: Settings, *, end: datetime | None = None) -> dict[
         "end": end.isoformat(),
         "views": sum(len(r.views) for r in results),
         "passes": [
-            {"views": list(r.views), "start": r.start.isoformat() if r.start else None,
-             "rows_read": r.rows_read, "rows_written": r.rows_written,
-             "seconds": round(r.seconds, 3)}
+            {
+                "views": list(r.views),
+                "start": r.start.isoformat() if r.start else None,
+                "rows_read": r.rows_read,
+                "rows_written": r.rows_written,
+                "seconds": round(r.seconds, 3),
+            }
             for r in results
         ],
         "rows_written": sum(r.rows_written for r in results),
         "seconds": round(time.perf_counter() - began, 3),
-    }  # fmt: skip
+    }

@@ -33,9 +33,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engram.errors import InvalidInputError
-from pipelines import strict_json
-from pipelines.contract import (
+from core.contract import (
     CONTEXT_MAX_DEPTH,
     DEAD_LETTER_SCHEMA,
     NORMALIZED_SCHEMA,
@@ -43,6 +41,8 @@ from pipelines.contract import (
     TEXT_TYPES,
     UTC_TS,
 )
+from core.errors import InvalidInputError
+from pipelines import strict_json
 from pipelines.redact import redact_array
 from pipelines.signal_rules import FIELDS, checks_sql
 

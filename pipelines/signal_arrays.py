@@ -9,7 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import SIGNAL_TYPES
+from core.contract import SIGNAL_TYPES
 
 # Weights are summed as integer micro-units, so a window's sum (a difference of two prefix
 # sums) is exact and an empty window is exactly 0.

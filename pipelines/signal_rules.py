@@ -20,8 +20,7 @@ from collections.abc import Callable, Iterable
 
 import duckdb
 
-from engram.errors import InvalidInputError
-from pipelines.contract import (
+from core.contract import (
     CONTEXT_MAX_DEPTH,
     EPOCH_MAX_SECONDS,
     EPOCH_MIN_SECONDS,
@@ -33,6 +32,7 @@ from pipelines.contract import (
     SPEAKERS,
     TEXT_TYPES,
 )
+from core.errors import InvalidInputError
 
 FIELDS: tuple[str, ...] = (
     "event_id",

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 # Only a \ud800-\udfff escape can put a surrogate in a parsed string (UTF-8 cannot encode one), so
 # documents without such an escape skip the search for it.

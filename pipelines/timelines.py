@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 MICROS_PER_DAY = 86_400_000_000
 WINDOWS: dict[str, int] = {

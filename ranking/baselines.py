@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 Cutoffs: TypeAlias = Sequence[pd.Timestamp] | pd.Series | pd.DatetimeIndex
 Exclude: TypeAlias = Mapping[str, Collection[str]]

@@ -20,15 +20,19 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ranking.baselines import to_micros, top_k
 from ranking.history import UserHistory
 from ranking.item_vectors import ItemVectors
 
 # How many items of each source enter the ranked union (about 600 distinct per user).
 DEFAULT_LIMITS: dict[str, int] = {
-    "als": 300, "cooccurrence": 250, "item_knn": 150, "embedding": 150, "popularity": 50,
-}  # fmt: skip
+    "als": 300,
+    "cooccurrence": 250,
+    "item_knn": 150,
+    "embedding": 150,
+    "popularity": 50,
+}
 RECALL_DEPTH = 500  # each source's list is kept this deep to measure its recall@500
 RECENT_ITEMS = 20  # contacts that make the taste vector
 
@@ -159,8 +163,13 @@ class UserCandidates:
 
     def sources(self) -> list[str]:
         """Per item, the names of the sources that proposed it, joined by '+'."""
-        labels = np.array(["+".join(n for j, n in enumerate(self.names) if mask >> j & 1)
-                           for mask in range(1 << len(self.names))], dtype=object)  # fmt: skip
+        labels = np.array(
+            [
+                "+".join(n for j, n in enumerate(self.names) if mask >> j & 1)
+                for mask in range(1 << len(self.names))
+            ],
+            dtype=object,
+        )
         bits = (self.inside * (1 << np.arange(len(self.names)))).sum(axis=1)
         return labels[bits].tolist()
 
@@ -216,10 +225,12 @@ def generate(
         for row, user in enumerate(users):
             blocked = items.get_indexer(list((exclude or {}).get(user, ())))
             union, best = _union(
-                {name: matrix[row] for name, matrix in matrices.items()}, item_array,
-                blocked[blocked >= 0], limits, None if only is None else items.get_indexer(
-                    [str(i) for i in only]),
-            )  # fmt: skip
+                {name: matrix[row] for name, matrix in matrices.items()},
+                item_array,
+                blocked[blocked >= 0],
+                limits,
+                None if only is None else items.get_indexer([str(i) for i in only]),
+            )
             for name, columns in best.items():
                 lists[name][keys[start + row]] = item_array[columns].tolist()
             pieces.append(pd.DataFrame({"user_id": user, "at": times[row], **union.columns()}))
@@ -266,9 +277,9 @@ def _union(
     if only is not None:
         chosen = only[only >= 0]
     else:
-        chosen = np.unique(np.concatenate(
-            [best[name][: limits[name]] for name in best] or [np.empty(0, np.int64)]
-        ))  # fmt: skip
+        chosen = np.unique(
+            np.concatenate([best[name][: limits[name]] for name in best] or [np.empty(0, np.int64)])
+        )
     names = list(best)
     n_items = len(item_array)
     score_block = np.empty((len(chosen), len(names)))
@@ -293,23 +304,32 @@ def key_of(user_id: str, at: pd.Timestamp) -> str:
 
 
 def source_recall(
-    candidates: CandidateSet, relevant: Mapping[str, Collection[str]], at: pd.Series,
+    candidates: CandidateSet,
+    relevant: Mapping[str, Collection[str]],
+    at: pd.Series,
     ks: Sequence[int] = (100, 500),
-) -> dict[str, dict[str, float]]:  # fmt: skip
+) -> dict[str, dict[str, float]]:
     """Mean recall@k of each source's list and of the ranked union, over users in `relevant`."""
     users = [u for u in relevant if u in at.index]
     out: dict[str, dict[str, float]] = {}
     for name, by_key in candidates.lists.items():
         out[name] = {
-            f"recall@{k}": float(np.mean([
-                len(set(by_key.get(key_of(u, at[u]), [])[:k]) & set(relevant[u]))
-                / len(relevant[u]) for u in users
-            ])) for k in ks
-        }  # fmt: skip
+            f"recall@{k}": float(
+                np.mean(
+                    [
+                        len(set(by_key.get(key_of(u, at[u]), [])[:k]) & set(relevant[u]))
+                        / len(relevant[u])
+                        for u in users
+                    ]
+                )
+            )
+            for k in ks
+        }
     union = candidates.frame.groupby("user_id")["item_id"].agg(set)
     out["union"] = {
-        "recall": float(np.mean([len(union.get(u, set()) & set(relevant[u])) / len(relevant[u])
-                                 for u in users])),
+        "recall": float(
+            np.mean([len(union.get(u, set()) & set(relevant[u])) / len(relevant[u]) for u in users])
+        ),
         "mean_size": float(candidates.frame.groupby("user_id").size().mean()),
-    }  # fmt: skip
+    }
     return out

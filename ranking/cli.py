@@ -10,16 +10,17 @@ from typing import Any
 
 import click
 
-from engram.cli_errors import handle_errors
-from engram.settings import Settings
+from core.cli_errors import handle_errors
+from core.settings import Settings
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the new version's metadata as JSON.")
 @click.option(
-    "--max-users", type=click.IntRange(min=1),
+    "--max-users",
+    type=click.IntRange(min=1),
     help="Label users per slice, a fixed random sample (default: all); bounds training time.",
-)  # fmt: skip
+)
 @click.pass_obj
 @handle_errors
 def train(settings: Settings, as_json: bool, max_users: int | None) -> None:
@@ -39,17 +40,27 @@ def train(settings: Settings, as_json: bool, max_users: int | None) -> None:
 
 
 @click.command("eval")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
-              help="The data to ingest (a MovieLens directory or a signals file).")  # fmt: skip
 @click.option(
-    "--format", "input_format", type=click.Choice(["signals", "movielens"]), default="movielens",
-    show_default=True, help="Format of --data.",
-)  # fmt: skip
+    "--data",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="The data to ingest (a MovieLens directory or a signals file).",
+)
+@click.option(
+    "--format",
+    "input_format",
+    type=click.Choice(["signals", "movielens"]),
+    default="movielens",
+    show_default=True,
+    help="Format of --data.",
+)
 @click.option("--catalog", type=click.Path(exists=True, path_type=Path), help="Item catalog file.")
 @click.option(
-    "--report", "report_dir", type=click.Path(path_type=Path),
+    "--report",
+    "report_dir",
+    type=click.Path(path_type=Path),
     help="Directory of the Markdown report and plots (default: in the run's home).",
-)  # fmt: skip
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 @handle_errors
@@ -67,9 +78,13 @@ def evaluate(
     from ranking.report import candidates_table, metrics_table
 
     result = run_eval(
-        settings, data, input_format, catalog=catalog, report_dir=report_dir,
+        settings,
+        data,
+        input_format,
+        catalog=catalog,
+        report_dir=report_dir,
         default_report=True,
-    )  # fmt: skip
+    )
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
@@ -101,7 +116,7 @@ def rank(
 ) -> None:
     """Rank USER_ID's items (or a sample user's) with the latest model: title, category,
     score and why (candidate sources, top features, matched preference memories)."""
-    from engram.errors import InvalidInputError
+    from core.errors import InvalidInputError
     from ranking.evaluate import catalog_frame
     from ranking.ranker import load_ranker
 
@@ -115,14 +130,16 @@ def rank(
     items = []
     for item_id, score in result.items:
         row = catalog.loc[item_id] if item_id in catalog.index else None
-        items.append({
-            "item_id": item_id,
-            "title": _text(row, "title"),
-            "category": _text(row, "category"),
-            "score": round(score, 4),
-            **result.reasons.get(item_id, {}),
-            "memories": memories.get(item_id, []),
-        })  # fmt: skip
+        items.append(
+            {
+                "item_id": item_id,
+                "title": _text(row, "title"),
+                "category": _text(row, "category"),
+                "score": round(score, 4),
+                **result.reasons.get(item_id, {}),
+                "memories": memories.get(item_id, []),
+            }
+        )
     if as_json:
         out = {"user_id": user, "model_version": result.model_version, "items": items}
         click.echo(json.dumps(out, ensure_ascii=False))
@@ -148,7 +165,7 @@ def _sample_user(settings: Settings, ranker: Any) -> str:
     if writer is not None and len(history.before(writer, 2**62).items):
         return str(writer)
     if not history.users:
-        from engram.errors import InvalidInputError
+        from core.errors import InvalidInputError
 
         raise InvalidInputError("sample", "no user has any history: run `engram ingest`")
     return str(max(history.users, key=lambda u: len(history.before(u, 2**62).items)))
@@ -162,7 +179,7 @@ def _matched_memories(
     import numpy as np
     from pymilvus.exceptions import MilvusException
 
-    from engram.errors import EngramError
+    from core.errors import EngramError
     from memory.service import build_memory_service
 
     if not item_ids or ranker._embedder is None:
@@ -203,15 +220,20 @@ def _print_ranked(user_id: str, version: str, items: list[dict[str, Any]]) -> No
     for position, item in enumerate(items, start=1):
         why = [f"sources: {'+'.join(item.get('sources', [])) or '-'}"]
         why.append(
-            "features: " + ", ".join(
+            "features: "
+            + ", ".join(
                 f"{f['name']} {f['contribution']:+.2f}" for f in item.get("top_features", [])
             )
-        )  # fmt: skip
+        )
         why += [f"memory: {m['text']} ({m['similarity']:.2f})" for m in item["memories"]]
         table.add_row(
-            str(position), item["item_id"], item["title"] or "", item["category"] or "",
-            f"{item['score']:.3f}", "\n".join(why),
-        )  # fmt: skip
+            str(position),
+            item["item_id"],
+            item["title"] or "",
+            item["category"] or "",
+            f"{item['score']:.3f}",
+            "\n".join(why),
+        )
     console = Console()
     console.width = max(console.width, 150)  # logs (make demo) are not 80 columns wide
     console.print(table)

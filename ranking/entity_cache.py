@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from engram import feast_codec
-from engram.feast_codec import ValueKind
+from core.stores import feast_codec
+from core.stores.feast_codec import ValueKind
 from ranking.online_features import OnlineFeatureReader, OnlineFeatures
 
 CHUNK = 1_000  # entities per EVAL on refresh: one EVAL blocks Redis while it runs
@@ -61,8 +61,10 @@ class CachedRows:
         """Python values of one feature (None when missing), as `OnlineFeatures.values`."""
         j = self.names.index(name)
         column = self._raw[name]
-        raws = [None if hidden else column[i] for i, hidden in zip(
-            self._at, self._hidden[:, j], strict=True)]  # fmt: skip
+        raws = [
+            None if hidden else column[i]
+            for i, hidden in zip(self._at, self._hidden[:, j], strict=True)
+        ]
         return feast_codec.decode_column(raws, self.types[name])
 
     def numeric(self, name: str) -> np.ndarray:
@@ -142,8 +144,17 @@ class EntityCache:
             stale = snap.stamps_s[at] < now_s - self._ttl_s
             hidden = stale[:, self._view_of]
             block[hidden] = np.nan
-        return CachedRows(self.join_key, ids, list(self._names), self._types, block, snap.raw,
-                          snap.stamp_raw, at, hidden)  # fmt: skip
+        return CachedRows(
+            self.join_key,
+            ids,
+            list(self._names),
+            self._types,
+            block,
+            snap.raw,
+            snap.stamp_raw,
+            at,
+            hidden,
+        )
 
     def _current(self, ids: list[str]) -> _Snapshot:
         """A young enough snapshot, with any id outside the population read live for this
@@ -168,13 +179,26 @@ class EntityCache:
                 matrix[:, [self._names.index(n) for n in self._numeric]] = read.matrix(
                     self._numeric
                 )
-            parts.append(_Snapshot(
-                list(read.ids), {}, matrix, self._seconds(read), read.raw, read.stamps, loaded_at
-            ))  # fmt: skip
-        empty = _Snapshot([], {}, np.empty((0, len(self._names))),
-                          np.empty((0, len(self._view_names))),
-                          {n: [] for n in self._names}, {v: [] for v in self._view_names},
-                          loaded_at)  # fmt: skip
+            parts.append(
+                _Snapshot(
+                    list(read.ids),
+                    {},
+                    matrix,
+                    self._seconds(read),
+                    read.raw,
+                    read.stamps,
+                    loaded_at,
+                )
+            )
+        empty = _Snapshot(
+            [],
+            {},
+            np.empty((0, len(self._names))),
+            np.empty((0, len(self._view_names))),
+            {n: [] for n in self._names},
+            {v: [] for v in self._view_names},
+            loaded_at,
+        )
         return _joined(empty, *parts)
 
     def _seconds(self, read: OnlineFeatures) -> np.ndarray:
@@ -190,19 +214,28 @@ def _joined(first: _Snapshot, *more: _Snapshot) -> _Snapshot:
     parts = (first, *more)
     ids = [item for part in parts for item in part.ids]
     return _Snapshot(
-        ids, {item: k for k, item in enumerate(ids)},
-        np.vstack([p.matrix for p in parts]), np.vstack([p.stamps_s for p in parts]),
+        ids,
+        {item: k for k, item in enumerate(ids)},
+        np.vstack([p.matrix for p in parts]),
+        np.vstack([p.stamps_s for p in parts]),
         {n: [raw for p in parts for raw in p.raw[n]] for n in first.raw},
         {v: [raw for p in parts for raw in p.stamp_raw[v]] for v in first.stamp_raw},
         first.loaded_at,
-    )  # fmt: skip
+    )
 
 
 _NOT_NUMERIC = {
-    ValueKind.BYTES, ValueKind.STRING, ValueKind.BYTES_LIST, ValueKind.STRING_LIST,
-    ValueKind.INT32_LIST, ValueKind.INT64_LIST, ValueKind.DOUBLE_LIST, ValueKind.FLOAT_LIST,
-    ValueKind.BOOL_LIST, ValueKind.UNIX_TIMESTAMP_LIST,
-}  # fmt: skip
+    ValueKind.BYTES,
+    ValueKind.STRING,
+    ValueKind.BYTES_LIST,
+    ValueKind.STRING_LIST,
+    ValueKind.INT32_LIST,
+    ValueKind.INT64_LIST,
+    ValueKind.DOUBLE_LIST,
+    ValueKind.FLOAT_LIST,
+    ValueKind.BOOL_LIST,
+    ValueKind.UNIX_TIMESTAMP_LIST,
+}
 
 
 __all__ = ["CHUNK", "CachedRows", "EntityCache"]

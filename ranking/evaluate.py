@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
-from engram.settings import Settings
+from core.settings import Settings
 from memory.embed import Embedder
 from ranking.baselines import ALS, GlobalPopularity, ItemKNN, RecentPopularity, Recommender
 from ranking.candidates import source_recall
@@ -159,9 +159,12 @@ def run_eval(
 
     catalog_size = len(inputs.items)
     baselines: list[Recommender] = [
-        GlobalPopularity(), RecentPopularity(), ItemKNN(retrain_growth=0.25),
-        ALS(retrain_growth=0.25), ALS(),
-    ]  # fmt: skip
+        GlobalPopularity(),
+        RecentPopularity(),
+        ItemKNN(retrain_growth=0.25),
+        ALS(retrain_growth=0.25),
+        ALS(),
+    ]
     names = ["popularity", "recent_popularity", "item_knn", "als_asof", "als"]
     for name, model in zip(names, baselines, strict=True):
         model.fit(split.history if model.point_in_time else split.train)
@@ -169,10 +172,12 @@ def run_eval(
     lap("baselines")
 
     metrics = {
-        name: {key: round(value, 4) for key, value in
-               evaluate(recs, split.relevant, catalog_size).items()}
+        name: {
+            key: round(value, 4)
+            for key, value in evaluate(recs, split.relevant, catalog_size).items()
+        }
         for name, recs in recommendations.items()
-    }  # fmt: skip
+    }
     result = EvalResult(
         split={
             **asdict(split.stats),
@@ -224,7 +229,11 @@ def _ndcg_curve(
     from ranking.metrics import ndcg_at_k
 
     return {
-        name: {k: round(float(np.mean([ndcg_at_k(recs.get(u, []), relevant[u], k)
-                                       for u in relevant])), 4) for k in NDCG_KS}
+        name: {
+            k: round(
+                float(np.mean([ndcg_at_k(recs.get(u, []), relevant[u], k) for u in relevant])), 4
+            )
+            for k in NDCG_KS
+        }
         for name, recs in recommendations.items()
-    }  # fmt: skip
+    }

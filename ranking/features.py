@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ranking.baselines import to_micros
 from ranking.candidates import taste_vector
 from ranking.history import UserHistory
@@ -40,11 +40,21 @@ _HOUR_US = 3_600 * 1_000_000
 _NEVER = np.iinfo(np.int64).min
 
 CONTEXT_FEATURES: tuple[str, ...] = (
-    "sim_recent_max", "sim_recent_mean", "sim_taste", "sim_dislike",
-    "sim_pref_memory", "sim_dislike_memory",
-    "days_since_similar", "days_since_category", "category_share_recent",
-    "user_contacts", "days_since_last_contact", "hour_of_day", "day_of_week", "n_sources",
-)  # fmt: skip
+    "sim_recent_max",
+    "sim_recent_mean",
+    "sim_taste",
+    "sim_dislike",
+    "sim_pref_memory",
+    "sim_dislike_memory",
+    "days_since_similar",
+    "days_since_category",
+    "category_share_recent",
+    "user_contacts",
+    "days_since_last_contact",
+    "hour_of_day",
+    "day_of_week",
+    "n_sources",
+)
 _C = {name: j for j, name in enumerate(CONTEXT_FEATURES)}
 
 
@@ -255,7 +265,9 @@ def _user_block(context: Context, user: str, moment: int, item_rows: np.ndarray)
 
 
 def _memory_sims(out: np.ndarray, items: np.ndarray, memories: UserMemories) -> None:
-    for name, vectors in (("sim_pref_memory", memories.preferences),
-                          ("sim_dislike_memory", memories.dislikes)):  # fmt: skip
+    for name, vectors in (
+        ("sim_pref_memory", memories.preferences),
+        ("sim_dislike_memory", memories.dislikes),
+    ):
         if vectors is not None and len(vectors):
             out[:, _C[name]] = (items @ np.asarray(vectors, dtype=np.float32).T).max(axis=1)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from engram.errors import InvalidInputError
-from engram.settings import Settings
+from core.errors import InvalidInputError
+from core.settings import Settings
 from memory.embed import Embedder
 from ranking import registry
 from ranking.history import load_interactions

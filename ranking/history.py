@@ -12,7 +12,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from engram.settings import Settings
+from core.settings import Settings
 from ranking.baselines import to_micros
 from ranking.split import INTERACTION_COLUMNS, item_contacts
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from memory.embed import Embedder
 from memory.store import ensure_vector_collection, milvus_literal
 
@@ -143,17 +143,22 @@ class ItemVectorStore:
             self._client.insert(self.collection, rows)
         # A Strong read waits until the query node has applied every write.
         self._client.query(
-            self.collection, filter='item_id == ""', output_fields=["item_id"], limit=1,
+            self.collection,
+            filter='item_id == ""',
+            output_fields=["item_id"],
+            limit=1,
             consistency_level="Strong",
-        )  # fmt: skip
+        )
 
     def load(self) -> ItemVectors:
         """Every stored item vector, sorted by item id."""
         rows: list[dict[str, Any]] = []
         iterator = self._client.query_iterator(
-            self.collection, batch_size=4_096, filter='item_id != ""',
+            self.collection,
+            batch_size=4_096,
+            filter='item_id != ""',
             output_fields=["item_id", "embedding"],
-        )  # fmt: skip
+        )
         try:
             while batch := iterator.next():
                 rows.extend(batch)
@@ -178,9 +183,13 @@ class ItemVectorStore:
                 else ""
             )
             hits = self._client.search(
-                self.collection, data=[query.tolist()], limit=limit, filter=expr,
-                output_fields=["item_id"], search_params={"metric_type": "IP"},
-            )[0]  # fmt: skip
+                self.collection,
+                data=[query.tolist()],
+                limit=limit,
+                filter=expr,
+                output_fields=["item_id"],
+                search_params={"metric_type": "IP"},
+            )[0]
             out.append([(str(hit["id"]), float(hit["distance"])) for hit in hits])
         return out
 
@@ -193,11 +202,15 @@ class ItemVectorStore:
         self._client.close()
 
 
-def connect_item_store(settings: Any, embedder: Embedder, collection: str = ITEMS_COLLECTION,
-                       timeout_s: float | None = None) -> ItemVectorStore:  # fmt: skip
+def connect_item_store(
+    settings: Any,
+    embedder: Embedder,
+    collection: str = ITEMS_COLLECTION,
+    timeout_s: float | None = None,
+) -> ItemVectorStore:
     """The item store on MILVUS_URI (or the local server, started if needed); creates nothing.
-    Its Milvus calls time out after `timeout_s` (engram.services.connect_milvus)."""
-    from engram.services import connect_milvus
+    Its Milvus calls time out after `timeout_s` (core.stores.services.connect_milvus)."""
+    from core.stores.services import connect_milvus
 
     client = connect_milvus(settings, timeout_s)
     return ItemVectorStore(client, dim=embedder.dim, model=embedder.name, collection=collection)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence, Set
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 DEFAULT_KS: tuple[int, ...] = (10, 100)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -106,21 +106,30 @@ def fit_lambdarank(
         is_valid[keep],
     )
     train = lgb.Dataset(
-        matrix[~is_valid], labels[~is_valid], group=group_sizes(groups[~is_valid]),
+        matrix[~is_valid],
+        labels[~is_valid],
+        group=group_sizes(groups[~is_valid]),
         free_raw_data=False,
-    )  # fmt: skip
+    )
     valid = lgb.Dataset(
         matrix[is_valid], labels[is_valid], group=group_sizes(groups[is_valid]), reference=train
     )
     booster = lgb.train(
-        PARAMS, train, num_boost_round=rounds, valid_sets=[valid], valid_names=["valid"],
+        PARAMS,
+        train,
+        num_boost_round=rounds,
+        valid_sets=[valid],
+        valid_names=["valid"],
         callbacks=[lgb.early_stopping(EARLY_STOPPING, verbose=False)],
-    )  # fmt: skip
+    )
     score = booster.best_score.get("valid", {}).get("ndcg@10", float("nan"))
     return Fitted(
-        booster, int(booster.best_iteration or rounds), float(score),
-        len(group_time) - len(valid_groups), len(valid_groups),
-    )  # fmt: skip
+        booster,
+        int(booster.best_iteration or rounds),
+        float(score),
+        len(group_time) - len(valid_groups),
+        len(valid_groups),
+    )
 
 
 def importance(booster: Any) -> pd.Series:

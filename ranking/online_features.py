@@ -1,6 +1,6 @@
 """The fast online read: Feast's own Redis hashes, fetched in one round trip and decoded in bulk.
 
-Reads the keys and values Feast writes (see engram/feast_codec.py), so it needs no second copy of
+Reads the keys and values Feast writes (see core/stores/feast_codec.py), so it needs no second copy of
 the data and agrees with `FeatureStore.get_online_features` value for value. Every view of an
 entity lives in the same hash, so one HMGET per entity fetches all requested views at once; the
 HMGETs of one join key run inside one EVAL (one reply, parsed in C), and the EVALs of all join
@@ -28,9 +28,9 @@ import numpy as np
 import redis
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from engram import feast_codec
-from engram.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
-from engram.feast_codec import ValueKind, ViewRef
+from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
+from core.stores import feast_codec
+from core.stores.feast_codec import ValueKind, ViewRef
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the registry readers need it
     from feast import FeatureService, FeatureStore, OnDemandFeatureView
@@ -497,12 +497,14 @@ class ServiceReader:
             raise InvalidInputError("entities", f"missing join keys {missing}")
         cached = cached or {}
         live = [key for key in keys if key not in cached]
-        stored: dict[str, StoredFeatures] = dict(self.stored_reader.read_many(
-            {key: entities[key] for key in live},
-            enforce_ttl=enforce_ttl,
-            now=now,
-            event_times=event_times,
-        ))  # fmt: skip
+        stored: dict[str, StoredFeatures] = dict(
+            self.stored_reader.read_many(
+                {key: entities[key] for key in live},
+                enforce_ttl=enforce_ttl,
+                now=now,
+                event_times=event_times,
+            )
+        )
         for key in keys:
             if key in cached:
                 stored[key] = cached[key].rows(entities[key], enforce_ttl=enforce_ttl, now=now)

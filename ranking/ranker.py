@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
-from engram.settings import Settings
+from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
+from core.settings import Settings
 from ranking.baselines import to_micros
 from ranking.candidates import generate_user
 from ranking.entity_cache import EntityCache
@@ -59,9 +59,11 @@ class Ranker:
         self._cached: dict[str, EntityCache] = {}
         if settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys:
             self._cached["item_id"] = EntityCache(
-                reader.stored_reader, "item_id", list(inputs.items),
+                reader.stored_reader,
+                "item_id",
+                list(inputs.items),
                 settings.engram_item_cache_seconds,
-            )  # fmt: skip
+            )
         self._item_store = item_store
         self._embedder = embedder
         categories = inputs.context.categories
@@ -108,25 +110,45 @@ class Ranker:
         names = self.inputs.source_names
         scores = np.column_stack([frame[f"score_{s}"].to_numpy(dtype=float) for s in names])
         ranks = np.column_stack([frame[f"rank_{s}"].to_numpy(dtype=float) for s in names])
-        return self._assemble(str(users[0]), [str(i) for i in frame["item_id"]], scores, ranks,
-                              frame["n_sources"].to_numpy(dtype=float), at)  # fmt: skip
+        return self._assemble(
+            str(users[0]),
+            [str(i) for i in frame["item_id"]],
+            scores,
+            ranks,
+            frame["n_sources"].to_numpy(dtype=float),
+            at,
+        )
 
     def _assemble(
-        self, user: str, items: list[str], scores: np.ndarray, ranks: np.ndarray,
-        n_sources: np.ndarray, at: datetime,
-    ) -> np.ndarray:  # fmt: skip
+        self,
+        user: str,
+        items: list[str],
+        scores: np.ndarray,
+        ranks: np.ndarray,
+        n_sources: np.ndarray,
+        at: datetime,
+    ) -> np.ndarray:
         return assemble_user(
-            self.inputs.context, user, epoch_micros(at), items, scores, ranks, n_sources,
+            self.inputs.context,
+            user,
+            epoch_micros(at),
+            items,
+            scores,
+            ranks,
+            n_sources,
             self.service(user, items, at),
-        )  # fmt: skip
+        )
 
     def service(self, user_id: str, items: list[str], at: datetime) -> np.ndarray:
         """The feature service's values (items x service features) read online at `at`."""
         request = {"item_category": [self._category.get(i) for i in items]}
         read = self._reader.read(
-            {"user_id": [user_id], "item_id": items}, request, enforce_ttl=True, now=at,
+            {"user_id": [user_id], "item_id": items},
+            request,
+            enforce_ttl=True,
+            now=at,
             cached=self._cached,
-        )  # fmt: skip
+        )
         return read.matrix(self.inputs.service_features)
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
@@ -163,15 +185,27 @@ class Ranker:
                 base = generate_user(inputs.sources, user_id, moment, inputs.items, seen)
                 only = base.item_ids.tolist()
             only = list(dict.fromkeys([*only, *(h for h in hits if h not in seen)]))
-        found = generate_user(inputs.sources, user_id, moment, inputs.items,
-                              seen if candidates is None else (), only=only)  # fmt: skip
+        found = generate_user(
+            inputs.sources,
+            user_id,
+            moment,
+            inputs.items,
+            seen if candidates is None else (),
+            only=only,
+        )
         if not len(found.item_ids):
             if not seen and candidates is None:
                 raise UnknownUserError(user_id)
             return RankResult([], self.version)
         item_ids = found.item_ids
-        matrix = self._assemble(user_id, item_ids.tolist(), found.scores, found.ranks,
-                                found.n_sources.astype(float), moment.to_pydatetime())  # fmt: skip
+        matrix = self._assemble(
+            user_id,
+            item_ids.tolist(),
+            found.scores,
+            found.ranks,
+            found.n_sources.astype(float),
+            moment.to_pydatetime(),
+        )
         scores = self.score(matrix)
         order = np.lexsort((item_ids, -scores))[:k]
         sources = found.sources()
@@ -208,16 +242,21 @@ def epoch_micros(at: datetime) -> int:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any | None = None,
-                milvus_timeout_s: float | None = None,
-                redis_timeout_s: float | None = None) -> Ranker:  # fmt: skip
+def load_ranker(
+    settings: Settings,
+    version: str | None = None,
+    *,
+    embedder: Any | None = None,
+    milvus_timeout_s: float | None = None,
+    redis_timeout_s: float | None = None,
+) -> Ranker:
     """The ranker of a registry version (latest when None), wired to Redis and Milvus. With the
     timeouts (the API) every store call is bounded by them, no local server is started, and a
-    store that does not answer while loading is a ServiceUnavailableError (engram.services)."""
+    store that does not answer while loading is a ServiceUnavailableError (core.stores.services)."""
     from pymilvus.exceptions import MilvusException
 
-    from engram import feature_store
-    from engram.services import connect_redis, locate_redis_url, resolve_redis_url
+    from core.stores import feature_store
+    from core.stores.services import connect_redis, locate_redis_url, resolve_redis_url
     from ranking import registry
     from ranking.evaluate import load_embedder
     from ranking.item_vectors import connect_item_store
@@ -225,8 +264,9 @@ def load_ranker(settings: Settings, version: str | None = None, *, embedder: Any
 
     model = registry.load(settings, version)
     embedder = embedder or load_embedder(settings)
-    item_store = connect_item_store(settings, embedder, model.meta["item_collection"],
-                                    milvus_timeout_s)  # fmt: skip
+    item_store = connect_item_store(
+        settings, embedder, model.meta["item_collection"], milvus_timeout_s
+    )
     try:
         item_store.ensure_collection()
         vectors = item_store.load()

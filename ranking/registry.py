@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engram.errors import InvalidInputError, ModelNotFoundError
-from engram.settings import Settings
+from core.errors import InvalidInputError, ModelNotFoundError
+from core.settings import Settings
 
 MODEL_FILE = "model.txt"
 SOURCES_FILE = "sources.pkl"

@@ -15,8 +15,9 @@ def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
     """The models' metrics as a Markdown table, best NDCG@10 first. Pure."""
     lines = ["| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for name, row in sorted(metrics.items(), key=lambda kv: -kv[1].get("ndcg@10", 0.0)):
-        lines.append(f"| {name} | " + " | ".join(f"{row.get(m, float('nan')):.4f}"
-                                                  for m in METRICS) + " |")  # fmt: skip
+        lines.append(
+            f"| {name} | " + " | ".join(f"{row.get(m, float('nan')):.4f}" for m in METRICS) + " |"
+        )
     return "\n".join(lines)
 
 

@@ -26,8 +26,9 @@ class SequentialCooccurrence:
     name = "cooccurrence"
     point_in_time = True
 
-    def __init__(self, window: int = 10, recent: int = 10, growth: float = 0.05,
-                 min_pairs: int = 1_000) -> None:  # fmt: skip
+    def __init__(
+        self, window: int = 10, recent: int = 10, growth: float = 0.05, min_pairs: int = 1_000
+    ) -> None:
         self.window = window
         self.recent = recent
         self.growth = growth
@@ -86,9 +87,11 @@ class SequentialCooccurrence:
         return self._tables[pairs]
 
     def score_batch(
-        self, user_ids: Sequence[str], cutoffs: pd.DatetimeIndex | Sequence[pd.Timestamp],
+        self,
+        user_ids: Sequence[str],
+        cutoffs: pd.DatetimeIndex | Sequence[pd.Timestamp],
         item_ids: Sequence[str],
-    ) -> np.ndarray:  # fmt: skip
+    ) -> np.ndarray:
         """Users x items scores as of each cutoff; NaN for unknown items, 0 for no evidence."""
         micros = to_micros(cutoffs)
         columns = catalog_columns(self, self._item_index, item_ids)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
-from pipelines.contract import ITEM_TYPES
+from core.contract import ITEM_TYPES
+from core.errors import InvalidInputError
 
 INTERACTION_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "ts", "type", "value", "weight")
 DEFAULT_POSITIVE_TYPES: frozenset[str] = frozenset({"click", "add_to_cart", "purchase"})

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from engram.errors import InvalidInputError
-from engram.settings import Settings
+from core.errors import InvalidInputError
+from core.settings import Settings
 from ranking.baselines import ALS, ItemKNN, RecentPopularity
 from ranking.candidates import CandidateSet, EmbeddingSource, ModelSource, Source, generate
 from ranking.features import Context, assemble, feature_names
@@ -82,8 +82,9 @@ def ranking_inputs(
 
     store = store or offline_store(settings)
     history = UserHistory(interactions)
-    sources: list[Source] = [ModelSource(name, models[name]) for name in SOURCE_ORDER
-                             if name in models]  # fmt: skip
+    sources: list[Source] = [
+        ModelSource(name, models[name]) for name in SOURCE_ORDER if name in models
+    ]
     sources.append(EmbeddingSource(vectors, history))
     items = pd.Index(
         sorted(set(vectors.ids.astype(str)) | set(interactions["item_id"].astype(str)))

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow.parquet as pq
 
-from engram.errors import InvalidInputError, SourceError
-from engram.settings import Settings
+from core.errors import InvalidInputError, SourceError
+from core.settings import Settings
 
 if TYPE_CHECKING:  # the SDK takes seconds to import
     from feast import FeatureStore
@@ -101,7 +101,7 @@ def _bound_duckdb(settings: Settings) -> None:
 
 def offline_store(settings: Settings) -> FeatureStore:
     """The feature store for offline reads, the repo applied; it never connects to Redis."""
-    from engram import feature_store
+    from core.stores import feature_store
 
     store = feature_store.open_store(
         settings, settings.redis_url or feature_store.OFFLINE_ONLY_REDIS

@@ -19,9 +19,9 @@ import orjson
 from flask import Flask
 from flask.json.provider import JSONProvider
 
-from engram.errors import ConfigError
-from engram.services import connect_redis, locate_redis_url
-from engram.settings import Settings, get_settings
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
+from core.stores.services import connect_redis, locate_redis_url
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
@@ -80,7 +80,7 @@ def create_app(
             "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
         )
 
-    # Workers never start a store: `engram serve`'s supervisor does (engram/supervisor.py).
+    # Workers never start a store: `engram serve`'s supervisor does (core/stores/supervisor.py).
     redis_url = locate_redis_url(settings)
     client = connect_redis(settings, settings.engram_store_timeout_ms / 1000)
     redis_breaker = Breaker("redis")

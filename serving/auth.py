@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from engram.errors import ConfigError
-from engram.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
 from serving.errors import ApiError
 
 SCOPES = ("read", "write", "admin")

@@ -2,7 +2,7 @@
 
 Built once per process in the app factory, without I/O in the constructors; each handle fails
 fast through a circuit breaker (serving/breaker.py) when its store is down, and picks the store
-up again on its own when it is back. The clients come from engram.services with the API's
+up again on its own when it is back. The clients come from core.stores.services with the API's
 timeouts (`connect_redis`, `connect_milvus`): every call is bounded, nothing here starts a
 server, and a restarted server is found again at its recorded address.
 """
@@ -19,10 +19,10 @@ from typing import Any
 import redis
 from pymilvus.exceptions import MilvusException
 
-from engram import feature_store
-from engram.errors import EngramError, ServiceUnavailableError, UnknownUserError
-from engram.services import connect_milvus
-from engram.settings import Settings
+from core.errors import EngramError, ServiceUnavailableError, UnknownUserError
+from core.settings import Settings
+from core.stores import feature_store
+from core.stores.services import connect_milvus
 from memory.embed import CachedEmbedder, Embedder, load_onnx_minilm
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
@@ -146,9 +146,11 @@ class MemoryHandle:
                     )
                 try:
                     self._service = build_memory_service(
-                        self._settings, collection=self.collection, embedder=self._embedder,
+                        self._settings,
+                        collection=self.collection,
+                        embedder=self._embedder,
                         timeout_s=self._settings.engram_milvus_timeout_ms / 1000,
-                    )  # fmt: skip
+                    )
                 except ServiceUnavailableError as error:
                     self.breaker.failure(error.reason)
                     raise

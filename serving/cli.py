@@ -1,8 +1,8 @@
 """`engram serve`: the API under gunicorn, one app (and one set of clients) per worker.
 
 The local Redis and Milvus (when REDIS_URL / MILVUS_URI are unset) are started and kept alive by
-a supervisor process beside gunicorn's master (engram/supervisor.py), never by the workers: they
-only look the recorded addresses up.
+a supervisor process beside gunicorn's master (core/stores/supervisor.py), never by the workers:
+they only look the recorded addresses up.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import IO, Any, cast
 
 import click
 
-from engram.cli_errors import handle_errors
-from engram.errors import ConfigError, InvalidInputError
-from engram.settings import Settings
+from core.cli_errors import handle_errors
+from core.errors import ConfigError, InvalidInputError
+from core.settings import Settings
 
 
 @click.command()
@@ -108,8 +108,8 @@ SUPERVISOR_START_S = 180.0  # the first start of Milvus unpacks its binaries: a 
 def _start_supervisor(settings: Settings) -> subprocess.Popen[str] | None:
     """The supervisor of this home's local services, once it has started them (None when
     REDIS_URL and MILVUS_URI are both set). It dies with this process, even on SIGKILL."""
-    from engram import local_milvus
-    from engram.supervisor import READY_LINE
+    from core.stores import local_milvus
+    from core.stores.supervisor import READY_LINE
 
     if settings.redis_url and settings.milvus_uri:
         return None
@@ -118,7 +118,7 @@ def _start_supervisor(settings: Settings) -> subprocess.Popen[str] | None:
         if value:
             environment[name] = value
     process = subprocess.Popen(
-        [sys.executable, "-m", "engram.supervisor"],
+        [sys.executable, "-m", "core.stores.supervisor"],
         env=environment,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -160,7 +160,7 @@ def _worker_exited(_server: Any, worker: Any) -> None:
 def _warm_worker(worker: Any) -> None:
     """gunicorn's post_worker_init hook: the embedding model and the memory collection load
     before the worker takes requests, not in its first memory search (about a second)."""
-    from engram.errors import ServiceUnavailableError
+    from core.errors import ServiceUnavailableError
 
     # Milvus down now: memory requests answer 503 until it is back.
     with contextlib.suppress(ServiceUnavailableError):

@@ -1,6 +1,6 @@
 """Every error leaves the API as JSON `{"error", "field"?, "detail"}`; no trace ever does.
 
-Inner code raises the classes of engram/errors.py; this module alone maps them to HTTP status
+Inner code raises the classes of core/errors.py; this module alone maps them to HTTP status
 codes, together with Flask's own HTTP errors (404, 405, 408, 413) and anything unexpected (500,
 logged with its trace on the server, answered with a fixed message). gunicorn's own answers
 (414, 431, ...) take the same shape in serving/worker.py.
@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from engram.errors import (
+from core.errors import (
     EngramError,
     InvalidInputError,
     InvalidSignalError,

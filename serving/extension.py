@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from engram.settings import Settings
+from core.settings import Settings
 from pipelines.normalize import RecordNormalizer
 from serving.backends import FeatureReader, MemoryHandle, RankService
 from serving.breaker import Breaker

@@ -7,7 +7,7 @@ from typing import Any, cast
 import redis
 from flask import Blueprint, Response, jsonify
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 from serving.extension import Engram, engram
 from serving.openapi import spec
 from serving.wiring import SIGNALS_STREAM

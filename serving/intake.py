@@ -17,9 +17,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from engram.settings import Settings
+from core.contract import NORMALIZED_SCHEMA
+from core.settings import Settings
 from pipelines import dead_letter, strict_json
-from pipelines.contract import NORMALIZED_SCHEMA
 from pipelines.normalize import RecordNormalizer
 from pipelines.stream import payload
 from serving.errors import ApiError

@@ -3,7 +3,7 @@
 Routes are labelled by their template (`/v1/users/<user_id>/features`), never by the raw path, so
 user ids do not become label values.
 
-Two modes, chosen by the environment `engram serve` starts in (engram/__init__.py):
+Two modes, chosen by the environment `engram serve` starts in (core/__init__.py):
 - In process (the default): one registry per app, so apps built by tests never share counters;
   under gunicorn each worker counts its own requests and a scrape sees one worker.
 - Across workers, with PROMETHEUS_MULTIPROC_DIR set to a directory before the server starts:

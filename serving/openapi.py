@@ -6,8 +6,8 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from core.contract import ID_PATTERN, SIGNAL_TYPES
 from memory.records import MEMORY_KINDS
-from pipelines.contract import ID_PATTERN, SIGNAL_TYPES
 from serving.intake import MAX_RECORDS
 from serving.validation import MAX_CANDIDATES, MAX_K, MAX_QUERY_CHARS
 

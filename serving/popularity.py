@@ -16,7 +16,7 @@ from datetime import datetime
 
 import duckdb
 
-from engram.settings import Settings
+from core.settings import Settings
 from pipelines import event_store
 from pipelines.batch import ITEM_FEATURES_FILE, features_dir
 from serving.ports import RankResult

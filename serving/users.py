@@ -6,7 +6,7 @@ import redis
 from flask import Blueprint, Response, jsonify
 from pymilvus.exceptions import MilvusException
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 from forget.everywhere import forget_everywhere
 from serving.auth import requires
 from serving.extension import engram

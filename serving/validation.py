@@ -1,6 +1,6 @@
 """Request checks shared by the blueprints: ids, JSON bodies, numbers, times.
 
-User ids follow the signal contract's id rule (pipelines/contract.py, docs/api.md), so any id a
+User ids follow the signal contract's id rule (core/contract.py, docs/api.md), so any id a
 signal can carry can be read back, and nothing else reaches a store key or a filter expression.
 """
 
@@ -12,8 +12,8 @@ from typing import Any
 
 from flask import request
 
+from core.contract import EPOCH_MAX_SECONDS, EPOCH_MIN_SECONDS, ID_PATTERN
 from memory.service import parse_time
-from pipelines.contract import EPOCH_MAX_SECONDS, EPOCH_MIN_SECONDS, ID_PATTERN
 from serving.errors import ApiError
 
 USER_ID_PATTERN = ID_PATTERN

@@ -20,8 +20,8 @@ from typing import Any
 
 import redis
 
-from engram.errors import EngramError
-from engram.settings import Settings
+from core.errors import EngramError
+from core.settings import Settings
 from pipelines.stream import producer
 from pipelines.stream.process import MemorySink, StreamContext, open_context, process_batch
 from pipelines.stream.views import load_layout
@@ -51,9 +51,11 @@ def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | No
         return current
     try:
         ranker: Ranker = load_ranker(
-            settings, known[-1], milvus_timeout_s=settings.engram_milvus_timeout_ms / 1000,
+            settings,
+            known[-1],
+            milvus_timeout_s=settings.engram_milvus_timeout_ms / 1000,
             redis_timeout_s=settings.engram_store_timeout_ms / 1000,
-        )  # fmt: skip
+        )
     except EngramError as error:
         log.warning("model %s not loaded: %s", known[-1], error)
         return current

@@ -16,8 +16,8 @@ import pytest
 import redis
 from hypothesis import settings as hypothesis_settings
 
-from engram import local_redis
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import local_redis
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -68,7 +68,7 @@ def milvus_binaries(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
     """The embedded Milvus's unpacked binaries (~250 MB, ~5 s), kept in pytest's cache."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     name = f"milvus-{local_milvus.MILVUS_VERSION}-bin"
     cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
@@ -81,7 +81,7 @@ def milvus_binaries(
 def milvus_uri(tmp_path_factory: pytest.TempPathFactory, milvus_binaries: Path) -> Iterator[str]:
     """URI of one embedded Milvus server for the whole session; tests use their own
     collections."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     directory = tmp_path_factory.mktemp("milvus-session")
     uri = local_milvus.ensure_milvus(directory, binaries_dir=milvus_binaries, die_with_caller=True)

@@ -17,8 +17,8 @@ import pytest
 import redis
 from feast import FeatureStore
 
-from engram import feature_store
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import feature_store
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir, run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
 from pipelines.materialize import MaterializeResult, materialize_incremental

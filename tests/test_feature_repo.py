@@ -21,8 +21,8 @@ from feast.repo_config import load_repo_config
 from feast.repo_operations import parse_repo
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
-from engram.feature_store import FEATURE_REPO, feast_environment, repo_config, repo_objects
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores.feature_store import FEATURE_REPO, feast_environment, repo_config, repo_objects
 from pipelines.feature_specs import ITEM_FEATURES, USER_FEATURES, FeatureSpec
 
 FEAST_TYPES = {

@@ -26,16 +26,36 @@ from memory.patterns import (
 from memory.phrases import proper_noun, thing
 
 _INFINITIVES = {
-    "buying": "buy", "purchasing": "purchase", "ordering": "order", "getting": "get",
-    "learning": "learn", "visiting": "visit", "trying": "try", "adopting": "adopt",
-    "booking": "book", "upgrading": "upgrade", "replacing": "replace", "selling": "sell",
-    "switching to": "switch to", "starting": "start", "taking up": "take up",
-    "traveling to": "travel to", "travelling to": "travel to", "going to": "go to",
-    "building": "build", "renovating": "renovate", "joining": "join", "moving to": "move to",
-    "picking up": "pick up", "investing in": "invest in", "planting": "plant",
-    "setting up": "set up", "training for": "train for", "signing up for": "sign up for",
+    "buying": "buy",
+    "purchasing": "purchase",
+    "ordering": "order",
+    "getting": "get",
+    "learning": "learn",
+    "visiting": "visit",
+    "trying": "try",
+    "adopting": "adopt",
+    "booking": "book",
+    "upgrading": "upgrade",
+    "replacing": "replace",
+    "selling": "sell",
+    "switching to": "switch to",
+    "starting": "start",
+    "taking up": "take up",
+    "traveling to": "travel to",
+    "travelling to": "travel to",
+    "going to": "go to",
+    "building": "build",
+    "renovating": "renovate",
+    "joining": "join",
+    "moving to": "move to",
+    "picking up": "pick up",
+    "investing in": "invest in",
+    "planting": "plant",
+    "setting up": "set up",
+    "training for": "train for",
+    "signing up for": "sign up for",
     "exploring": "explore",
-}  # fmt: skip
+}
 _GERUND = r"(?P<verb>" + "|".join(g.replace(" ", r"\s+") for g in _INFINITIVES) + r")\b"
 # What people look for when they want advice rather than a thing.
 _VAGUE_WANTS = word_set(

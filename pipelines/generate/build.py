@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from pipelines.contract import CONTRACT_VERSION, SIGNAL_TYPES
+from core.contract import CONTRACT_VERSION, SIGNAL_TYPES
 from pipelines.generate.behaviour import Users, browse, build_users, drop_views
 from pipelines.generate.catalog import Catalog, build_catalog
 from pipelines.generate.config import GenerateConfig
@@ -122,9 +122,16 @@ def _chats_and_bursts(
     with_pii = rng.random(len(chatting)) < config.pii_user_share
     for user, pii in zip(chatting.tolist(), with_pii.tolist(), strict=True):
         add_chats(
-            rows, drafts, text_rng, user, profiles[user], window, config.chat_sessions,
-            with_pii=pii, typo_rate=config.typo_rate,
-        )  # fmt: skip
+            rows,
+            drafts,
+            text_rng,
+            user,
+            profiles[user],
+            window,
+            config.chat_sessions,
+            with_pii=pii,
+            typo_rate=config.typo_rate,
+        )
     for user in np.flatnonzero(rng.random(config.users) < config.burst_user_share).tolist():
         add_search_burst(rows, drafts, text_rng, user, profiles[user], window)
     return rows, drafts, chatting
@@ -167,9 +174,15 @@ def build_dataset(config: GenerateConfig) -> Dataset:
     rows, drafts, chatting = _chats_and_bursts(config, streams[2], text_rng, profiles, window)
     budget = max(config.total_events - len(rows), 0)
     behaviour = browse(
-        streams[3], users, catalog, vocab, budget, window,
-        search_share=config.search_share, tag_rate=config.tag_rate,
-    )  # fmt: skip
+        streams[3],
+        users,
+        catalog,
+        vocab,
+        budget,
+        window,
+        search_share=config.search_share,
+        tag_rate=config.tag_rate,
+    )
     reviews = _reviews(
         config, streams[4], text_rng, behaviour, catalog, profiles, rows, drafts, window[1]
     )
@@ -337,14 +350,22 @@ def _facts(
         valid_from_ms = first_ms if draft.valid_from_ms is None else draft.valid_from_ms
         expires_ms = None if draft.expires_after_ms is None else last_ms + draft.expires_after_ms
         fact = Fact(
-            fact_id="", user_id=users.ids[draft.user], kind=draft.kind, text=draft.text,
+            fact_id="",
+            user_id=users.ids[draft.user],
+            kind=draft.kind,
+            text=draft.text,
             stated_event_ids=tuple(event_id(int(row)) for row in final),
-            stated_at=_time(first_ms), valid_from=_time(valid_from_ms),
-            valid_from_tolerance_days=draft.tolerance_days, speaker="user", source=draft.source,
-            slot=draft.slot, value=draft.value, time_phrase=draft.time_phrase,
+            stated_at=_time(first_ms),
+            valid_from=_time(valid_from_ms),
+            valid_from_tolerance_days=draft.tolerance_days,
+            speaker="user",
+            source=draft.source,
+            slot=draft.slot,
+            value=draft.value,
+            time_phrase=draft.time_phrase,
             time_direction=draft.direction,
             expires_at=None if expires_ms is None else _time(expires_ms),
-        )  # fmt: skip
+        )
         pending.append((draft.user, fact, draft.query))
     pending.sort(key=lambda entry: (entry[0], entry[1].stated_at, entry[1].text))
     facts = [replace(fact, fact_id=f"f{n:06d}") for n, (_, fact, _) in enumerate(pending)]

@@ -13,9 +13,23 @@ from pipelines.generate.lexicon import ADJECTIVES, BRANDS, CATEGORIES, DESCRIPTI
 # Categories whose items are works with a title rather than products with a brand.
 _MEDIA = frozenset({"books", "music", "movies", "games"})
 _TITLE_WORDS = (
-    "Horizon", "Echoes", "River", "Harbor", "Lanterns", "Signal", "Orchard", "Voyage", "Embers",
-    "Atlas", "Tides", "Meridian", "Hollow", "Compass", "Static", "Canopy",
-)  # fmt: skip
+    "Horizon",
+    "Echoes",
+    "River",
+    "Harbor",
+    "Lanterns",
+    "Signal",
+    "Orchard",
+    "Voyage",
+    "Embers",
+    "Atlas",
+    "Tides",
+    "Meridian",
+    "Hollow",
+    "Compass",
+    "Static",
+    "Canopy",
+)
 _ZIPF_EXPONENT = 1.0
 _MIN_PER_CATEGORY = 3
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 OutputFormat = Literal["jsonl", "parquet"]
 

@@ -25,22 +25,43 @@ from pipelines.generate.timephrases import Dating, pick_dating
 _DAY_MS = 86_400_000
 _SESSION_GAP_MS = 2 * _DAY_MS  # between chat sessions of one user, at least
 _USER_FILLERS = (
-    "hey there", "hi!", "can you recommend something new?", "what's popular right now?",
-    "hmm, not sure yet", "ok thanks", "that's helpful, thank you", "show me a few more options",
-    "which one has better reviews?", "lol fair enough", "is there free shipping?",
-    "how long does delivery usually take?", "can I return it if it doesn't fit?",
-    "what would you pick?", "cool", "sounds good", "any deals going on?", "what's the price range?",
-)  # fmt: skip
+    "hey there",
+    "hi!",
+    "can you recommend something new?",
+    "what's popular right now?",
+    "hmm, not sure yet",
+    "ok thanks",
+    "that's helpful, thank you",
+    "show me a few more options",
+    "which one has better reviews?",
+    "lol fair enough",
+    "is there free shipping?",
+    "how long does delivery usually take?",
+    "can I return it if it doesn't fit?",
+    "what would you pick?",
+    "cool",
+    "sounds good",
+    "any deals going on?",
+    "what's the price range?",
+)
 _ASSISTANT_REPLIES = (
-    "Sure! Here are a few picks you might like.", "Happy to help with that.",
-    "Those are all popular choices.", "Good question, let me check.",
-    "Here are the top rated options.", "Returns are free within thirty days of delivery.",
-    "Standard shipping is free on larger orders.", "I'd start with the first one on this list.",
-)  # fmt: skip
+    "Sure! Here are a few picks you might like.",
+    "Happy to help with that.",
+    "Those are all popular choices.",
+    "Good question, let me check.",
+    "Here are the top rated options.",
+    "Returns are free within thirty days of delivery.",
+    "Standard shipping is free on larger orders.",
+    "I'd start with the first one on this list.",
+)
 _ACKS = (
-    "Got it, thanks for sharing!", "Good to know.", "Noted, I'll keep that in mind.",
-    "That's great!", "Oh nice!", "Thanks for letting me know.",
-)  # fmt: skip
+    "Got it, thanks for sharing!",
+    "Good to know.",
+    "Noted, I'll keep that in mind.",
+    "That's great!",
+    "Oh nice!",
+    "Thanks for letting me know.",
+)
 _GREETINGS = ("Hi! How can I help?", "Hello again! What are you looking for?", "Hey! What's up?")
 _CLOSINGS = (("thanks, bye!", "Anytime!"), ("that's all for now", "Have a good one!"))
 _PREFIXES = ("oh btw, ", "by the way, ", "so ", "honestly, ", "well, ", "anyway, ", "fyi ")

@@ -14,7 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract import SIGNAL_TYPES, UTC_TS
+from core.contract import SIGNAL_TYPES, UTC_TS
 from pipelines.generate.build import Dataset, utc_offset_text
 from pipelines.generate.events import DEVICES, SESSION_PREFIXES, SPEAKERS
 

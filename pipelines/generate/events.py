@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipelines.contract import SIGNAL_TYPES
+from core.contract import SIGNAL_TYPES
 
 TYPE_CODE: dict[str, int] = {name: code for code, name in enumerate(SIGNAL_TYPES)}
 SPEAKERS = ("user", "assistant")

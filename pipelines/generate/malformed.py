@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 
-from pipelines.contract import TEXT_MAX_CHARS
+from core.contract import TEXT_MAX_CHARS
 
 # kind -> field a validator should name ("$": the line as a whole)
 MALFORMED_FIELDS: dict[str, str] = {
@@ -35,8 +35,12 @@ MALFORMED_FIELDS: dict[str, str] = {
 MALFORMED_KINDS: tuple[str, ...] = tuple(MALFORMED_FIELDS)
 
 _BAD_USER_IDS = (
-    'x" || user_id != "x', "john doe", "u1'; DROP TABLE users; --", "a" * 129, "usr/../../etc",
-)  # fmt: skip
+    'x" || user_id != "x',
+    "john doe",
+    "u1'; DROP TABLE users; --",
+    "a" * 129,
+    "usr/../../etc",
+)
 _BAD_TS = ("2026-13-45T99:00:00Z", "not a date", "31/12/2026 10:00", "2026-02-30T10:00:00+01:00")
 _UNKNOWN_TYPES = ("like", "share", "wishlist", "bookmark", "follow")
 _BAD_VALUES: tuple[object, ...] = ("five", 7.5, -1.0, "4 stars")

@@ -16,18 +16,21 @@ from pipelines.generate.lexicon import CATEGORIES
 
 _DAY_MS = 86_400_000
 _POSITIVE = (
-    "Love this {noun}! Great quality for the price.", "Exactly what I needed, works great.",
-    "Really happy with this {noun}, would buy again.", "Five stars, does everything it promises.",
-)  # fmt: skip
+    "Love this {noun}! Great quality for the price.",
+    "Exactly what I needed, works great.",
+    "Really happy with this {noun}, would buy again.",
+    "Five stars, does everything it promises.",
+)
 _NEGATIVE = (
-    "Not for me, sending it back.", "Disappointed, the {noun} feels cheap.",
+    "Not for me, sending it back.",
+    "Disappointed, the {noun} feels cheap.",
     "Two stars. Expected more from this {noun}.",
-)  # fmt: skip
+)
 _NEUTRAL = ("It's fine, does the job.", "Decent {noun}, nothing special.", "Okay for the money.")
 _REVIEW_LIKES = (
     "I love {v} and this {noun} is perfect for it.",
     "As someone who's really into {v}, I'd recommend this {noun}.",
-)  # fmt: skip
+)
 _REVIEW_DISLIKES = ("I can't stand {v}, should have read the description before buying.",)
 
 

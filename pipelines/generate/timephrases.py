@@ -16,9 +16,19 @@ from typing import Literal
 Direction = Literal["past", "future"]
 
 MONTH_NAMES = (
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
-)  # fmt: skip
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 # Meteorological spring starts in March, northern hemisphere.
 _SPRING_MONTH = 3
 _DAY_MS = 86_400_000

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from engram.errors import SourceError
+from core.errors import SourceError
 
 
 @dataclass(frozen=True)

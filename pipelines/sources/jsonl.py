@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engram.errors import SourceError
+from core.errors import SourceError
 
 RAW_SCHEMA = pa.schema(
     [

@@ -21,8 +21,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from engram.errors import SourceError
-from pipelines.contract import CATALOG_SCHEMA
+from core.contract import CATALOG_SCHEMA
+from core.errors import SourceError
 
 NO_GENRES = "(no genres listed)"
 _RATINGS_TYPES = {"userId": pa.int64(), "movieId": pa.int64(), "rating": pa.float64()}

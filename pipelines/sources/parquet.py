@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from engram.errors import SourceError
+from core.errors import SourceError
 from pipelines.signal_rules import FIELDS, REQUIRED_TYPED_COLUMNS
 
 

@@ -13,8 +13,8 @@ import click
 import pyarrow as pa
 import redis
 
-from engram.cli_errors import handle_errors
-from engram.settings import Settings
+from core.cli_errors import handle_errors
+from core.settings import Settings
 from pipelines import dead_letter
 from pipelines.stream.consumer import GROUP, Consumer, ConsumerConfig, default_consumer_name
 from pipelines.stream.outbox import DEFAULT_EVERY_S
@@ -27,14 +27,18 @@ PRODUCE_CHUNK = 5_000
 @click.command("produce")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--stream", default=STREAM, show_default=True, help="Stream to append to.")
-@click.option("--max-len", default=DEFAULT_MAX_LEN, show_default=True,
-              help="Refuse to grow the unprocessed backlog past this many entries.")  # fmt: skip
+@click.option(
+    "--max-len",
+    default=DEFAULT_MAX_LEN,
+    show_default=True,
+    help="Refuse to grow the unprocessed backlog past this many entries.",
+)
 @click.pass_obj
 @handle_errors
 def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -> None:
     """Append every non-blank line of a JSON Lines FILE to the stream (replay): each record
     normalized and redacted first; rejected lines go to the dead-letter store."""
-    from engram.services import resolve_redis_url
+    from core.stores.services import resolve_redis_url
     from pipelines.normalize import RecordNormalizer
 
     counts = {"appended": 0, "rejected": 0}
@@ -82,14 +86,26 @@ def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -
 @click.option("--consumer", default=None, help="Consumer name (default: host-pid).")
 @click.option("--batch-size", default=1_000, show_default=True, type=click.IntRange(1))
 @click.option("--block-ms", default=100, show_default=True, type=click.IntRange(1))
-@click.option("--max-attempts", default=5, show_default=True, type=click.IntRange(1),
-              help="Deliveries before an entry goes to the dead-letter stream.")  # fmt: skip
-@click.option("--claim-idle-ms", default=30_000, show_default=True, type=click.IntRange(1),
-              help="Claim other consumers' entries pending this long.")  # fmt: skip
+@click.option(
+    "--max-attempts",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Deliveries before an entry goes to the dead-letter stream.",
+)
+@click.option(
+    "--claim-idle-ms",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Claim other consumers' entries pending this long.",
+)
 @click.option("--until-idle", is_flag=True, help="Exit once the group has nothing left.")
-@click.option("--memories/--no-memories", default=None,
-              help="Hand text signals to the memory service. Default: when Milvus is set or "
-              "running.")  # fmt: skip
+@click.option(
+    "--memories/--no-memories",
+    default=None,
+    help="Hand text signals to the memory service. Default: when Milvus is set or running.",
+)
 @click.option(
     "--offline/--no-offline",
     default=True,
@@ -122,7 +138,7 @@ def stream_command(
     metrics_port: int | None,
 ) -> None:
     """Run one consumer of the group: signals to window state, online features and memories."""
-    from engram.services import resolve_redis_url
+    from core.stores.services import resolve_redis_url
     from pipelines.stream.metrics import StreamMetrics
     from pipelines.stream.process import open_context
     from pipelines.stream.views import load_layout
@@ -144,10 +160,16 @@ def stream_command(
         memory = build_memory_service(settings)
     ctx = open_context(settings, client, load_layout(settings, url), memory=memory)
     config = ConsumerConfig(
-        stream=stream, group=group, consumer=consumer or default_consumer_name(),
-        batch_size=batch_size, block_ms=block_ms, max_attempts=max_attempts,
-        claim_idle_ms=claim_idle_ms, offline=offline, drain_every_s=drain_every_s,
-    )  # fmt: skip
+        stream=stream,
+        group=group,
+        consumer=consumer or default_consumer_name(),
+        batch_size=batch_size,
+        block_ms=block_ms,
+        max_attempts=max_attempts,
+        claim_idle_ms=claim_idle_ms,
+        offline=offline,
+        drain_every_s=drain_every_s,
+    )
     metrics = StreamMetrics()
     if metrics_port is not None:
         from prometheus_client import start_http_server

@@ -27,7 +27,7 @@ from typing import Any
 
 import redis
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 from pipelines.stream.metrics import StreamMetrics, group_lag
 from pipelines.stream.outbox import DEFAULT_EVERY_S, DEFAULT_MAX_NEW, Drainer, DrainResult
 from pipelines.stream.process import (
@@ -116,12 +116,16 @@ class Consumer:
         self.metrics = metrics or StreamMetrics()
         self.drainer = (
             Drainer(
-                ctx.client, ctx.settings, ctx.con, every_s=config.drain_every_s,
-                max_new=config.drain_max_new, on_result=self._drained_offline,
+                ctx.client,
+                ctx.settings,
+                ctx.con,
+                every_s=config.drain_every_s,
+                max_new=config.drain_max_new,
+                on_result=self._drained_offline,
             )
             if config.offline
             else None
-        )  # fmt: skip
+        )
         self._own_pending = True  # after a (re)start, first finish what this name left pending
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
@@ -216,17 +220,24 @@ class Consumer:
             if claimed or deleted:
                 return claimed + [(d, None) for d in deleted], True
         reply = self.client.xreadgroup(
-            c.group, c.consumer, {c.stream: ">"}, count=c.batch_size,
+            c.group,
+            c.consumer,
+            {c.stream: ">"},
+            count=c.batch_size,
             block=c.block_ms if block else None,
-        )  # fmt: skip
+        )
         return _entries(reply), False
 
     def _autoclaim(self) -> tuple[str, list[Entry], list[str]]:
         c = self.config
         reply: Any = self.client.xautoclaim(
-            c.stream, c.group, c.consumer, min_idle_time=c.claim_idle_ms,
-            start_id=self._claim_cursor, count=c.batch_size,
-        )  # fmt: skip
+            c.stream,
+            c.group,
+            c.consumer,
+            min_idle_time=c.claim_idle_ms,
+            start_id=self._claim_cursor,
+            count=c.batch_size,
+        )
         cursor = _text(reply[0])
         claimed = [(_text(i), f) for i, f in reply[1]]
         deleted = [_text(i) for i in reply[2]] if len(reply) > 2 else []
@@ -235,9 +246,13 @@ class Consumer:
     def _attempts(self, ids: Sequence[str]) -> dict[str, int]:
         c = self.config
         rows: Any = self.client.xpending_range(
-            c.stream, c.group, min=ids[0], max=ids[-1], count=len(ids) * 4 + 100,
+            c.stream,
+            c.group,
+            min=ids[0],
+            max=ids[-1],
+            count=len(ids) * 4 + 100,
             consumername=c.consumer,
-        )  # fmt: skip
+        )
         return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     def _take(self, *, block: bool) -> _Batch | None:
@@ -259,9 +274,12 @@ class Consumer:
         batch.records = [f.get(FIELD.encode(), b"") for _, f in live]  # type: ignore[union-attr]
         if batch.records:
             batch.prepared = self._pool.submit(
-                prepare_batch, self.ctx, batch.records, entry_ids=batch.ids,
+                prepare_batch,
+                self.ctx,
+                batch.records,
+                entry_ids=batch.ids,
                 con=self._prepare_con,
-            )  # fmt: skip
+            )
         return batch
 
     def _finish(self, batch: _Batch) -> StepResult:

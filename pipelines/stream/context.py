@@ -18,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
 
-from engram.settings import Settings
+from core.contract import CATALOG_SCHEMA
+from core.settings import Settings
 from pipelines import catalog_store, duck
-from pipelines.contract import CATALOG_SCHEMA
 from pipelines.normalize import RecordNormalizer
 from pipelines.stream.online import OnlineWriter
 from pipelines.stream.state import DEFAULT_DEDUP_TTL_SECONDS, RejectionMarks, WindowState

@@ -24,31 +24,37 @@ class StreamMetrics:
             "engram_stream_entries",
             "Stream entries acknowledged, by outcome: processed, rejected, forgotten (their user "
             "was forgotten after they were sent), failed, dead.",
-            ["outcome"], registry=self.registry,
-        )  # fmt: skip
+            ["outcome"],
+            registry=self.registry,
+        )
         self.offline = Counter(
             "engram_stream_offline_events",
             "Outbox entries drained to the offline event store, by outcome: stored, forgotten, "
             "duplicate (the store held the event already).",
-            ["outcome"], registry=self.registry,
-        )  # fmt: skip
+            ["outcome"],
+            registry=self.registry,
+        )
         self.freshness = Histogram(
             "engram_stream_freshness_seconds",
             "Append to the stream -> features readable online, per entry.",
-            buckets=FRESHNESS_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            buckets=FRESHNESS_BUCKETS,
+            registry=self.registry,
+        )
         self.batch_seconds = Histogram(
-            "engram_stream_batch_seconds", "Time to process one micro-batch.",
+            "engram_stream_batch_seconds",
+            "Time to process one micro-batch.",
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.lag = Gauge(
-            "engram_stream_consumer_lag", "Entries not yet delivered to the group.",
+            "engram_stream_consumer_lag",
+            "Entries not yet delivered to the group.",
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.pending = Gauge(
-            "engram_stream_pending", "Entries delivered but not yet acknowledged.",
+            "engram_stream_pending",
+            "Entries delivered but not yet acknowledged.",
             registry=self.registry,
-        )  # fmt: skip
+        )
 
 
 def group_lag(client: redis.Redis, stream: str, group: str) -> dict[str, int | None]:

@@ -1,6 +1,6 @@
 """Micro-batched online writes: snapshot rows into Feast's Redis hashes, as a push writes them.
 
-Fields and values come from engram/feast_codec.py, so the hash holds what
+Fields and values come from core/stores/feast_codec.py, so the hash holds what
 `store.push(push_source, rows)` would leave (one field per feature of every view over the push
 source, and `_ts:<view>`), and `get_online_features` reads it. Two differences from Feast's push,
 both needed by a stream: a row replaces a stored row of the *same* event time (a late event
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import pyarrow as pa
 import redis
 
-from engram import feast_codec
-from engram.feast_codec import ViewRef
+from core.stores import feast_codec
+from core.stores.feast_codec import ViewRef
 
 # KEYS: the Feast hash of each row. ARGV: per row the state key, the state version (event count),
 # the row's event time in microseconds, the number of field/value pairs, then the pairs.

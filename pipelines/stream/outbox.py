@@ -44,8 +44,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 
-from engram.errors import ServiceUnavailableError
-from engram.settings import Settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings
 from pipelines import duck, event_store
 from pipelines.stream import payload
 from pipelines.stream.state import OUTBOX, PREFIX
@@ -268,17 +268,21 @@ def forget_entries(
             kept = [
                 (record, stream_id)
                 for record, stream_id in pairs
-                if not _doomed(orjson.loads(record), stream_id, user_id, tombstone, events,
-                               unidentified)
-            ]  # fmt: skip
+                if not _doomed(
+                    orjson.loads(record), stream_id, user_id, tombstone, events, unidentified
+                )
+            ]
             if len(kept) == len(pairs):
                 continue
             pipe = client.pipeline(transaction=True)
             if kept:
-                pipe.xadd(outbox, {
-                    "signals": b"\n".join(record for record, _ in kept),
-                    "entries": "\n".join(stream_id for _, stream_id in kept),
-                })  # fmt: skip
+                pipe.xadd(
+                    outbox,
+                    {
+                        "signals": b"\n".join(record for record, _ in kept),
+                        "entries": "\n".join(stream_id for _, stream_id in kept),
+                    },
+                )
             pipe.xdel(outbox, entry_id)
             pipe.execute()
             removed += len(pairs) - len(kept)

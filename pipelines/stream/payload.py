@@ -21,7 +21,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
-from pipelines.contract import NORMALIZED_SCHEMA
+from core.contract import NORMALIZED_SCHEMA
 
 _TIMES = ("ts", "ingested_at")
 _JSON_STRUCT = json.dumps(

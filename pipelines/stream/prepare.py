@@ -20,7 +20,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from pipelines import enrich
 from pipelines.normalize import normalize_records
 from pipelines.signal_arrays import WEIGHT_SCALE, type_code_sql

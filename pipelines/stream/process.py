@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from engram.log_retention import rewrite_aof
+from core.stores.log_retention import rewrite_aof
 from pipelines import dead_letter
 from pipelines.stream import outbox, rows
 from pipelines.stream.context import BatchResult, MemorySink, RawRecord, StreamContext, open_context

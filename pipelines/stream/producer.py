@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import redis
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 
 STREAM = "engram:signals"  # serving.wiring.SIGNALS_STREAM: one name for producers and consumers
 FIELD = "signal"  # each entry holds one record's JSON text under this field

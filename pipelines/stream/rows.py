@@ -18,9 +18,9 @@ from datetime import datetime
 import numpy as np
 import pyarrow as pa
 
+from core.contract import SIGNAL_TYPES
 from pipelines.aggregate_items import ITEM_SNAPSHOT_SCHEMA, trend
 from pipelines.aggregate_users import MICROS_PER_MINUTE, TOP_CATEGORIES, USER_SNAPSHOT_SCHEMA
-from pipelines.contract import SIGNAL_TYPES
 from pipelines.signal_arrays import WEIGHT_SCALE, type_code
 from pipelines.stream.state import EntityState
 from pipelines.timelines import WINDOWS, micros_to_timestamps

@@ -254,10 +254,17 @@ class WindowState:
         args: list[str | bytes | int] = [self.prefix, self._ttl, self._gap, MAX_WINDOW_MICROS]
         for e in events:
             args += [
-                e.event_id, e.user_id, e.item_id or "", e.category or "", e.t, e.type_code,
-                e.weight, "" if e.rating is None else repr(float(e.rating)),
-                records.get(e.event_id, b""), entry_ids.get(e.event_id) or "",
-            ]  # fmt: skip
+                e.event_id,
+                e.user_id,
+                e.item_id or "",
+                e.category or "",
+                e.t,
+                e.type_code,
+                e.weight,
+                "" if e.rating is None else repr(float(e.rating)),
+                records.get(e.event_id, b""),
+                entry_ids.get(e.event_id) or "",
+            ]
         flags = self._apply(args=args)
         return [bool(flag) for flag in flags]
 
@@ -359,9 +366,12 @@ class RejectionMarks:
     """Which stream entries' rejections were already stored, so a redelivery stores none twice."""
 
     def __init__(
-        self, client: redis.Redis, *, ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS,
+        self,
+        client: redis.Redis,
+        *,
+        ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS,
         prefix: str = PREFIX,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self._ttl = ttl_seconds

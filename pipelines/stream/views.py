@@ -15,8 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from engram.feast_codec import FeatureRef, ValueKind, ViewRef, view_ref
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores.feast_codec import FeatureRef, ValueKind, ViewRef, view_ref
 
 USER_PUSH_SOURCE = "user_stats_push_source"
 ITEM_PUSH_SOURCE = "item_stats_push_source"
@@ -53,7 +53,7 @@ def load_layout(settings: Settings, redis_url: str) -> PushLayout:
         not registry.exists() or registry.stat().st_mtime <= path.stat().st_mtime
     ):
         return _decode(json.loads(path.read_text()))
-    from engram import feature_store
+    from core.stores import feature_store
 
     store = feature_store.open_store(settings, redis_url)
     layout = layout_from_store(store)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from engram.settings import Settings
+from core.settings import Settings
 from forget.everywhere import forget_everywhere
 from pipelines.stream.producer import STREAM, produce
 from pipelines.stream.state import PREFIX, StateEvent, WindowState

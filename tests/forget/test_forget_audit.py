@@ -24,9 +24,9 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from pymilvus import MilvusClient
 
-from engram import feature_store
+from core.settings import Settings, get_settings
+from core.stores import feature_store
 from engram.cli import main
-from engram.settings import Settings, get_settings
 from forget.audit import audit
 from memory.embed import Embedder
 from memory.store import DEFAULT_COLLECTION

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engram.settings import Settings
+from core.settings import Settings
 from loadtest import report
 from loadtest.runner import LoadOptions, run_load
 from pipelines.batch import run_ingest
@@ -46,9 +46,15 @@ def _options(tmp_path: Path, **changes: object) -> LoadOptions:
     slo_file = tmp_path / "slo.yaml"
     slo_file.write_text(SLO, encoding="utf-8")
     base = LoadOptions(
-        out=tmp_path / "out", duration_s=4, users=4, spawn_rate=4, rate=40, warmup_s=0,
-        config_path=slo_file, server_command=(sys.executable, str(FAKE_SERVER)),
-    )  # fmt: skip
+        out=tmp_path / "out",
+        duration_s=4,
+        users=4,
+        spawn_rate=4,
+        rate=40,
+        warmup_s=0,
+        config_path=slo_file,
+        server_command=(sys.executable, str(FAKE_SERVER)),
+    )
     return LoadOptions(**{**vars(base), **changes})
 
 
@@ -72,8 +78,9 @@ def test_a_run_sends_the_mix_checks_it_and_writes_every_report(
     summary = json.loads((result.out / "summary.json").read_text())
     assert summary["breaches"] == [] and summary["memory_samples"] >= 4
     assert {g["series"] for g in summary["memory"]} == {
-        "server RSS", "Redis used_memory (less excluded keys)"
-    }  # fmt: skip
+        "server RSS",
+        "Redis used_memory (less excluded keys)",
+    }
     assert summary["memory_peaks"]["server_rss_bytes"] > 10_000_000
     table = report.markdown(summary)
     assert "| POST /v1/rank |" in table and "SLO check: all SLOs held." in table

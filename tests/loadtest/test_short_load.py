@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engram.settings import Settings
+from core.settings import Settings
 from tests.embedding_models import link_embedding_models
 
 pytest.importorskip("serving.app", reason="the HTTP server (serving/) is not there yet")
@@ -64,9 +64,17 @@ def test_twenty_seconds_of_mixed_traffic_on_the_real_server_hold_the_slo(
     slo_file = tmp_path / "slo.yaml"
     slo_file.write_text(SLO, encoding="utf-8")
     options = LoadOptions(
-        out=tmp_path / "out", duration_s=20, users=10, spawn_rate=10, rate=50, workers=2,
-        warmup_s=5, config_path=slo_file, preset="small", train=False,
-    )  # fmt: skip
+        out=tmp_path / "out",
+        duration_s=20,
+        users=10,
+        spawn_rate=10,
+        rate=50,
+        workers=2,
+        warmup_s=5,
+        config_path=slo_file,
+        preset="small",
+        train=False,
+    )
     lines: list[str] = []
     result = run_load(home, options, say=lines.append)
 

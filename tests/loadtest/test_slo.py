@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from loadtest.config import (
     DEFAULT_CONFIG,
     EndpointSlo,
@@ -93,13 +93,27 @@ def test_percentiles_from_the_histogram_match_locusts_definition() -> None:
 
 def test_the_json_rows_add_an_aggregate_over_the_whole_run() -> None:
     entries = [
-        {"name": "/v1/rank", "method": "POST", "num_requests": 100, "num_failures": 0,
-         "response_times": {"2": 99, "30": 1}, "max_response_time": 30.4,
-         "start_time": 1000.0, "last_request_timestamp": 1010.0},
-        {"name": "/v1/signals", "method": "POST", "num_requests": 10, "num_failures": 1,
-         "response_times": {"50": 10}, "max_response_time": 55.0,
-         "start_time": 1001.0, "last_request_timestamp": 1009.0},
-    ]  # fmt: skip
+        {
+            "name": "/v1/rank",
+            "method": "POST",
+            "num_requests": 100,
+            "num_failures": 0,
+            "response_times": {"2": 99, "30": 1},
+            "max_response_time": 30.4,
+            "start_time": 1000.0,
+            "last_request_timestamp": 1010.0,
+        },
+        {
+            "name": "/v1/signals",
+            "method": "POST",
+            "num_requests": 10,
+            "num_failures": 1,
+            "response_times": {"50": 10},
+            "max_response_time": 55.0,
+            "start_time": 1001.0,
+            "last_request_timestamp": 1009.0,
+        },
+    ]
     stats = parse_stats_json(json.dumps(entries))
     assert (stats["rank"].p95_ms, stats["rank"].p99_ms, stats["rank"].rps) == (2, 30, 10.0)
     total = stats[AGGREGATED]

@@ -10,13 +10,16 @@ import redis
 from loadtest.config import SoakLimits
 from loadtest.soak import Sample, Sampler, growth, redis_memory, tree_rss
 
-LIMITS = SoakLimits(sample_every_s=1, warmup_s=10, window_s=10, max_rss_growth_pct=10,
-                    max_redis_growth_pct=10)  # fmt: skip
+LIMITS = SoakLimits(
+    sample_every_s=1, warmup_s=10, window_s=10, max_rss_growth_pct=10, max_redis_growth_pct=10
+)
 
 
 def _samples(rss: list[int], redis_bytes: int = 1_000) -> list[Sample]:
-    return [Sample(t=float(t), rss_bytes=v, processes=3, redis_bytes=redis_bytes)
-            for t, v in enumerate(rss)]  # fmt: skip
+    return [
+        Sample(t=float(t), rss_bytes=v, processes=3, redis_bytes=redis_bytes)
+        for t, v in enumerate(rss)
+    ]
 
 
 def test_flat_memory_after_a_start_up_climb_passes() -> None:

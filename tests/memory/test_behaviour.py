@@ -38,9 +38,14 @@ def test_strong_lasting_categories_become_preferences() -> None:
 
 def test_a_preference_from_behaviour_is_well_formed() -> None:
     [memory, _] = affinity_memories(
-        "u1", ["outdoor", "cooking"], [0.5, 0.4],
-        events_all=80, first_event_ts=FIRST, last_event_ts=LAST, as_of=AS_OF,
-    )  # fmt: skip
+        "u1",
+        ["outdoor", "cooking"],
+        [0.5, 0.4],
+        events_all=80,
+        first_event_ts=FIRST,
+        last_event_ts=LAST,
+        as_of=AS_OF,
+    )
     assert memory.kind == "preference" and memory.slot is None
     assert memory.valid_from == FIRST and memory.created_at == AS_OF
     assert 0.5 < memory.confidence <= 0.95
@@ -63,9 +68,14 @@ def test_thresholds_can_be_tuned() -> None:
 def test_the_same_taste_keeps_its_id_from_run_to_run() -> None:
     def ids(as_of: datetime) -> list[str]:
         memories = affinity_memories(
-            "u1", ["outdoor"], [0.6],
-            events_all=50, first_event_ts=FIRST, last_event_ts=LAST, as_of=as_of,
-        )  # fmt: skip
+            "u1",
+            ["outdoor"],
+            [0.6],
+            events_all=50,
+            first_event_ts=FIRST,
+            last_event_ts=LAST,
+            as_of=as_of,
+        )
         return [memory.memory_id for memory in memories]
 
     assert ids(AS_OF) == ids(AS_OF + timedelta(days=1))
@@ -81,8 +91,12 @@ def search(
 
 
 def test_three_related_searches_within_two_hours_are_an_intent_that_expires() -> None:
-    searches = [search("s1", 0, "waterproof tent"), search("s2", 20, "tent footprint"),
-                search("s3", 50, "2 person tents"), search("s4", 60 * 24, "tent")]  # fmt: skip
+    searches = [
+        search("s1", 0, "waterproof tent"),
+        search("s2", 20, "tent footprint"),
+        search("s3", 50, "2 person tents"),
+        search("s4", 60 * 24, "tent"),
+    ]
     [intent] = search_burst_intents(searches)
     assert intent.kind == "intent"
     assert intent.text == "Wants to buy a tent"
@@ -92,12 +106,19 @@ def test_three_related_searches_within_two_hours_are_an_intent_that_expires() ->
 
 
 def test_the_phrase_most_searches_share_names_the_burst() -> None:
-    searches = [search("s1", 0, "road bike carbon"), search("s2", 5, "endurance road bike"),
-                search("s3", 9, "road bike"), search("s4", 12, "bike size guide")]  # fmt: skip
+    searches = [
+        search("s1", 0, "road bike carbon"),
+        search("s2", 5, "endurance road bike"),
+        search("s3", 9, "road bike"),
+        search("s4", 12, "bike size guide"),
+    ]
     [intent] = search_burst_intents(searches)
     assert intent.text == "Wants to buy a bike"
-    shoes = [search("s1", 0, "running shoes"), search("s2", 5, "trail running shoes"),
-             search("s3", 9, "shoes size 10")]  # fmt: skip
+    shoes = [
+        search("s1", 0, "running shoes"),
+        search("s2", 5, "trail running shoes"),
+        search("s3", 9, "shoes size 10"),
+    ]
     assert [m.text for m in search_burst_intents(shoes)] == ["Wants to buy shoes"]
 
 
@@ -134,8 +155,13 @@ def test_bursts_are_per_user_and_only_the_users_own_searches() -> None:
 
 def test_a_topic_lookup_splits_and_names_bursts() -> None:
     topics = {"tent": "outdoor", "tarp": "outdoor", "rope": "outdoor", "novel": "books"}
-    searches = [search("s1", 0, "tent"), search("s2", 1, "novel"), search("s3", 2, "tarp"),
-                search("s4", 3, "rope"), search("s5", 4, "xyz")]  # fmt: skip
+    searches = [
+        search("s1", 0, "tent"),
+        search("s2", 1, "novel"),
+        search("s3", 2, "tarp"),
+        search("s4", 3, "rope"),
+        search("s5", 4, "xyz"),
+    ]
     [intent] = search_burst_intents(searches, topic_of=topics.get)
     assert intent.text == "Is shopping for outdoor: tent, tarp, rope"
     assert intent.source_event_ids == ("s1", "s3", "s4")

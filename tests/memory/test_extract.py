@@ -343,8 +343,11 @@ def test_signals_keep_their_order_and_users() -> None:
     ]
     memories = extractor.extract(signals)
     assert [(m.user_id, m.kind) for m in memories] == [
-        ("u1", "episode"), ("u1", "preference"), ("u2", "episode"), ("u2", "dislike"),
-    ]  # fmt: skip
+        ("u1", "episode"),
+        ("u1", "preference"),
+        ("u2", "episode"),
+        ("u2", "dislike"),
+    ]
 
 
 @settings(max_examples=200, deadline=None)

@@ -52,8 +52,10 @@ def test_user_and_kind_must_agree() -> None:
 
 def test_near_wordings_match_and_unrelated_ones_do_not() -> None:
     truth = [F("u1", "preference", "Likes hiking"), F("u1", "relationship", "Has a dog named Max")]
-    guesses = [F("u1", "preference", "Likes hiking and camping"),
-               F("u1", "relationship", "Has a cat named Max")]  # fmt: skip
+    guesses = [
+        F("u1", "preference", "Likes hiking and camping"),
+        F("u1", "relationship", "Has a cat named Max"),
+    ]
     scores = score_extraction(guesses, truth)
     assert scores["preference"]["tp"] == 1
     assert scores["relationship"]["tp"] == 0
@@ -61,8 +63,11 @@ def test_near_wordings_match_and_unrelated_ones_do_not() -> None:
 
 def test_matching_is_one_to_one_and_repeats_count_once() -> None:
     truth = [F("u1", "preference", "Likes tea")]
-    guesses = [F("u1", "preference", "Likes tea"), F("u1", "preference", "likes tea"),
-               F("u1", "preference", "Likes green tea")]  # fmt: skip
+    guesses = [
+        F("u1", "preference", "Likes tea"),
+        F("u1", "preference", "likes tea"),
+        F("u1", "preference", "Likes green tea"),
+    ]
     scores = score_extraction(guesses, truth)["preference"]
     assert (scores["tp"], scores["fp"], scores["fn"]) == (1, 1, 0)
     assert scores["precision"] == 0.5 and scores["recall"] == 1.0

@@ -13,31 +13,75 @@ import redis
 from click.testing import CliRunner
 from pymilvus import MilvusClient
 
+from core.settings import Settings, get_settings
+from core.stores.feast_codec import redis_key
 from engram.cli import main
-from engram.feast_codec import redis_key
-from engram.settings import Settings, get_settings
 from memory.store import DEFAULT_COLLECTION, milvus_literal
 from pipelines import dead_letter, duck, event_store
 from pipelines.batch import run_ingest
 
 SIGNALS: list[dict[str, Any]] = [
-    {"event_id": "a1", "user_id": "alice", "ts": "2026-03-01T10:00:00Z", "type": "message",
-     "text": "I live in Denver and I'm vegetarian", "context": {"speaker": "user"}},
-    {"event_id": "a2", "user_id": "alice", "ts": "2026-03-01T10:01:00Z", "type": "message",
-     "text": "You should move to Paris!", "context": {"speaker": "assistant"}},
-    {"event_id": "a3", "user_id": "alice", "ts": "2026-05-02T09:00:00Z", "type": "message",
-     "text": "we moved to Seattle last week", "context": {"speaker": "user"}},
-    {"event_id": "a4", "user_id": "alice", "ts": "2026-05-03T09:00:00Z", "type": "search",
-     "text": "waterproof tent"},
-    {"event_id": "a5", "user_id": "alice", "ts": "2026-05-03T09:10:00Z", "type": "search",
-     "text": "tent footprint"},
-    {"event_id": "a6", "user_id": "alice", "ts": "2026-05-03T09:20:00Z", "type": "search",
-     "text": "tent"},
-    {"event_id": "a7", "user_id": "alice", "ts": "2026-05-03T09:30:00Z", "type": "view",
-     "item_id": "i1"},
-    {"event_id": "b1", "user_id": "bob", "ts": "2026-03-01T10:00:00Z", "type": "message",
-     "text": "I'm a huge fan of jazz", "context": {"speaker": "user"}},
-]  # fmt: skip
+    {
+        "event_id": "a1",
+        "user_id": "alice",
+        "ts": "2026-03-01T10:00:00Z",
+        "type": "message",
+        "text": "I live in Denver and I'm vegetarian",
+        "context": {"speaker": "user"},
+    },
+    {
+        "event_id": "a2",
+        "user_id": "alice",
+        "ts": "2026-03-01T10:01:00Z",
+        "type": "message",
+        "text": "You should move to Paris!",
+        "context": {"speaker": "assistant"},
+    },
+    {
+        "event_id": "a3",
+        "user_id": "alice",
+        "ts": "2026-05-02T09:00:00Z",
+        "type": "message",
+        "text": "we moved to Seattle last week",
+        "context": {"speaker": "user"},
+    },
+    {
+        "event_id": "a4",
+        "user_id": "alice",
+        "ts": "2026-05-03T09:00:00Z",
+        "type": "search",
+        "text": "waterproof tent",
+    },
+    {
+        "event_id": "a5",
+        "user_id": "alice",
+        "ts": "2026-05-03T09:10:00Z",
+        "type": "search",
+        "text": "tent footprint",
+    },
+    {
+        "event_id": "a6",
+        "user_id": "alice",
+        "ts": "2026-05-03T09:20:00Z",
+        "type": "search",
+        "text": "tent",
+    },
+    {
+        "event_id": "a7",
+        "user_id": "alice",
+        "ts": "2026-05-03T09:30:00Z",
+        "type": "view",
+        "item_id": "i1",
+    },
+    {
+        "event_id": "b1",
+        "user_id": "bob",
+        "ts": "2026-03-01T10:00:00Z",
+        "type": "message",
+        "text": "I'm a huge fan of jazz",
+        "context": {"speaker": "user"},
+    },
+]
 # A record that breaks the contract lands in the dead-letter with alice's id.
 BROKEN = '{"event_id": "a9", "user_id": "alice", "ts": "yesterday", "type": "view"}'
 
@@ -139,9 +183,19 @@ def test_cli_search_list_batch_and_forget(
     assert found["memories"][0]["text"] == "Moved to Seattle"
     assert found["memories"][0]["source_event_ids"] == ["a3"]
     earlier = json.loads(
-        invoke(cli, "memories", "search", "alice", "where does the user live", "--k", "3",
-               "--as-of", "2026-04-01T00:00:00Z", "--json")
-    )  # fmt: skip
+        invoke(
+            cli,
+            "memories",
+            "search",
+            "alice",
+            "where does the user live",
+            "--k",
+            "3",
+            "--as-of",
+            "2026-04-01T00:00:00Z",
+            "--json",
+        )
+    )
     assert "Lives in Denver" in [m["text"] for m in earlier["memories"]]
     assert len(earlier["memories"]) <= 3
 

@@ -172,10 +172,15 @@ def test_memories_of_other_users_never_merge() -> None:
 def location(memory_id: str, city: str, at: float, valid_from: float | None = None) -> Vectored:
     return v(
         memory(
-            memory_id, f"Lives in {city}", kind="attribute", at=at, valid_from=valid_from,
-            slot="location", value=city,
+            memory_id,
+            f"Lives in {city}",
+            kind="attribute",
+            at=at,
+            valid_from=valid_from,
+            slot="location",
+            value=city,
         )
-    )  # fmt: skip
+    )
 
 
 def test_a_new_value_closes_the_old_fact_instead_of_deleting_it() -> None:
@@ -212,10 +217,15 @@ def test_a_value_known_to_start_earlier_extends_the_following_fact() -> None:
 def test_restating_the_current_value_merges_and_takes_the_newer_wording() -> None:
     moved = v(
         memory(
-            "m1", "Moving to Kyoto", kind="life_event", at=0, valid_from=10,
-            slot="location", value="Kyoto",
+            "m1",
+            "Moving to Kyoto",
+            kind="life_event",
+            at=0,
+            valid_from=10,
+            slot="location",
+            value="Kyoto",
         )
-    )  # fmt: skip
+    )
     lives = location("m2", "Kyoto", at=20)
     [written] = plan([lives], [moved]).writes
     assert written.memory.memory_id == "m1"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from engram.errors import ConfigError, ServiceUnavailableError
+from core.errors import ConfigError, ServiceUnavailableError
 from memory.extract import INTENT_TTL, TextSignal
 from memory.llm_extract import LLMConfig, LLMExtractor
 
@@ -76,12 +76,28 @@ def said(text: str, speaker: str | None = "user", event_id: str = "e1") -> TextS
 
 
 def test_facts_come_from_the_model_and_times_from_engram(model: FakeModel) -> None:
-    model.answer([
-        {"kind": "life_event", "text": "moved to Seattle", "slot": "location", "value": "Seattle",
-         "time_phrase": "last week", "tense": "past", "confidence": 0.9},
-        {"kind": "intent", "text": "Wants to buy a tent", "slot": None, "value": None,
-         "time_phrase": None, "tense": "future", "confidence": 0.8},
-    ])  # fmt: skip
+    model.answer(
+        [
+            {
+                "kind": "life_event",
+                "text": "moved to Seattle",
+                "slot": "location",
+                "value": "Seattle",
+                "time_phrase": "last week",
+                "tense": "past",
+                "confidence": 0.9,
+            },
+            {
+                "kind": "intent",
+                "text": "Wants to buy a tent",
+                "slot": None,
+                "value": None,
+                "time_phrase": None,
+                "tense": "future",
+                "confidence": 0.8,
+            },
+        ]
+    )
     memories = extractor_for(model).extract([said("We moved to Seattle last week; need a tent")])
     assert [(m.kind, m.text) for m in memories] == [
         ("episode", "We moved to Seattle last week; need a tent"),
@@ -116,13 +132,15 @@ def test_only_the_users_own_words_are_sent(model: FakeModel) -> None:
 
 
 def test_entries_that_break_the_schema_are_skipped(model: FakeModel) -> None:
-    model.answer([
-        {"kind": "opinion", "text": "Thinks it will rain"},
-        {"kind": "preference", "text": ""},
-        "not an object",
-        {"kind": "preference", "text": "Likes jazz", "confidence": "very"},
-        {"kind": "preference", "text": "likes jazz"},
-    ])  # fmt: skip
+    model.answer(
+        [
+            {"kind": "opinion", "text": "Thinks it will rain"},
+            {"kind": "preference", "text": ""},
+            "not an object",
+            {"kind": "preference", "text": "Likes jazz", "confidence": "very"},
+            {"kind": "preference", "text": "likes jazz"},
+        ]
+    )
     facts = [m for m in extractor_for(model).extract([said("I love jazz")]) if m.kind != "episode"]
     assert [(m.text, m.confidence) for m in facts] == [("Likes jazz", 0.7)]
 

@@ -118,8 +118,9 @@ def test_only_memories_true_at_as_of_are_ranked() -> None:
 
 
 def test_kinds_and_k_limit_the_hits() -> None:
-    candidates = [memory(str(i), f"fact {i}", kind="preference" if i % 2 else "dislike")
-                  for i in range(10)]  # fmt: skip
+    candidates = [
+        memory(str(i), f"fact {i}", kind="preference" if i % 2 else "dislike") for i in range(10)
+    ]
     dense = [i / 10 for i in range(10)]
     assert ids("x", candidates, dense, kinds=["dislike"]) == ["8", "6", "4", "2", "0"]
     assert ids("x", candidates, dense, k=3) == ["9", "8", "7"]

@@ -54,8 +54,14 @@ def test_a_pronoun_takes_the_bare_noun_phrase_before_it() -> None:
 
 def test_gerunds_follow_english_spelling() -> None:
     assert [gerund(verb) for verb in ("hike", "run", "play", "swim", "tie", "see", "visit")] == [
-        "hiking", "running", "playing", "swimming", "tying", "seeing", "visiting",
-    ]  # fmt: skip
+        "hiking",
+        "running",
+        "playing",
+        "swimming",
+        "tying",
+        "seeing",
+        "visiting",
+    ]
 
 
 @pytest.mark.parametrize(

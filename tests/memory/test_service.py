@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymilvus import MilvusClient
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from memory import embed
 from memory.extract import RuleExtractor, TextSignal
 from memory.records import ScoredMemory
@@ -43,9 +43,14 @@ def user() -> str:
 
 def says(user_id: str, n: int, text: str, at: datetime, speaker: str = "user") -> TextSignal:
     return TextSignal(
-        event_id=f"{user_id}-e{n}", user_id=user_id, ts=at, type="message", text=text,
-        speaker=speaker, session_id=f"{user_id}-s{at.date()}",
-    )  # fmt: skip
+        event_id=f"{user_id}-e{n}",
+        user_id=user_id,
+        ts=at,
+        type="message",
+        text=text,
+        speaker=speaker,
+        session_id=f"{user_id}-s{at.date()}",
+    )
 
 
 def texts(hits: list[ScoredMemory]) -> list[str]:

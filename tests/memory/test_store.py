@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pymilvus import MilvusClient
 
-from engram.errors import ConfigError, InvalidInputError
+from core.errors import ConfigError, InvalidInputError
 from memory.records import Memory, MemoryKind
 from memory.store import MilvusMemoryStore, memory_filter, milvus_literal
 
@@ -18,9 +18,20 @@ DIM = 8
 T0 = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
 INJECTION = 'x" || user_id != "x'
 NASTY = [
-    INJECTION, "a\\", 'a\\" or 1==1 or "', "it's", "tab\there", "new\nline", "uni é ✓ 😀",
-    '\\"', '""', "\\u0041", "x' || user_id != 'x", "%", "a_b",
-]  # fmt: skip
+    INJECTION,
+    "a\\",
+    'a\\" or 1==1 or "',
+    "it's",
+    "tab\there",
+    "new\nline",
+    "uni é ✓ 😀",
+    '\\"',
+    '""',
+    "\\u0041",
+    "x' || user_id != 'x",
+    "%",
+    "a_b",
+]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from pipelines.contract import IMPLICIT_WEIGHTS
+from core.contract import IMPLICIT_WEIGHTS
 
 Row = dict[str, Any]
 DAY = timedelta(days=1)

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError
+from core.contract import CATALOG_SCHEMA, NORMALIZED_SCHEMA, SIGNAL_TYPES
+from core.errors import InvalidInputError
 from pipelines.aggregate import (
     ITEM_SNAPSHOT_SCHEMA,
     USER_SNAPSHOT_SCHEMA,
@@ -26,7 +27,6 @@ from pipelines.aggregate import (
     aggregate_users,
     write_snapshot,
 )
-from pipelines.contract import CATALOG_SCHEMA, NORMALIZED_SCHEMA, SIGNAL_TYPES
 from pipelines.enrich import enrich
 from pipelines.feature_specs import ITEM_FEATURES, USER_FEATURES
 from pipelines.timelines import WINDOWS, Timeline, first_occurrences, pairs, sort_order

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
+from core.settings import Settings
 from engram.cli import main
-from engram.settings import Settings
 from pipelines import dead_letter
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir, run_ingest
 from pipelines.generate import GenerateConfig, load_truth, write_dataset

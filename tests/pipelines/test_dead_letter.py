@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pytest
 
-from engram.errors import InvalidInputError
-from engram.settings import Settings
+from core.contract import DEAD_LETTER_SCHEMA
+from core.errors import InvalidInputError
+from core.settings import Settings
 from pipelines import dead_letter
-from pipelines.contract import DEAD_LETTER_SCHEMA
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError
-from pipelines.contract import CATALOG_SCHEMA, ENRICHED_SCHEMA, NORMALIZED_SCHEMA, SIGNAL_TYPES
+from core.contract import CATALOG_SCHEMA, ENRICHED_SCHEMA, NORMALIZED_SCHEMA, SIGNAL_TYPES
+from core.errors import InvalidInputError
 from pipelines.enrich import enrich, rate_weight
 from tests.pipelines import reference
 from tests.pipelines.reference import item, signal

@@ -1,6 +1,6 @@
 """The synthetic dataset generator: what it writes is what its truth says it wrote.
 
-The contract checks here are a small reference validator written from pipelines/contract.py, not
+The contract checks here are a small reference validator written from core/contract.py, not
 the pipeline's normalizer, so the generator and the normalizer are checked independently.
 """
 
@@ -18,8 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError
-from pipelines.contract import (
+from core.contract import (
     CATALOG_SCHEMA,
     EPOCH_MAX_SECONDS,
     EPOCH_MIN_SECONDS,
@@ -32,6 +31,7 @@ from pipelines.contract import (
     TEXT_MAX_CHARS,
     TEXT_TYPES,
 )
+from core.errors import InvalidInputError
 from pipelines.generate import (
     MALFORMED_FIELDS,
     MALFORMED_KINDS,

@@ -14,8 +14,8 @@ from feast.feature_view import FeatureViewState
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError, SourceError
-from engram.feast_codec import FeatureRef, ValueKind, ViewRef, redis_keys
+from core.errors import InvalidInputError, SourceError
+from core.stores.feast_codec import FeatureRef, ValueKind, ViewRef, redis_keys
 from pipelines.materialize import (
     latest_rows,
     materialize_incremental,

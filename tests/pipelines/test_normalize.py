@@ -14,7 +14,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from pipelines.contract import (
+from core.contract import (
     CONTEXT_MAX_DEPTH,
     DEAD_LETTER_SCHEMA,
     NORMALIZED_SCHEMA,

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from engram.errors import SourceError
-from engram.settings import Settings
+from core.errors import SourceError
+from core.settings import Settings
 from pipelines import dead_letter
 from pipelines.normalize import normalize
 from pipelines.sources import jsonl

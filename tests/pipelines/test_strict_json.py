@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from pipelines import strict_json
 
 finite = st.floats(allow_nan=False, allow_infinity=False)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ranking.baselines import (
     ALS,
     GlobalPopularity,

@@ -27,8 +27,14 @@ class Fixed:
 def test_the_union_keeps_each_candidates_sources_and_skips_seen_items() -> None:
     up = Fixed("up", list(range(10)))  # best: i9, i8, i7 ...
     down = Fixed("down", list(range(10, 0, -1)))  # best: i0, i1, ...
-    got = generate([up, down], ["u"], pd.DatetimeIndex([AT]), ITEMS,
-                   exclude={"u": {"i9"}}, limits={"up": 2, "down": 2})  # fmt: skip
+    got = generate(
+        [up, down],
+        ["u"],
+        pd.DatetimeIndex([AT]),
+        ITEMS,
+        exclude={"u": {"i9"}},
+        limits={"up": 2, "down": 2},
+    )
     frame = got.frame.set_index("item_id")
     assert sorted(frame.index) == ["i0", "i1", "i7", "i8"]
     assert frame.loc["i8", "sources"] == "up" and frame.loc["i0", "sources"] == "down"
@@ -44,8 +50,14 @@ def test_an_item_both_sources_propose_counts_both() -> None:
 
 
 def test_only_scores_exactly_the_given_items() -> None:
-    got = generate([Fixed("a", list(range(10)))], ["u"], pd.DatetimeIndex([AT]), ITEMS,
-                   limits={"a": 1}, only=["i2", "i5"])  # fmt: skip
+    got = generate(
+        [Fixed("a", list(range(10)))],
+        ["u"],
+        pd.DatetimeIndex([AT]),
+        ITEMS,
+        limits={"a": 1},
+        only=["i2", "i5"],
+    )
     assert sorted(got.frame["item_id"]) == ["i2", "i5"]
     assert got.frame.set_index("item_id").loc["i2", "sources"] == ""
 
@@ -63,8 +75,9 @@ def test_one_users_arrays_equal_the_frame_of_generate() -> None:
     sources = [Fixed(name, list(rng.normal(size=10))) for name in ("a", "b", "c")]
     sources[1]._scores[[2, 4]] = np.nan  # a source that cannot score some items
     limits = {"a": 3, "b": 2, "c": 4}
-    frame = generate(sources, ["u"], pd.DatetimeIndex([AT]), ITEMS, exclude={"u": {"i1"}},
-                     limits=limits).frame  # fmt: skip
+    frame = generate(
+        sources, ["u"], pd.DatetimeIndex([AT]), ITEMS, exclude={"u": {"i1"}}, limits=limits
+    ).frame
     arrays = generate_user(sources, "u", AT, ITEMS, exclude={"i1"}, limits=limits)
     pd.testing.assert_frame_equal(
         pd.DataFrame(arrays.columns()), frame.drop(columns=["user_id", "at"])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from engram import feast_codec
+from core.stores import feast_codec
 from pipelines.catalog_store import catalog_path
 from ranking.entity_cache import EntityCache
 from ranking.online_features import ServiceReader
@@ -39,18 +39,27 @@ def test_cached_item_rows_read_like_the_live_path(
     asked = [*items[::-7][:60], items[3], "no-such-item"]
     request = {"item_category": [categories[items.index(i)] if i in items else None for i in asked]}
     entities = {"user_id": [user], "item_id": asked}
-    for enforce_ttl, now in ((False, None), (True, AS_OF + timedelta(hours=1)),
-                             (True, AS_OF + timedelta(days=3))):  # fmt: skip
+    for enforce_ttl, now in (
+        (False, None),
+        (True, AS_OF + timedelta(hours=1)),
+        (True, AS_OF + timedelta(days=3)),
+    ):
         live = ranking.read(entities, request, enforce_ttl=enforce_ttl, now=now, event_times=True)
-        cached = ranking.read(entities, request, enforce_ttl=enforce_ttl, now=now,
-                              cached={"item_id": cache})  # fmt: skip
+        cached = ranking.read(
+            entities, request, enforce_ttl=enforce_ttl, now=now, cached={"item_id": cache}
+        )
         assert cached.to_dict() == live.to_dict()
         np.testing.assert_array_equal(cached.matrix(), live.matrix())
         assert cached.stored["item_id"].event_times == live.stored["item_id"].event_times
     assert cache.refreshes == 1 and cache.size == len(items)  # the unknown id was read live
     # Three days on, the 1-day item window is past its ttl and missing; the 30-day one is not.
-    late = ranking.read(entities, request, enforce_ttl=True, now=AS_OF + timedelta(days=3),
-                        cached={"item_id": cache}).to_dict()  # fmt: skip
+    late = ranking.read(
+        entities,
+        request,
+        enforce_ttl=True,
+        now=AS_OF + timedelta(days=3),
+        cached={"item_id": cache},
+    ).to_dict()
     assert set(late["item_events_1d"]) == {None} and set(late["item_events_30d"]) != {None}
 
 
@@ -62,8 +71,12 @@ def test_rows_are_read_again_once_older_than_max_age(
     cache = EntityCache(ranking.stored_reader, "item_id", items[:50], max_age_s=30, clock=clock)
     item = items[0]
     before = cache.rows([item]).numeric("item_events_all")[0]
-    (ref,) = [r for v in ranking.stored_reader.views("item_id") for r in v.features
-              if r.name == "item_events_all"]  # fmt: skip
+    (ref,) = [
+        r
+        for v in ranking.stored_reader.views("item_id")
+        for r in v.features
+        if r.name == "item_events_all"
+    ]
     key = feast_codec.redis_keys(home.store.project, "item_id", [item])[0]
     field = feast_codec.feature_field(ref.view, ref.name)
     client = home.client()

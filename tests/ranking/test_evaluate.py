@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from core.settings import get_settings
 from engram.cli import main
-from engram.settings import get_settings
 from pipelines.generate import GenerateConfig, write_dataset
 from tests.embedding_models import link_embedding_models
 
@@ -28,8 +28,18 @@ def evaluated(
     home.mkdir()
     link_embedding_models(request, home)
     env = {"ENGRAM_HOME": str(home), "MILVUS_URI": milvus_uri, "REDIS_URL": ""}
-    args = ["eval", "--data", str(paths.signals), "--format", "signals", "--catalog",
-            str(paths.catalog), "--report", str(root / "report"), "--json"]  # fmt: skip
+    args = [
+        "eval",
+        "--data",
+        str(paths.signals),
+        "--format",
+        "signals",
+        "--catalog",
+        str(paths.catalog),
+        "--report",
+        str(root / "report"),
+        "--json",
+    ]
     get_settings.cache_clear()
     try:
         result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)

@@ -48,10 +48,14 @@ def context(memories: dict[str, UserMemories] | None = None) -> Context:
 def rows(items: list[str], at: pd.Timestamp) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "user_id": "u", "at": at, "item_id": items, "n_sources": 1,
-            "score_s": np.arange(len(items), dtype=float), "rank_s": np.arange(1, len(items) + 1),
+            "user_id": "u",
+            "at": at,
+            "item_id": items,
+            "n_sources": 1,
+            "score_s": np.arange(len(items), dtype=float),
+            "rank_s": np.arange(1, len(items) + 1),
         }
-    )  # fmt: skip
+    )
 
 
 def test_columns_follow_the_feature_list_and_rows_keep_their_order() -> None:
@@ -79,8 +83,9 @@ def test_user_item_features_use_only_contacts_before_the_time() -> None:
 
 def test_memories_feed_their_similarities() -> None:
     memories = {"u": UserMemories(preferences=unit(0, 0, 1)[None, :])}
-    got = assemble(rows(["d"], T0 + DAY / 2), pd.DataFrame(index=range(1)), context(memories),
-                   ["s"], [])  # fmt: skip
+    got = assemble(
+        rows(["d"], T0 + DAY / 2), pd.DataFrame(index=range(1)), context(memories), ["s"], []
+    )
     assert got["sim_pref_memory"].iloc[0] > 0.99
     assert set(CONTEXT_FEATURES) <= set(got.columns)
 
@@ -96,10 +101,15 @@ def test_the_serving_path_equals_assemble_on_the_same_inputs() -> None:
     service = pd.DataFrame({"f": [5.0, None, 1.5, 2.0, None]})
     expected = assemble(frame, service, ctx, ["s"], ["f"])
     got = assemble_user(
-        ctx, "u", int(to_micros([at])[0]), items, frame[["score_s"]].to_numpy(float),
-        frame[["rank_s"]].to_numpy(float), frame["n_sources"].to_numpy(float),
+        ctx,
+        "u",
+        int(to_micros([at])[0]),
+        items,
+        frame[["score_s"]].to_numpy(float),
+        frame[["rank_s"]].to_numpy(float),
+        frame["n_sources"].to_numpy(float),
         service.to_numpy(float),
-    )  # fmt: skip
+    )
     assert got.flags.c_contiguous and got.shape == expected.shape
     assert np.array_equal(got, expected.to_numpy(), equal_nan=True)
     assert expected["hour_of_day"].iloc[0] == 14.0 and expected["day_of_week"].iloc[0] == 6.0
@@ -108,10 +118,15 @@ def test_the_serving_path_equals_assemble_on_the_same_inputs() -> None:
         frame = rows(items, moment).assign(user_id=user)
         expected = assemble(frame, service, ctx, ["s"], ["f"])
         got = assemble_user(
-            ctx, user, int(to_micros([moment])[0]), items, frame[["score_s"]].to_numpy(float),
-            frame[["rank_s"]].to_numpy(float), frame["n_sources"].to_numpy(float),
+            ctx,
+            user,
+            int(to_micros([moment])[0]),
+            items,
+            frame[["score_s"]].to_numpy(float),
+            frame[["rank_s"]].to_numpy(float),
+            frame["n_sources"].to_numpy(float),
             service.to_numpy(float),
-        )  # fmt: skip
+        )
         assert np.array_equal(got, expected.to_numpy(), equal_nan=True)
 
 
@@ -120,6 +135,8 @@ def test_rows_of_several_users_and_times_are_computed_per_group() -> None:
     early, late = rows(["b", "c"], T0 + DAY / 2), rows(["b", "c"], T0 + 3 * DAY)
     both = pd.concat([late, early.assign(user_id="v"), early], ignore_index=True)
     got = assemble(both, pd.DataFrame(index=range(6)), ctx, ["s"], [])
-    alone = [assemble(f, pd.DataFrame(index=range(2)), ctx, ["s"], [])
-             for f in (late, early.assign(user_id="v"), early)]  # fmt: skip
+    alone = [
+        assemble(f, pd.DataFrame(index=range(2)), ctx, ["s"], [])
+        for f in (late, early.assign(user_id="v"), early)
+    ]
     assert np.array_equal(got.to_numpy(), pd.concat(alone).to_numpy(), equal_nan=True)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engram.settings import Settings
+from core.settings import Settings
 from ranking import registry
 from ranking.baselines import ALS, ItemKNN, RecentPopularity
 from ranking.candidates import EmbeddingSource

@@ -31,8 +31,12 @@ def test_item_text_is_title_then_genres_or_category_then_tags() -> None:
 def store(milvus_uri: str) -> Iterator[ItemVectorStore]:
     from pymilvus import MilvusClient
 
-    made = ItemVectorStore(MilvusClient(uri=milvus_uri), dim=4, model="test",
-                           collection=f"items_{uuid.uuid4().hex[:8]}")  # fmt: skip
+    made = ItemVectorStore(
+        MilvusClient(uri=milvus_uri),
+        dim=4,
+        model="test",
+        collection=f"items_{uuid.uuid4().hex[:8]}",
+    )
     made.ensure_collection()
     yield made
     made.drop()

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import ndcg_score
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ranking.metrics import (
     coverage_at_k,
     evaluate,

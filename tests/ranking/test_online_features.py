@@ -14,8 +14,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from engram.errors import InvalidInputError, ServiceUnavailableError
-from engram.feast_codec import FeatureRef, ValueKind, ViewRef
+from core.errors import InvalidInputError, ServiceUnavailableError
+from core.stores.feast_codec import FeatureRef, ValueKind, ViewRef
 from pipelines.catalog_store import catalog_path
 from ranking.online_features import (
     OnlineFeatureReader,

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import redis
 
-from engram import feature_store
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import feature_store
 from memory.embed import Embedder
 from pipelines.batch import run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
@@ -97,9 +97,14 @@ def test_the_served_ranker_degrades_within_the_redis_timeout(
     served = load_ranker(settings, embedder=minilm, redis_timeout_s=0.25, milvus_timeout_s=2.0)
     app = create_app(
         settings,
-        {"ENGRAM_AUTH": False, "ENGRAM_RANKER": served, "ENGRAM_REFRESH": False,
-         "ENGRAM_WARM": False, "ENGRAM_EMBEDDER": minilm},
-    )  # fmt: skip
+        {
+            "ENGRAM_AUTH": False,
+            "ENGRAM_RANKER": served,
+            "ENGRAM_REFRESH": False,
+            "ENGRAM_WARM": False,
+            "ENGRAM_EMBEDDER": minilm,
+        },
+    )
     client = app.test_client()
     body = {"user_id": active_user(ranker), "k": 5, "context": {"time": AT.isoformat()}}
     assert client.post("/v1/rank", json=body).json["degraded"] is False  # type: ignore[index]

@@ -6,8 +6,8 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from engram.errors import ModelNotFoundError
-from engram.settings import Settings
+from core.errors import ModelNotFoundError
+from core.settings import Settings
 from ranking import registry
 
 

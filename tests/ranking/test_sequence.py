@@ -43,5 +43,6 @@ def test_scores_at_a_cutoff_ignore_everything_after_it() -> None:
     users = [f"u{n}" for n in range(20)]
     at = pd.DatetimeIndex([cutoff] * len(users))
     items = sorted(frame["item_id"].unique())
-    assert np.allclose(full.score_batch(users, at, items), past.score_batch(users, at, items),
-                       equal_nan=True)  # fmt: skip
+    assert np.allclose(
+        full.score_batch(users, at, items), past.score_batch(users, at, items), equal_nan=True
+    )

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engram.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ranking.split import PositiveRule, item_contacts, seen_before, temporal_split
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")

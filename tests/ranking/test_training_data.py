@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from core.errors import InvalidInputError
+from core.settings import get_settings
 from engram.cli import main
-from engram.errors import InvalidInputError
-from engram.settings import get_settings
 from pipelines.catalog_store import catalog_path
 from ranking.training_data import check_labels, training_frame, with_catalog_fields
 from tests.feature_home import AS_OF, FeatureHome

@@ -16,8 +16,8 @@ import redis
 from flask import Flask
 from pymilvus import MilvusClient
 
-from engram import local_redis
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import local_redis
 from memory import embed
 
 KEYS = {"read": "r" * 24, "write": "w" * 24, "admin": "a" * 24}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
+from core.errors import ConfigError
+from core.settings import Settings
 from engram.cli import main
-from engram.errors import ConfigError
-from engram.settings import Settings
 from serving.auth import is_loopback, parse_keys, scopes_of
 from tests.serving.conftest import KEYS, AppFactory, bearer
 

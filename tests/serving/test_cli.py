@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from engram import local_milvus, local_redis
+from core.settings import Settings, get_settings
+from core.stores import local_milvus, local_redis
+from core.stores.services import stop_local_services
 from engram.cli import main
-from engram.services import stop_local_services
-from engram.settings import Settings, get_settings
 
 ENGRAM = str(Path(sys.executable).parent / "engram")  # the installed console script
 
@@ -96,8 +96,9 @@ def test_metrics_count_every_worker_when_asked(
     with _serving(env, workers=2) as base:
         before = _count(base, "POST", "/v1/rank")
         with ThreadPoolExecutor(8) as pool:  # at once, so that both workers take some
-            answers = list(pool.map(lambda _: _get(f"{base}/v1/rank", {"user_id": "ana"}),
-                                    range(40)))  # fmt: skip
+            answers = list(
+                pool.map(lambda _: _get(f"{base}/v1/rank", {"user_id": "ana"}), range(40))
+            )
         assert {status for status, _ in answers} == {200}
         assert len({path.stem for path in shared.glob("counter_*.db")}) == 2  # one per worker
         # Whichever worker answers a scrape, it reports both workers' requests.
@@ -161,8 +162,15 @@ def test_serve_keeps_its_local_stores_alive(tmp_path: Path, milvus_binaries: Pat
         if not k.startswith("ENGRAM_API_KEYS") and k not in ("REDIS_URL", "MILVUS_URI")
     }
     env.update(ENGRAM_HOME=str(home), ENGRAM_MILVUS_TIMEOUT_MS="1000")
-    signals = [{"event_id": "e1", "user_id": "ana", "ts": "2026-10-01T09:00:00Z", "type": "view",
-                "item_id": "item-1"}]  # fmt: skip
+    signals = [
+        {
+            "event_id": "e1",
+            "user_id": "ana",
+            "ts": "2026-10-01T09:00:00Z",
+            "type": "view",
+            "item_id": "item-1",
+        }
+    ]
     measured: dict[str, float] = {}
     try:
         with _serving(env, boot_s=240) as base:
@@ -172,7 +180,7 @@ def test_serve_keeps_its_local_stores_alive(tmp_path: Path, milvus_binaries: Pat
             redis_url = local_redis.redis_status(redis_dir)
             milvus_uri = local_milvus.milvus_status(milvus_dir)
             milvus_pid = json.loads((milvus_dir / "server.json").read_text())["pid"]
-            assert "engram.supervisor" in _parent_command(milvus_pid)  # no worker's child
+            assert "core.stores.supervisor" in _parent_command(milvus_pid)  # no worker's child
 
             # Redis hangs: a fast 503 for what needs it, readiness names it, then back.
             redis_pid = int((redis_dir / "redis.pid").read_text())
@@ -214,7 +222,7 @@ def test_serve_keeps_its_local_stores_alive(tmp_path: Path, milvus_binaries: Pat
             assert local_milvus.milvus_status(milvus_dir) == milvus_uri
             restarted = json.loads((milvus_dir / "server.json").read_text())["pid"]
             assert restarted != milvus_pid
-            assert "engram.supervisor" in _parent_command(restarted)
+            assert "core.stores.supervisor" in _parent_command(restarted)
             assert _get(ready)[0] == 200
     finally:
         stop_local_services(settings)

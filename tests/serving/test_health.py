@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engram.settings import Settings
+from core.settings import Settings
 from memory import embed
 from serving.app import create_app
 from tests.serving.conftest import AppFactory, bearer, signal

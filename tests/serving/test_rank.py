@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from engram.errors import UnknownUserError
+from core.errors import UnknownUserError
 from pipelines.stream.tombstones import mark_forgotten
 from serving.breaker import COOLDOWN_S
 from serving.ports import RankResult

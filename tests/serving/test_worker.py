@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import redis
 
-from engram import local_redis
+from core.stores import local_redis
 from serving.wiring import SIGNALS_STREAM
 from tests.serving.conftest import API_KEYS, KEYS
 

@@ -16,8 +16,8 @@ import pytest
 import redis
 from feast import FeatureStore
 
-from engram import feature_store
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores import feature_store
 from pipelines.batch import run_ingest
 from pipelines.generate import DatasetPaths, GenerateConfig, write_dataset
 from pipelines.materialize import materialize_incremental

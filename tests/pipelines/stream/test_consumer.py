@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 from pipelines import dead_letter
 from pipelines.normalize import normalize_records
 from pipelines.stream.consumer import Consumer, ConsumerConfig
@@ -24,8 +24,14 @@ STREAM = "test:signals"
 
 
 def signal(n: int, user: str = "s-user", **extra: Any) -> dict[str, Any]:
-    return {"event_id": f"s-{n}", "user_id": user, "ts": 1_790_000_000 + n, "type": "view",
-            "item_id": f"s-item-{n % 3}", **extra}  # fmt: skip
+    return {
+        "event_id": f"s-{n}",
+        "user_id": user,
+        "ts": 1_790_000_000 + n,
+        "type": "view",
+        "item_id": f"s-item-{n % 3}",
+        **extra,
+    }
 
 
 class Poisoned:
@@ -48,8 +54,12 @@ def config(name: str, **changes: Any) -> ConsumerConfig:
     # The offline drain would write into the shared home: test_outbox.py and test_kill.py drain
     # into homes of their own.
     base: dict[str, Any] = {
-        "stream": STREAM, "consumer": name, "batch_size": 50, "block_ms": 10, "offline": False
-    }  # fmt: skip
+        "stream": STREAM,
+        "consumer": name,
+        "batch_size": 50,
+        "block_ms": 10,
+        "offline": False,
+    }
     return ConsumerConfig(**{**base, **changes})
 
 
@@ -180,8 +190,8 @@ def test_engram_produce_appends_each_line_normalized_and_keeps_rejections(
 ) -> None:
     from click.testing import CliRunner
 
+    from core.settings import get_settings
     from engram.cli import main
-    from engram.settings import get_settings
 
     home = tmp_path / "home"
     monkeypatch.setenv("ENGRAM_HOME", str(home))

@@ -21,8 +21,8 @@ import pytest
 import redis
 from pymilvus import MilvusClient
 
-from engram.feast_codec import redis_key
-from engram.settings import Settings
+from core.settings import Settings
+from core.stores.feast_codec import redis_key
 from forget.audit import audit
 from forget.everywhere import forget_everywhere, forget_marked
 from memory.service import MemoryService, build_memory_service
@@ -42,12 +42,19 @@ SECRET = "quokkaberries"  # only the forgotten user ever writes this
 
 def signal(n: int, user: str, text: str | None = None) -> dict[str, Any]:
     # Ids that do not hold the user's: the audit below looks for the user id anywhere.
-    record: dict[str, Any] = {"event_id": f"ev-{n}", "user_id": user,
-                              "ts": f"2026-11-02T10:{n:02d}:00Z"}  # fmt: skip
+    record: dict[str, Any] = {
+        "event_id": f"ev-{n}",
+        "user_id": user,
+        "ts": f"2026-11-02T10:{n:02d}:00Z",
+    }
     if text is None:
         return {**record, "type": "view", "item_id": f"item-{n % 2}"}
-    return {**record, "type": "message", "text": text,
-            "context": {"speaker": "user", "session_id": f"c-{user}"}}  # fmt: skip
+    return {
+        **record,
+        "type": "message",
+        "text": text,
+        "context": {"speaker": "user", "session_id": f"c-{user}"},
+    }
 
 
 BEFORE = [

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import redis
 
+from core.contract import SIGNAL_TYPES
 from pipelines import dead_letter, duck, event_store
 from pipelines.batch import run_ingest
-from pipelines.contract import SIGNAL_TYPES
 from pipelines.generate import load_truth
 from pipelines.normalize import normalize_records
 from pipelines.stream.consumer import GROUP
@@ -36,10 +36,22 @@ def start(home: StreamHome, settings_home: Path, name: str) -> subprocess.Popen[
     env = {**os.environ, "ENGRAM_HOME": str(settings_home), "REDIS_URL": home.stream_url}
     env.pop("MILVUS_URI", None)
     command = [
-        str(Path(sys.executable).parent / "engram"), "stream", "--no-memories", "--consumer", name,
-        "--batch-size", "150", "--block-ms", "20", "--claim-idle-ms", "500",
-        "--max-attempts", "1000", "--drain-every-s", "0.05",  # kills land in drains too
-    ]  # fmt: skip
+        str(Path(sys.executable).parent / "engram"),
+        "stream",
+        "--no-memories",
+        "--consumer",
+        name,
+        "--batch-size",
+        "150",
+        "--block-ms",
+        "20",
+        "--claim-idle-ms",
+        "500",
+        "--max-attempts",
+        "1000",
+        "--drain-every-s",
+        "0.05",  # kills land in drains too
+    ]
     return subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE)
 
 

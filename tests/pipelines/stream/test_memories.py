@@ -9,7 +9,7 @@ import pytest
 import redis
 from pymilvus import MilvusClient
 
-from engram.settings import Settings
+from core.settings import Settings
 from memory.service import build_memory_service
 from memory.store import DEFAULT_COLLECTION
 from pipelines.stream.process import open_context, process_batch
@@ -17,11 +17,22 @@ from tests.embedding_models import link_embedding_models
 from tests.pipelines.stream.conftest import StreamHome
 
 SIGNALS = [
-    {"event_id": "m1", "user_id": "mia", "ts": "2026-11-01T10:00:00Z", "type": "message",
-     "text": "I'm vegetarian, by the way", "context": {"speaker": "user", "session_id": "c1"}},
-    {"event_id": "m2", "user_id": "mia", "ts": "2026-11-01T10:01:00Z", "type": "view",
-     "item_id": "i1"},
-]  # fmt: skip
+    {
+        "event_id": "m1",
+        "user_id": "mia",
+        "ts": "2026-11-01T10:00:00Z",
+        "type": "message",
+        "text": "I'm vegetarian, by the way",
+        "context": {"speaker": "user", "session_id": "c1"},
+    },
+    {
+        "event_id": "m2",
+        "user_id": "mia",
+        "ts": "2026-11-01T10:01:00Z",
+        "type": "view",
+        "item_id": "i1",
+    },
+]
 
 
 @pytest.fixture

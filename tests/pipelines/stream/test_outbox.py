@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 
-from engram.settings import Settings
+from core.settings import Settings
 from pipelines import duck, event_store
 from pipelines.batch import run_ingest
 from pipelines.stream import outbox
@@ -27,8 +27,13 @@ AS_OF = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 def signal(n: int, user: str = "ob-user") -> dict[str, Any]:
-    return {"event_id": f"ob-{n}", "user_id": user, "ts": 1_790_000_000 + n, "type": "view",
-            "item_id": f"ob-item-{n % 3}"}  # fmt: skip
+    return {
+        "event_id": f"ob-{n}",
+        "user_id": user,
+        "ts": 1_790_000_000 + n,
+        "type": "view",
+        "item_id": f"ob-item-{n % 3}",
+    }
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.contract import SIGNAL_TYPES, SPEAKERS
+from core.contract import SIGNAL_TYPES, SPEAKERS
 from pipelines.normalize import RecordNormalizer
 from pipelines.stream import payload
 
@@ -24,26 +24,53 @@ ids = st.text("abcXYZ019_.:-", min_size=1, max_size=12)
 words = st.one_of(
     st.text(min_size=1, max_size=12),
     st.sampled_from(
-        ["\u00a8", "e\u0301", "\u0301", "\x01", "\u200b", "\ufeff", "\u3000", "\u2028", "ﬁ", "Ａ",
-         "\u00a0", "  ", "\t\n", "a@b.cc", "555-1234", "2026", "+1", *PII]
+        [
+            "\u00a8",
+            "e\u0301",
+            "\u0301",
+            "\x01",
+            "\u200b",
+            "\ufeff",
+            "\u3000",
+            "\u2028",
+            "ﬁ",
+            "Ａ",
+            "\u00a0",
+            "  ",
+            "\t\n",
+            "a@b.cc",
+            "555-1234",
+            "2026",
+            "+1",
+            *PII,
+        ]
     ),
-)  # fmt: skip
+)
 texts = st.lists(words, max_size=8).map(" ".join)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.text(max_size=6)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.text(max_size=6)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
-)  # fmt: skip
+)
 speakers = st.sampled_from(sorted(SPEAKERS)).flatmap(
     lambda s: st.sampled_from([s, s.upper(), s.title()])
 )
 contexts = st.fixed_dictionaries(
     {},
-    optional={"session_id": st.text(max_size=8), "speaker": speakers, "role": speakers,
-              "device": st.text(max_size=8), "extra": json_values},
-)  # fmt: skip
+    optional={
+        "session_id": st.text(max_size=8),
+        "speaker": speakers,
+        "role": speakers,
+        "device": st.text(max_size=8),
+        "extra": json_values,
+    },
+)
 instants = st.datetimes(
     min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 30), timezones=st.just(UTC)
 )
@@ -56,10 +83,15 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     offset = timedelta(minutes=draw(st.integers(-720, 720)))
     ts: Any = draw(
         st.sampled_from(
-            [moment.isoformat(), moment.astimezone().isoformat(), round(moment.timestamp(), 3),
-             int(moment.timestamp()), (moment + offset).isoformat().replace("+00:00", "Z")]
+            [
+                moment.isoformat(),
+                moment.astimezone().isoformat(),
+                round(moment.timestamp(), 3),
+                int(moment.timestamp()),
+                (moment + offset).isoformat().replace("+00:00", "Z"),
+            ]
         )
-    )  # fmt: skip
+    )
     record: dict[str, Any] = {
         "event_id": draw(ids),
         "user_id": draw(st.one_of(ids, st.integers(0, 10**9))),
@@ -104,17 +136,27 @@ def test_normalizing_a_streamed_record_again_changes_nothing(
 
 
 def test_a_payload_is_the_normalized_record_as_json(normalizer: RecordNormalizer) -> None:
-    raw = {"event_id": "e1", "user_id": 7, "ts": "2026-05-01T14:00:00.5+02:00", "type": "Message",
-           "text": "  mail  jane.doe@example.com\u00a0or call +44 20 7946 0958 ",
-           "context": {"speaker": "User", "session_id": "s1", "n": 2e3}}  # fmt: skip
+    raw = {
+        "event_id": "e1",
+        "user_id": 7,
+        "ts": "2026-05-01T14:00:00.5+02:00",
+        "type": "Message",
+        "text": "  mail  jane.doe@example.com\u00a0or call +44 20 7946 0958 ",
+        "context": {"speaker": "User", "session_id": "s1", "n": 2e3},
+    }
     [sent] = payload.encode(normalizer.normalize([raw], source="api", ingested_at=NOW).accepted)
     assert json.loads(sent) == {
-        "event_id": "e1", "user_id": "7", "ts": "2026-05-01T12:00:00.500000Z", "type": "message",
+        "event_id": "e1",
+        "user_id": "7",
+        "ts": "2026-05-01T12:00:00.500000Z",
+        "type": "message",
         "text": "mail [EMAIL] or call [PHONE]",
         "context": {"speaker": "User", "session_id": "s1", "n": 2000.0},
-        "session_id": "s1", "speaker": "user", "source": "api",
+        "session_id": "s1",
+        "speaker": "user",
+        "source": "api",
         "ingested_at": "2026-12-01T00:00:00.000000Z",
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from engram import local_redis
-from engram.settings import Settings, get_settings
+from core.settings import Settings, get_settings
+from core.stores import local_redis
 from pipelines import dead_letter
 from pipelines.stream.consumer import Consumer, ConsumerConfig
 from pipelines.stream.process import open_context

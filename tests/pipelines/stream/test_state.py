@@ -52,8 +52,12 @@ def test_forgetting_leaves_no_key_and_no_membership_of_the_user(
     assert state.apply(events) == [True] * 5
     ana_keys = keys_naming(client, "ana")
     assert {k.decode().removeprefix(PREFIX).split(":")[0] for k in ana_keys} == {
-        "u", "ue", "us", "uc", "ui",
-    }  # fmt: skip
+        "u",
+        "ue",
+        "us",
+        "uc",
+        "ui",
+    }
     assert client.smembers(f"{PREFIX}iu:item-1") == {b"ana", b"bob"}
 
     # 5 keys, and the user sets of item-1 and item-2.

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import redis
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 
 _START_TIMEOUT_S = 10.0
 PORT_GRACE_S = 1.5
@@ -154,11 +154,28 @@ def ensure_redis(directory: Path) -> str:
         # AOF's base is written as commands, not RDB: an RDB base keeps the bytes of stream
         # entries deleted with XDEL, so a forget's rewrite would not remove them.
         command = [
-            binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-            "--daemonize", "yes", "--pidfile", str(directory / _PID_FILE),
-            "--logfile", str(directory / "redis.log"), "--save", "",
-            "--appendonly", "yes", "--appendfsync", "everysec", "--aof-use-rdb-preamble", "no",
-        ]  # fmt: skip
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(directory / _PID_FILE),
+            "--logfile",
+            str(directory / "redis.log"),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--aof-use-rdb-preamble",
+            "no",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ServiceUnavailableError("redis", f"redis-server failed: {result.stderr.strip()}")

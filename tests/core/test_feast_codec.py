@@ -24,9 +24,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engram import feast_codec
-from engram.errors import ConfigError, InvalidInputError
-from engram.feast_codec import ValueKind, value_kind
+from core.errors import ConfigError, InvalidInputError
+from core.stores import feast_codec
+from core.stores.feast_codec import ValueKind, value_kind
 
 IDS = st.from_regex(r"[A-Za-z0-9_.:-]{1,40}", fullmatch=True)
 # Feast reads an int64 column with nulls through float64, so keep to exactly representable ints.
@@ -100,8 +100,9 @@ def _stamp(micros: int) -> bytes:
 
 @given(st.lists(st.one_of(st.none(), st.integers(-(2**35), 2**37)), max_size=80), st.booleans())
 def test_event_seconds_of_a_column_equal_one_by_one(seconds: list[int | None], whole: bool) -> None:
-    raws = [None if s is None else _stamp(s * 1_000_000 + (0 if whole else 250_000))
-            for s in seconds]  # fmt: skip
+    raws = [
+        None if s is None else _stamp(s * 1_000_000 + (0 if whole else 250_000)) for s in seconds
+    ]
     stamps = [None if r is None else Timestamp.FromString(r) for r in raws]
     expected = [np.nan if t is None else t.seconds + t.nanos / 1e9 for t in stamps]
     np.testing.assert_array_equal(feast_codec.decode_event_seconds(raws), expected)
@@ -282,7 +283,7 @@ def test_value_kinds_mirror_feasts_value_types() -> None:
 
 
 def test_importing_the_codec_does_not_import_feast() -> None:
-    code = "import sys, engram.feast_codec; print('feast' in sys.modules)"
+    code = "import sys, core.stores.feast_codec; print('feast' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
 

@@ -25,7 +25,7 @@ import pyarrow as pa
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from engram.errors import ConfigError, InvalidInputError
+from core.errors import ConfigError, InvalidInputError
 
 
 class ValueKind(enum.IntEnum):

@@ -1,4 +1,4 @@
-"""Importing feast after Engram leaves prometheus_client's values in the process."""
+"""Importing feast after the foundation (core) leaves prometheus_client's values in the process."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 PROBE = """
 import os, sys
-import engram
+import core
 if sys.argv[1] == "feast":
     import feast  # sets PROMETHEUS_MULTIPROC_DIR for the process when unset
 from prometheus_client import values
@@ -19,8 +19,14 @@ CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_MUL
 
 
 def probe(env: dict[str, str], then: str = "feast") -> list[str]:
-    done = subprocess.run([sys.executable, "-c", PROBE, then], env=env, capture_output=True,
-                          text=True, check=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, then],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return done.stdout.split("\n")[-2].split()
 
 
@@ -32,6 +38,9 @@ def test_feast_does_not_switch_engram_to_multiprocess_metrics() -> None:
 def test_a_directory_inherited_from_feast_is_dropped_one_chosen_is_kept(tmp_path: Path) -> None:
     inherited = {**CLEAN, "PROMETHEUS_MULTIPROC_DIR": "/tmp/feast_metrics_abc123"}
     assert probe(inherited, then="nothing") == ["MutexValue", "-"]
-    chosen = {**CLEAN, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-              "PROMETHEUS_MULTIPROCESS_DIR": str(tmp_path)}  # fmt: skip
+    chosen = {
+        **CLEAN,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+        "PROMETHEUS_MULTIPROCESS_DIR": str(tmp_path),
+    }
     assert probe(chosen, then="nothing") == ["MmapedValue", str(tmp_path)]

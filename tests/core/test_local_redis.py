@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from engram import local_redis
+from core.stores import local_redis
 
 
 def test_start_is_idempotent_and_stop_ends_the_server(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@
 Two kinds of callers. Commands and batch jobs `resolve_*` an address, which starts this home's
 local server when none runs, and connect without time limits. Request paths (the API's workers)
 pass `timeout_s` to `connect_redis` / `connect_milvus`: their clients never start a server (the
-supervisor of `engram serve` keeps the local ones alive, engram/supervisor.py), bound every
+supervisor of `engram serve` keeps the local ones alive, core/stores/supervisor.py), bound every
 call by the timeout, reconnect by themselves after a server restarts, and look the local
 server's recorded address up again when it moved to another port.
 """
@@ -19,9 +19,9 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from engram import local_redis
-from engram.errors import ServiceUnavailableError
-from engram.settings import Settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings
+from core.stores import local_redis
 
 MAX_CONNECTIONS = 64  # per Redis pool of a request path
 # Creating a collection is several calls server-side (create, index, load); cut halfway it
@@ -40,7 +40,7 @@ def resolve_milvus_uri(settings: Settings) -> str:
     """MILVUS_URI when set; otherwise the URI of the local embedded server, started if needed."""
     if settings.milvus_uri:
         return settings.milvus_uri
-    from engram import local_milvus  # the embedded server's package is heavy to import
+    from core.stores import local_milvus  # the embedded server's package is heavy to import
 
     return local_milvus.ensure_milvus(settings.services_dir / "milvus")
 
@@ -64,7 +64,7 @@ def locate_redis_url(settings: Settings) -> str:
 
 def locate_milvus_uri(settings: Settings) -> str:
     """MILVUS_URI, or the local server's recorded URI, up or not; starts nothing."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     uri = settings.milvus_uri or local_milvus.recorded_uri(settings.services_dir / "milvus")
     if uri is None:
@@ -197,7 +197,7 @@ class _BoundedClient:
 
 def stop_local_services(settings: Settings) -> dict[str, bool]:
     """Stop the local servers of this ENGRAM_HOME; says which ones were running."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     return {
         "redis": local_redis.stop_redis(settings.services_dir / "redis"),
@@ -207,7 +207,7 @@ def stop_local_services(settings: Settings) -> dict[str, bool]:
 
 def local_services_status(settings: Settings) -> dict[str, str | None]:
     """URL of each service as the settings resolve it now, None when down; starts nothing."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     return {
         "redis": settings.redis_url or local_redis.redis_status(settings.services_dir / "redis"),

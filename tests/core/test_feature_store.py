@@ -15,10 +15,10 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
-from engram import feature_store
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
+from core.stores import feature_store
 from engram.cli import main
-from engram.errors import ConfigError
-from engram.settings import Settings, get_settings
 from pipelines.batch import run_ingest
 from pipelines.materialize import materialize_views
 from tests.feature_home import AS_OF, FeatureHome, feature_home, ingested_settings

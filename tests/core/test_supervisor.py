@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from engram import local_redis
-from engram.settings import Settings
-from engram.supervisor import local_services, supervise
+from core.settings import Settings
+from core.stores import local_redis
+from core.stores.supervisor import local_services, supervise
 
 
 @pytest.fixture

@@ -17,10 +17,10 @@ import pytest
 import redis
 from pymilvus.exceptions import MilvusException
 
-from engram import local_milvus, local_redis
-from engram.errors import ServiceUnavailableError
-from engram.services import connect_milvus, connect_redis, locate_milvus_uri, locate_redis_url
-from engram.settings import Settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings
+from core.stores import local_milvus, local_redis
+from core.stores.services import connect_milvus, connect_redis, locate_milvus_uri, locate_redis_url
 from tests.conftest import _MILVUS_DIRS, PausableServer
 
 TIMEOUT_S = 0.25

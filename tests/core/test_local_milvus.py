@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pymilvus import DataType, MilvusClient
 
-from engram import local_milvus
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
+from core.stores import local_milvus
 
 # The package's fixed defaults, which a local server must not take.
 PACKAGE_PORTS = {2379, 2380, 9091, 19529, 19530, 19531, 21121, 21123, 21124, 13333, 53100}
@@ -54,7 +54,7 @@ def wait_gone(pid: int, timeout_s: float = 15.0) -> bool:
 def start_in_child(directory: Path, binaries: Path, die_with_caller: bool) -> subprocess.Popen[str]:
     """Another process calling ensure_milvus(directory) and printing the URI."""
     code = (
-        "import sys; from pathlib import Path; from engram import local_milvus as m; "
+        "import sys; from pathlib import Path; from core.stores import local_milvus as m; "
         "print(m.ensure_milvus(Path(sys.argv[1]), binaries_dir=Path(sys.argv[2]), "
         f"die_with_caller={die_with_caller}))"
     )

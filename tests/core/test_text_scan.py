@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engram.text_scan import find_text
+from core.text_scan import find_text
 
 NEEDLE = "okapi-violet-7731"
 

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from engram.errors import ConfigError
-from engram.feast_codec import feast_connection_string
-from engram.settings import Settings
+from core.errors import ConfigError
+from core.settings import Settings
+from core.stores.feast_codec import feast_connection_string
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the functions below load it
     from feast import FeatureStore, RepoConfig

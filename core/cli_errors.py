@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from rich.console import Console
 
-from engram.errors import EngramError, InvalidInputError, ServiceUnavailableError
+from core.errors import EngramError, InvalidInputError, ServiceUnavailableError
 
 F = TypeVar("F", bound=Callable[..., Any])
 

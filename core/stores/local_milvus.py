@@ -38,9 +38,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from engram import local_redis
-from engram.errors import ServiceUnavailableError
-from engram.log_retention import EMBEDDED_RETENTION, MilvusRetention, apply_retention
+from core.errors import ServiceUnavailableError
+from core.stores import local_redis
+from core.stores.log_retention import EMBEDDED_RETENTION, MilvusRetention, apply_retention
 
 MILVUS_VERSION = "2.3.5"
 START_TIMEOUT_S = 90.0

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import redis
 
-from engram import local_milvus, local_redis
-from engram.log_retention import (
+from core.stores import local_milvus, local_redis
+from core.stores.log_retention import (
     EMBEDDED_RETENTION,
     MilvusRetention,
     apply_retention,
@@ -30,7 +30,7 @@ from engram.log_retention import (
     rewrite_aof,
     set_yaml,
 )
-from engram.text_scan import find_text
+from core.text_scan import find_text
 from memory.records import Memory
 from memory.store import MilvusMemoryStore
 

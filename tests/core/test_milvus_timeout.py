@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pymilvus.exceptions import MilvusException
 
-from engram.settings import Settings
+from core.settings import Settings
 from memory.service import connect_store
 from tests.conftest import PausableServer
 

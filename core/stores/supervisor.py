@@ -1,7 +1,7 @@
 """Keeps this ENGRAM_HOME's local Redis and Milvus alive while `engram serve` runs.
 
 `engram serve` runs this as a process of its own beside gunicorn's master (`python -m
-engram.supervisor`; `engram services supervise` runs it alone): first it starts the local
+core.stores.supervisor`; `engram services supervise` runs it alone): first it starts the local
 servers that are not running, then it restarts one whenever it dies, on the ports it had, so the
 API's workers, which only ever look addresses up, find it where they left it. A server stopped
 on purpose (`engram services stop`) is left stopped, and a hung one (a stopped process) is left
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from engram import local_redis
-from engram.errors import ServiceUnavailableError
-from engram.settings import Settings, get_settings
+from core.errors import ServiceUnavailableError
+from core.settings import Settings, get_settings
+from core.stores import local_redis
 
-log = logging.getLogger("engram.supervisor")
+log = logging.getLogger("core.stores.supervisor")
 
 POLL_S = 0.5  # how often each server's process is looked at
 RETRY_S = 5.0  # wait after a start that failed
@@ -47,7 +47,7 @@ class LocalService:
 
 def local_services(settings: Settings) -> list[LocalService]:
     """The servers Engram runs itself for these settings (none when both URLs are set)."""
-    from engram import local_milvus
+    from core.stores import local_milvus
 
     services = []
     if not settings.redis_url:

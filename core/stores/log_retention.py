@@ -24,7 +24,7 @@ from typing import Any, cast
 
 import redis
 
-from engram.errors import ServiceUnavailableError
+from core.errors import ServiceUnavailableError
 
 _POLL_S = 0.05
 # A Milvus data node moves its channel checkpoint about once a minute (not configurable in
