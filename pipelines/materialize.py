@@ -1,8 +1,9 @@
 """Bulk materialization: feature rows from Parquet or Arrow into Feast's Redis online store, fast.
 
 Writes exactly what `feast materialize` writes (keys, fields and values from
-core/stores/feast_codec.py: one HSET of every feature plus `_ts:view` per entity, EXPIRE when
-the store sets `key_ttl_seconds`), so Feast's get_online_features and Engram's fast reader both read it back.
+core/stores/feast_codec.py: one HSET of every feature plus `_ts:view` per entity, EXPIRE when the
+store sets `key_ttl_seconds`), so Feast's get_online_features and Engram's fast reader both read it
+back.
 Where Feast builds a proto object per value and a redis-py command per row, this encodes whole
 columns with numpy, frames the Redis protocol itself and streams chunks on one connection,
 reading a chunk's replies only after the next one is sent, so Redis works while Python encodes.

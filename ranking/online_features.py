@@ -1,7 +1,7 @@
 """The fast online read: Feast's own Redis hashes, fetched in one round trip and decoded in bulk.
 
-Reads the keys and values Feast writes (see core/stores/feast_codec.py), so it needs no second
-copy of the data and agrees with `FeatureStore.get_online_features` value for value. Every view of an
+Reads the keys and values Feast writes (see core/stores/feast_codec.py), so it needs no second copy
+of the data and agrees with `FeatureStore.get_online_features` value for value. Every view of an
 entity lives in the same hash, so one HMGET per entity fetches all requested views at once; the
 HMGETs of one join key run inside one EVAL (one reply, parsed in C), and the EVALs of all join
 keys (one user and its candidate items) go out in one write. A Redis Cluster would need one EVAL
