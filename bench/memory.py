@@ -2,7 +2,7 @@
 """Benchmark: memories end to end on generated data with planted facts (issue 4).
 
 (a) extraction precision and recall per kind (rules + search-burst intents, scored against the
-    planted facts with memory.extract_eval);
+    planted facts with bench/extract_eval.py);
 (b) write throughput: extraction + embedding + lifecycle + storage through MemoryService, on a
     fresh collection and a cold embedding cache, in the batches `engram ingest` uses;
 (c) search latency for one user, query embedding included, with the collection holding about
@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 
 # Run as a script, this file's directory comes first on sys.path and its name, memory.py,
-# would shadow the `memory` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# would shadow the `memory` package: the project's root takes its place (for `bench.*` too).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import json
@@ -42,12 +43,12 @@ from typing import Any
 import numpy as np
 import orjson
 
+from bench.extract_eval import score_extraction
 from core.settings import Settings
 from core.stores import local_milvus
 from memory import embed
 from memory.behaviour import search_burst_intents
 from memory.extract import RuleExtractor, TextSignal
-from memory.extract_eval import score_extraction
 from memory.ingest import text_signal_batches
 from memory.search import DEFAULT_WEIGHTS, Weights
 from memory.service import EMBED_THREADS, MemoryService, WriteSummary

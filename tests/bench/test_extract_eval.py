@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from memory.extract_eval import content_words, score_extraction
+from bench.extract_eval import content_words, score_extraction
 
 T = datetime(2026, 5, 13, tzinfo=UTC)
 
