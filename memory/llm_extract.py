@@ -298,7 +298,7 @@ class LLMExtractor:
                 last_error = f"connection failed ({type(error).__name__})"
             if attempt + 1 < attempts:
                 time.sleep(max(wait or 0.0, self._config.backoff_s * 2**attempt))
-        raise _EndpointFailure(f"{last_error} after {attempts} attempts")
+        raise _EndpointFailure(f"{last_error} after {attempts} attempt{'s' * (attempts > 1)}")
 
     def _http_failure(self, error: urllib.error.HTTPError) -> tuple[str, float | None]:
         """For a status worth retrying, its description and the server's Retry-After; raises
