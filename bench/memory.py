@@ -2,7 +2,9 @@
 """Benchmark: memories end to end on generated data with planted facts (issue 4).
 
 (a) extraction precision and recall per kind (rules + search-burst intents, scored against the
-    planted facts with memory.extract_eval);
+    planted facts with bench/extract_eval.py); with `--llm`, the same for memory.llm_extract
+    side by side: a model at ENGRAM_LLM_BASE_URL (`settings`), or the plumbing alone against
+    bench/chat_stub.py answering the planted facts (`truth-stub`) or the rules' (`rule-stub`);
 (b) write throughput: extraction + embedding + lifecycle + storage through MemoryService, on a
     fresh collection and a cold embedding cache, in the batches `engram ingest` uses;
 (c) search latency for one user, query embedding included, with the collection holding about
@@ -14,6 +16,7 @@
     .venv/bin/python bench/memory.py                 # starts Milvus in a temp dir
     .venv/bin/python bench/memory.py --uri http://127.0.0.1:19530 --only recall
     .venv/bin/python bench/memory.py --uri ... --only search   # reuses the set of a write run
+    .venv/bin/python bench/memory.py --only extraction --llm truth-stub   # no Milvus needed
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ import sys
 from pathlib import Path
 
 # Run as a script, this file's directory comes first on sys.path and its name, memory.py,
-# would shadow the `memory` package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+# would shadow the `memory` package: the project's root takes its place (for `bench.*` too).
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import json
@@ -42,13 +46,16 @@ from typing import Any
 import numpy as np
 import orjson
 
-from core.settings import Settings
+from bench.chat_stub import ChatStub, rule_answers, truth_answers
+from bench.extract_eval import score_extraction
+from core.errors import ConfigError
+from core.settings import Settings, get_settings
 from core.stores import local_milvus
 from memory import embed
 from memory.behaviour import search_burst_intents
-from memory.extract import RuleExtractor, TextSignal
-from memory.extract_eval import score_extraction
+from memory.extract import Extractor, RuleExtractor, TextSignal
 from memory.ingest import text_signal_batches
+from memory.llm_extract import LLMConfig, LLMExtractor, llm_config
 from memory.search import DEFAULT_WEIGHTS, Weights
 from memory.service import EMBED_THREADS, MemoryService, WriteSummary
 from memory.store import MilvusMemoryStore
@@ -59,6 +66,8 @@ from pipelines.generate import GenerateConfig, Truth, load_truth, write_dataset
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 SECTIONS = ("extraction", "write", "search", "recall")
+LLM_MODES = ("off", "settings", "truth-stub", "rule-stub")
+TEXT_SOURCES = ("message", "review")  # planted facts an extractor reads (not search bursts)
 AS_OF_NOW = datetime(2026, 11, 1, tzinfo=UTC)  # after every generated event
 
 
@@ -97,24 +106,64 @@ def prepare(
 # --- (a) extraction --------------------------------------------------------------------------
 
 
-def bench_extraction(signals: list[TextSignal], truth: Truth) -> dict[str, Any]:
-    """Precision and recall per kind of the extracted facts against the planted ones."""
+def bench_extraction(
+    signals: list[TextSignal], truth: Truth, extractor: Extractor | None = None
+) -> dict[str, Any]:
+    """Precision and recall per kind of the extracted facts against the planted ones (the
+    extractor's plus search-burst intents, as `remember` has them); and, in `stated_in_texts`,
+    of the extractor's facts alone against the facts planted in messages and reviews."""
+    extractor = extractor or RuleExtractor()
+    report = None
     started = time.perf_counter()
-    memories = RuleExtractor().extract(signals)
-    memories += search_burst_intents([s for s in signals if s.type == "search"])
+    if isinstance(extractor, LLMExtractor):
+        read, report = extractor.extract_reported(signals)
+    else:
+        read = extractor.extract(signals)
+    memories = read + search_burst_intents([s for s in signals if s.type == "search"])
     seconds = time.perf_counter() - started
     facts = [memory for memory in memories if memory.kind != "episode"]
     scores = score_extraction(facts, truth.facts)
-    return {
+    stated = [fact for fact in truth.facts if fact.source in TEXT_SOURCES]
+    own = [memory for memory in read if memory.kind != "episode"]
+    result: dict[str, Any] = {
         "signals": len(signals),
         "planted_facts": len(truth.facts),
         "extracted_facts": len(facts),
         "extract_signals_per_s": round(len(signals) / seconds),
-        "per_kind": {
-            kind: {key: round(value, 3) for key, value in bucket.items()}
-            for kind, bucket in scores.items()
+        "per_kind": _rounded(scores),
+        "stated_in_texts": {
+            "planted_facts": len(stated),
+            "per_kind": _rounded(score_extraction(own, stated)),
         },
     }
+    if report is not None:
+        result["user_texts"] = {"by_model": report.by_model, "by_rules": report.by_rules}
+        result["failures"] = dict(report.failures)
+    return result
+
+
+def _rounded(scores: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {
+        kind: {key: round(value, 3) for key, value in bucket.items()}
+        for kind, bucket in scores.items()
+    }
+
+
+@contextmanager
+def model_extractor(
+    mode: str, signals: list[TextSignal], truth: Truth, concurrency: int
+) -> Iterator[tuple[LLMExtractor, str]]:
+    """memory.llm_extract's extractor for `--llm`, and what it talks to."""
+    if mode == "settings":
+        config = llm_config(get_settings())
+        if config is None:
+            raise ConfigError("engram_llm_base_url", "--llm settings needs it set")
+        yield LLMExtractor(config), f"{config.model} at {config.base_url}"
+        return
+    answer = truth_answers(signals, truth.facts) if mode == "truth-stub" else rule_answers()
+    with ChatStub(answer) as stub:
+        config = LLMConfig(base_url=stub.url, model=mode, concurrency=concurrency)
+        yield LLMExtractor(config), f"bench/chat_stub.py ({mode})"
 
 
 # --- (b) write throughput --------------------------------------------------------------------
@@ -347,11 +396,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=23, help="generator seed (weights: seed 7)")
     parser.add_argument("--variant", default="fp32", choices=embed.ONNX_VARIANTS)
     parser.add_argument("--threads", type=int, default=EMBED_THREADS)
+    parser.add_argument(
+        "--llm",
+        default="off",
+        choices=LLM_MODES,
+        help="extraction by memory.llm_extract too: the ENGRAM_LLM_* model, or a local stub",
+    )
+    parser.add_argument("--llm-concurrency", type=int, default=4, help="requests to a stub")
     args = parser.parse_args()
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     results: dict[str, Any] = {"args": vars(args), "load_average_at_start": os.getloadavg()}
-    inner = embed.load_onnx_minilm(OUT / "models", variant=args.variant, threads=args.threads)
-    results["embedder"] = inner.name
     # The write/search set: every user chats, in enough sessions for ~50 memories each.
     big = GenerateConfig(
         users=args.users,
@@ -364,16 +418,26 @@ def main() -> None:
         malformed_rate=0.0,
     )
     small = replace(big, users=args.recall_users)
+    name = "-".join(args.only) + ("" if args.llm == "off" else f"-llm-{args.llm}")
+    if "extraction" in args.only or "write" in args.only or "search" in args.only:
+        signals, truth, queries = prepare(f"big-{args.seed}-{args.users}", big)
+        print(f"write/search set: {len(signals):,} text signals", flush=True)
+    if "extraction" in args.only:
+        results["extraction"] = bench_extraction(signals, truth)
+        print("extraction", json.dumps(results["extraction"]["per_kind"]["all"]), flush=True)
+        if args.llm != "off":
+            with model_extractor(args.llm, signals, truth, args.llm_concurrency) as (model, via):
+                results["extraction_llm"] = {"via": via, **bench_extraction(signals, truth, model)}
+            print("extraction_llm", json.dumps(results["extraction_llm"]["per_kind"]["all"]))
+    if set(args.only) == {"extraction"}:  # extraction needs neither Milvus nor the embedder
+        _write_results(results, name)
+        return
     from pymilvus import MilvusClient
 
+    inner = embed.load_onnx_minilm(OUT / "models", variant=args.variant, threads=args.threads)
+    results["embedder"] = inner.name
     with milvus(args.uri) as uri:
         client = MilvusClient(uri=uri)
-        if "extraction" in args.only or "write" in args.only or "search" in args.only:
-            signals, truth, queries = prepare(f"big-{args.seed}-{args.users}", big)
-            print(f"write/search set: {len(signals):,} text signals", flush=True)
-        if "extraction" in args.only:
-            results["extraction"] = bench_extraction(signals, truth)
-            print("extraction", json.dumps(results["extraction"]["per_kind"]["all"]), flush=True)
         service = None
         kept = MilvusMemoryStore(client, dim=inner.dim, model=inner.name, collection="bench_memory")
         if "write" not in args.only and kept.exists() and kept.count() >= args.memories:
@@ -396,9 +460,13 @@ def main() -> None:
             results["recall"] = bench_recall(client, signals, queries, inner)
             print("recall", json.dumps(results["recall"]["recall"]["all"]), flush=True)
         client.close()
+    _write_results(results, name)
+
+
+def _write_results(results: dict[str, Any], name: str) -> None:
     results["load_average_at_end"] = os.getloadavg()
     OUT.mkdir(parents=True, exist_ok=True)
-    target = OUT / f"memory-{'-'.join(args.only)}.json"
+    target = OUT / f"memory-{name}.json"
     target.write_text(json.dumps(results, indent=2, default=str))
     print(json.dumps(results, indent=2, default=str))
     print(f"written to {target}")

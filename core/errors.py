@@ -75,6 +75,18 @@ class ServiceUnavailableError(EngramError):
         super().__init__(f"{service} unavailable: {reason}")
 
 
+class ModelReplyError(EngramError):
+    """A remote model answered, but not with what was asked: not JSON, not the requested
+    schema, or the request refused as it stands (HTTP 400, 413, 422)."""
+
+    status_code = 502
+
+    def __init__(self, service: str, reason: str) -> None:
+        self.service = service
+        self.reason = reason
+        super().__init__(f"{service} reply unusable: {reason}")
+
+
 class ModelNotFoundError(EngramError):
     """No trained ranking model, or no such version, in the registry."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +67,29 @@ class Settings(BaseSettings):
         description="`engram serve`: a request's headers must arrive within this many seconds "
         "of the connection, and its body within as many after them (else 408), so that slow "
         "clients cannot hold the sync workers.",
+    )
+
+    # --- memory extraction by a chat model (docs/memory.md); off unless the URL is set ---
+    engram_llm_base_url: str | None = Field(
+        default=None,
+        description="Base URL of an OpenAI-compatible chat-completions API (e.g. "
+        "http://127.0.0.1:8000/v1) whose model extracts facts from user texts. Unset: the rules "
+        "extract them (the default).",
+    )
+    engram_llm_model: str | None = Field(
+        default=None, description="Model name sent with each request; needed with the URL."
+    )
+    engram_llm_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the model's API; never printed or logged."
+    )
+    engram_llm_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Socket timeout of one request to the model; a text whose request times "
+        "out is read by the rules instead.",
+    )
+    engram_llm_concurrency: int = Field(
+        default=4, ge=1, le=64, description="Requests to the model in flight at once."
     )
 
     @field_validator("engram_home", "engram_api_keys_file")

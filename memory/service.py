@@ -1,12 +1,13 @@
 """The memory service: extraction, embedding, lifecycle and storage wired together.
 
 `MemoryService` is what the CLI, the batch runner and the API call; `build_memory_service` is
-the one place a Milvus client and the embedder are built from settings.
+the one place a Milvus client, the embedder and the extractor are built from settings.
 
-Write path (`remember`): extract memories from the signals (rules, plus intents from bursts of
-searches), read the users' stored memories that could merge with them in one query, drop what
-is already known, embed the distinct new texts in one call, plan merges and supersessions
-(memory.lifecycle) and write the changes with one barrier, so they are searchable on return.
+Write path (`remember`): extract memories from the signals (rules, or a chat model when one is
+configured, plus intents from bursts of searches), read the users' stored memories that could
+merge with them in one query, drop what is already known, embed the distinct new texts in one
+call, plan merges and supersessions (memory.lifecycle) and write the changes with one barrier,
+so they are searchable on return.
 
 Search: embed the query, ask Milvus for the user's `pool` nearest memories true at `as_of`
 (filtered on the server by user, time and kind), then rank them with lexical, recency and
@@ -30,8 +31,9 @@ from core.errors import InvalidInputError, ServiceUnavailableError
 from core.settings import Settings
 from memory.behaviour import search_burst_intents
 from memory.embed import DIM, Embedder
-from memory.extract import Extractor, TextSignal
+from memory.extract import Extractor, RuleExtractor, TextSignal, episode_memory
 from memory.lifecycle import Vectored, plan, text_key, unseen
+from memory.llm_extract import ExtractReport, LLMExtractor, llm_config
 from memory.records import Memory, ScoredMemory
 from memory.search import DEFAULT_WEIGHTS, Weights, rank
 from memory.store import DEFAULT_COLLECTION, MilvusMemoryStore, checked_id
@@ -61,6 +63,8 @@ class WriteSummary:
     superseded: int = 0
     unchanged: int = 0
     written: int = 0  # rows written to the store (new and changed)
+    llm_read: int = 0  # user texts whose facts the model gave (ENGRAM_LLM_BASE_URL set)
+    llm_fallbacks: int = 0  # user texts the rules read because the model failed on them
     seconds: float = 0.0
 
     def add(self, other: WriteSummary) -> None:
@@ -95,19 +99,44 @@ class MemoryService:
 
     def extract(self, signals: Sequence[TextSignal]) -> list[Memory]:
         """The memories `signals` state: the extractor's, plus intents of search bursts."""
-        memories = self.extractor.extract(signals)
+        return self._extract(signals)[0]
+
+    def _extract(self, signals: Sequence[TextSignal]) -> tuple[list[Memory], ExtractReport | None]:
+        report = None
+        if isinstance(self.extractor, LLMExtractor):
+            memories, report = self.extractor.extract_reported(signals)
+        else:
+            memories = self.extractor.extract(signals)
         if self._search_bursts:
             memories.extend(search_burst_intents([s for s in signals if s.type == "search"]))
-        return memories
+        return memories, report
 
     def remember(self, signals: Sequence[TextSignal]) -> WriteSummary:
         """Extract, merge and store the memories of `signals`; searchable on return."""
         started = time.perf_counter()
-        memories = self.extract(signals)
+        unread = self._unread(signals) if isinstance(self.extractor, LLMExtractor) else signals
+        memories, report = self._extract(unread)
         summary = self.add(memories)
         summary.signals = len(signals)
+        if report is not None:
+            summary.llm_read, summary.llm_fallbacks = report.by_model, report.by_rules
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
+
+    def _unread(self, signals: Sequence[TextSignal]) -> list[TextSignal]:
+        """`signals` less the user texts whose episode is stored from the same event: a model
+        is asked once per text, however often its events are replayed."""
+        episodes = [episode for s in signals if (episode := episode_memory(s)) is not None]
+        if not episodes:
+            return list(signals)
+        users = sorted({episode.user_id for episode in episodes})
+        keys = sorted({text_key(episode.text) for episode in episodes})
+        read: set[str] = set()
+        for start in range(0, len(users), USERS_PER_READ):
+            group = users[start : start + USERS_PER_READ]
+            for stored in self.store.fetch(group, kinds=["episode"], text_keys=keys):
+                read.update(stored.memory.source_event_ids)
+        return [signal for signal in signals if signal.event_id not in read]
 
     def add(self, memories: Sequence[Memory]) -> WriteSummary:
         """Fold ready-made memories (e.g. from behaviour) into the store."""
@@ -314,6 +343,12 @@ def connect_store(
     return MilvusMemoryStore(client, dim=dim, model=model, collection=collection)
 
 
+def build_extractor(settings: Settings) -> Extractor:
+    """The rules, or a chat model with the rules as fallback when ENGRAM_LLM_BASE_URL is set."""
+    config = llm_config(settings)
+    return RuleExtractor() if config is None else LLMExtractor(config, fallback=RuleExtractor())
+
+
 def build_memory_service(
     settings: Settings,
     *,
@@ -323,13 +358,14 @@ def build_memory_service(
     timeout_s: float | None = None,
 ) -> MemoryService:
     """The memory service for these settings: Milvus at MILVUS_URI (or the local server),
-    all-MiniLM-L6-v2 on ONNX Runtime (exported once into ENGRAM_HOME/models); Milvus calls
-    time out after `timeout_s` (None: no limit, for batch jobs)."""
+    all-MiniLM-L6-v2 on ONNX Runtime (exported once into ENGRAM_HOME/models), the extractor of
+    `build_extractor`; Milvus calls time out after `timeout_s` (None: no limit, for batch
+    jobs)."""
     from pymilvus.exceptions import MilvusException
 
     from memory.embed import CachedEmbedder, load_onnx_minilm
-    from memory.extract import RuleExtractor
 
+    extractor = build_extractor(settings)  # a bad ENGRAM_LLM_* fails before any server starts
     if embedder is None:
         embedder = CachedEmbedder(
             load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads),
@@ -343,4 +379,4 @@ def build_memory_service(
     except MilvusException as error:
         store.close()
         raise ServiceUnavailableError("milvus", error.message) from error
-    return MemoryService(store, embedder, RuleExtractor())
+    return MemoryService(store, embedder, extractor)

@@ -33,8 +33,8 @@ from memory.records import MEMORY_KINDS, Memory
 
 DEFAULT_COLLECTION = "engram_memories"
 OPEN_END = 2**63 - 1  # INT64 sentinel for "no end"
-# 16 partitions: 100k rows across 2,000 users search at 13 ms p99, against 36 ms with 64
-# (bench/milvus_proto.py); loading is 3x faster too.
+# Partitions of the user_id partition key: fewer made searches filtered by user faster and
+# loading quicker at the sizes measured (docs/benchmarks.md).
 PARTITIONS = 16
 MAX_TEXT_BYTES = 65_535  # VARCHAR limit; TEXT_MAX_CHARS (10k chars) is at most 40k bytes
 MAX_SOURCES = 1_000  # provenance kept per memory: the first event and the latest ones

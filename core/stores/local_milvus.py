@@ -54,10 +54,10 @@ _PORTS_FILE = "ports.json"
 _TUNING: list[tuple[str, str]] = [
     # The server's own graceful stop; the default 1800 s would make a stop hang.
     ("gracefulStopTimeout", "10"),
-    # Strong reads wait for the next time tick: 200 ms by default. 50 ms brings a Strong search
-    # to ~46 ms p50 / ~97 ms p99 for ~4% more of one core when idle (bench/milvus_proto.py).
+    # Strong reads (every write barrier) wait for the next time tick, 200 ms apart by default:
+    # a shorter tick makes them faster for a little idle CPU (docs/benchmarks.md).
     ("timeTickInterval", "50"),
-    # The query coordinator's loops: loading 20k rows in 64 partitions takes 11.5 s, not 22.7 s.
+    # The query coordinator's loops: shorter ones load a collection in about half the time.
     ("checkInterval", "200"),
     ("distPullInterval", "100"),
     # The etcd session ttl. A restart (on the same ports) answers in ~9 s whatever it is, but

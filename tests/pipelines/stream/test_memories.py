@@ -9,6 +9,7 @@ import pytest
 import redis
 from pymilvus import MilvusClient
 
+from bench.chat_stub import ChatStub, facts_reply, scripted
 from core.settings import Settings
 from memory.service import build_memory_service
 from memory.store import DEFAULT_COLLECTION
@@ -62,3 +63,25 @@ def test_text_signals_become_memories_once(
         assert again.new == 0 and again.memories["written"] == 0
     finally:
         service.close()
+
+
+def test_with_a_model_configured_the_stream_remembers_what_it_says(
+    home: Settings, stream_home: StreamHome, stream_client: redis.Redis
+) -> None:
+    said = facts_reply(
+        [{"kind": "attribute", "text": "Eats no meat", "slot": "diet", "value": "x"}]
+    )
+    with ChatStub(scripted(said)) as stub:
+        configured = home.model_copy(
+            update={"engram_llm_base_url": stub.url, "engram_llm_model": "stub"}
+        )
+        service = build_memory_service(configured)
+        try:
+            ctx = open_context(configured, stream_client, stream_home.layout, memory=service)
+            result = process_batch(ctx, SIGNALS, keep_rejected=False)
+            texts = {m.text for m in service.list("mia")}
+        finally:
+            service.close()
+    assert [r.asked["text"] for r in stub.requests] == ["I'm vegetarian, by the way"]
+    assert (result.memories["llm_read"], result.memories["llm_fallbacks"]) == (1, 0)
+    assert "Eats no meat" in texts and "Is vegetarian" not in texts

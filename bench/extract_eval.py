@@ -1,5 +1,9 @@
 """Score extracted facts against planted truth: precision and recall per memory kind.
 
+The one measure of extraction, whoever extracts (the rules, a model through memory.llm_extract):
+bench/memory.py prints it on generated data, tests/bench checks it. An evaluation tool, so it
+lives here and not in the runtime package.
+
 A predicted fact matches a planted one of the same user and kind when both name the same slot
 and value, or, failing that, when their canonical texts share enough content words (Jaccard over
 lower-cased, lightly stemmed words without function words, >= `threshold`). Same slot but a

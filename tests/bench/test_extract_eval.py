@@ -1,11 +1,23 @@
-"""Scoring extracted facts against planted ones."""
+"""Scoring extracted facts against planted ones, whoever extracts them."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from memory.extract_eval import content_words, score_extraction
+import pytest
+
+from bench.chat_stub import ChatStub, rule_answers, truth_answers
+from bench.extract_eval import content_words, score_extraction
+from core.settings import Settings
+from memory.extract import RuleExtractor, TextSignal
+from memory.ingest import text_signal_batches
+from memory.llm_extract import LLMConfig, LLMExtractor
+from memory.records import Memory
+from pipelines import duck, event_store
+from pipelines.batch import run_ingest
+from pipelines.generate import Fact, GenerateConfig, load_truth, write_dataset
 
 T = datetime(2026, 5, 13, tzinfo=UTC)
 
@@ -86,3 +98,52 @@ def test_valid_from_is_checked_on_matched_facts() -> None:
     assert score_extraction(close, truth)["life_event"]["time_ok"] == 1
     strict = score_extraction(far, truth, time_tolerance=timedelta(days=1))
     assert strict["life_event"]["time_ok"] == 0
+
+
+# --- the model's path, scored with the same truth as the rules ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[TextSignal], list[Fact]]:
+    """The small generated set's text signals as ingest stores them, and the facts planted in
+    messages and reviews (what an extractor reads; search bursts are memory.behaviour's)."""
+    directory: Path = tmp_path_factory.mktemp("extraction")
+    paths = write_dataset(directory / "data", GenerateConfig.small())
+    settings = Settings(engram_home=directory / "home", milvus_uri=None, redis_url=None)
+    run_ingest(settings, paths.signals)
+    con = duck.connect(settings)
+    signals = [s for batch in text_signal_batches(event_store.scan(con, settings)) for s in batch]
+    con.close()
+    stated = [f for f in load_truth(paths.truth).facts if f.source in ("message", "review")]
+    return signals, stated
+
+
+def facts(memories: list[Memory]) -> list[Memory]:
+    return [memory for memory in memories if memory.kind != "episode"]
+
+
+def test_a_model_that_answers_the_truth_scores_one(
+    generated: tuple[list[TextSignal], list[Fact]],
+) -> None:
+    signals, stated = generated
+    with ChatStub(truth_answers(signals, stated)) as stub:
+        model = LLMExtractor(LLMConfig(base_url=stub.url, model="truth", concurrency=4))
+        memories, report = model.extract_reported(signals)
+    assert report.by_rules == 0 and report.by_model == len(stub.requests) > 100
+    scores = score_extraction(facts(memories), stated)["all"]
+    assert scores["tp"] == len(stated) > 50
+    assert scores["precision"] == scores["recall"] == 1.0
+    assert scores["time_ok"] == scores["time_checked"]
+
+
+def test_a_model_that_answers_the_rules_facts_scores_as_the_rules(
+    generated: tuple[list[TextSignal], list[Fact]],
+) -> None:
+    signals, stated = generated
+    rules = score_extraction(facts(RuleExtractor().extract(signals)), stated)
+    with ChatStub(rule_answers()) as stub:
+        model = LLMExtractor(LLMConfig(base_url=stub.url, model="rules", concurrency=4))
+        through_model = score_extraction(facts(model.extract(signals)), stated)
+    for kind, bucket in rules.items():
+        for measure in ("tp", "fp", "fn", "precision", "recall"):
+            assert through_model[kind][measure] == bucket[measure], (kind, measure)
