@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.locks import exclusive
+from core.settings import Settings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
@@ -346,3 +347,9 @@ class CachedEmbedder:
             self._cache.popitem(last=False)
         return out
 
+
+def load_embedder(settings: Settings, *, threads: int = 2, cache_entries: int = 50_000) -> Embedder:
+    """The embedder every runner uses: MiniLM fp32 on ONNX Runtime, exported once into
+    ENGRAM_HOME/models, behind an LRU cache of `cache_entries` texts."""
+    model = load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads)
+    return CachedEmbedder(model, cache_entries)

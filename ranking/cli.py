@@ -117,7 +117,7 @@ def rank(
     """Rank USER_ID's items (or a sample user's) with the latest model: title, category,
     score and why (candidate sources, top features, matched preference memories)."""
     from core.errors import InvalidInputError
-    from ranking.evaluate import catalog_frame
+    from ranking.item_vectors import catalog_frame
     from ranking.ranker import load_ranker
 
     if sample == (user_id is not None):
