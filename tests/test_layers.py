@@ -64,3 +64,17 @@ def test_a_cycle_between_modules_of_a_package_breaks_the_check(tmp_path: Path) -
     result = _lint(tree)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "No cycles are allowed in core" in result.stdout
+
+
+def test_every_package_directory_is_a_regular_package() -> None:
+    """A directory without __init__.py is a namespace package, which the check skips unseen."""
+    missing = [
+        str(directory.relative_to(ROOT))
+        for package in PACKAGES
+        for directory in [ROOT / package, *(ROOT / package).rglob("*")]
+        if directory.is_dir()
+        and directory.name != "__pycache__"
+        and any(directory.glob("*.py"))
+        and not (directory / "__init__.py").exists()
+    ]
+    assert missing == []
