@@ -27,6 +27,7 @@ setup: $(STAMP)
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 typecheck: setup
 	$(BIN)/mypy core engram forget pipelines memory ranking serving loadtest
@@ -53,4 +54,4 @@ loadtest: setup
 	$(ENGRAM) loadtest $(LOADTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -55,9 +55,10 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
     import pandas as pd
 
     from core.stores.services import resolve_redis_url
+    from core.times import epoch_micros
     from ranking.candidates import generate
     from ranking.features import assemble, assemble_user
-    from ranking.ranker import epoch_micros, load_ranker
+    from ranking.ranker import load_ranker
     from serving.backends import RankService, redis_client
     from serving.breaker import Breaker
 

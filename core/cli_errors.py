@@ -1,7 +1,7 @@
 """How every `engram` command ends on an error: one line on stderr and an exit code.
 
-Its own module so that the packages whose commands `engram.cli` registers (pipelines.stream,
-ranking, serving, loadtest) can use it without importing `engram.cli` back.
+Every package's cli.py decorates its commands with `handle_errors`; `engram.cli` only registers
+them, so no command imports the front door back.
 """
 
 from __future__ import annotations

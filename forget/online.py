@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-import yaml
 
 from core.stores.feast_codec import redis_key
-from core.stores.feature_store import FEATURE_REPO
+from core.stores.feature_store import project_name
 from pipelines.stream.consumer import ConsumerConfig
 from pipelines.stream.producer import STREAM, forget_entries
 from pipelines.stream.state import forget_user_state
@@ -28,8 +27,7 @@ class RedisForget:
 def forget_in_redis(client: redis.Redis, user_id: str, boundary: str) -> RedisForget:
     """Delete the user's online feature row, window state, their stream entries up to the
     tombstone's `boundary` (later ones came after the forget) and their dead-letter entries."""
-    project = yaml.safe_load((FEATURE_REPO / "feature_store.yaml").read_text())["project"]
-    deleted: Any = client.delete(redis_key(project, ["user_id"], [user_id]))
+    deleted: Any = client.delete(redis_key(project_name(), ["user_id"], [user_id]))
     online = int(deleted)
     stream = forget_entries(client, user_id, STREAM, up_to=boundary)
     stream += forget_entries(client, user_id, ConsumerConfig(stream=STREAM).dead_stream)

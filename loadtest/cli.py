@@ -1,7 +1,7 @@
 """`engram loadtest`: a load run against the API with SLO checks, or a soak with memory checks.
 
-Registered on `engram` by engram/cli.py; it imports engram.cli only when it runs, so either
-module can be imported first (and `python -m engram.cli` works).
+Registered on `engram` by engram/cli.py; the stack it starts runs `engram` in child processes,
+so nothing here imports the front door.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ err_console = Console(stderr=True)
     "--train/--no-train",
     default=True,
     show_default=True,
-    help="When preparing data, train the ranker (if `engram train` exists).",
+    help="When preparing data, train the ranker.",
 )
 @click.option("--url", help="Load a server already running here instead of starting one.")
 @click.option("--api-key", envvar="ENGRAM_LOADTEST_API_KEY", help="Key for --url.")

@@ -3,7 +3,7 @@
 Whatever it starts it stops: the server, and the local Redis / Milvus if they were down.
 
 Every step runs the CLI in a child process with the run's environment, exactly as a person would
-(`engram generate`, `ingest --memories`, `materialize`, `train` when the ranker has it, `serve`),
+(`engram generate`, `ingest --memories`, `materialize`, `train` unless told not to, `serve`),
 so the load test measures the product as shipped. The server runs in its own process group and
 is stopped by that group's id, never by name.
 """
@@ -62,13 +62,6 @@ def run_step(args: Sequence[str], env: dict[str, str], log: Path, timeout_s: flo
     return done.stdout
 
 
-def has_command(name: str) -> bool:
-    """Whether the `engram` CLI has a top-level command `name` (e.g. the ranker's `train`)."""
-    from engram.cli import main
-
-    return name in main.commands
-
-
 def prepare_data(
     settings: Settings,
     env: dict[str, str],
@@ -104,7 +97,7 @@ def prepare_data(
     )
     say("data: materialize")
     materialize(env, log)
-    if train and has_command("train"):
+    if train:
         say("data: train the ranker")
         run_step(engram_command("train"), env, log)
     return data_dir

@@ -11,8 +11,6 @@ little, and return float32 rows of unit length; `CachedEmbedder` adds an LRU cac
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import warnings
 from collections import OrderedDict
@@ -23,6 +21,9 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+from core.locks import exclusive
+from core.settings import Settings
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
@@ -198,17 +199,6 @@ def onnx_path(models_dir: Path, variant: str) -> Path:
     return models_dir / f"{MODEL_NAME}-{tag}-{variant}.onnx"
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _export_fp32(target: Path) -> None:
     """Trace transformer, mean pooling and normalization into one ONNX graph (needs torch)."""
     _offline()
@@ -280,7 +270,7 @@ def build_onnx(models_dir: Path, variant: str = "int8") -> Path:
     if variant not in ONNX_VARIANTS:
         raise ValueError(f"unknown ONNX variant {variant!r}; one of {ONNX_VARIANTS}")
     # One lock for both variants: int8 is made from fp32, and processes may race on first use.
-    with _locked(models_dir / ".export.lock"):
+    with exclusive(models_dir / ".export.lock"):
         fp32 = onnx_path(models_dir, "fp32")
         if not fp32.exists():
             partial = fp32.with_suffix(".partial")
@@ -356,3 +346,10 @@ class CachedEmbedder:
         while len(self._cache) > self._max_entries:
             self._cache.popitem(last=False)
         return out
+
+
+def load_embedder(settings: Settings, *, threads: int = 2, cache_entries: int = 50_000) -> Embedder:
+    """The embedder every runner uses: MiniLM fp32 on ONNX Runtime, exported once into
+    ENGRAM_HOME/models, behind an LRU cache of `cache_entries` texts."""
+    model = load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads)
+    return CachedEmbedder(model, cache_entries)

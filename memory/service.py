@@ -29,6 +29,7 @@ import numpy as np
 
 from core.errors import InvalidInputError, ServiceUnavailableError
 from core.settings import Settings
+from core.times import parse_time
 from memory.behaviour import search_burst_intents
 from memory.embed import DIM, Embedder
 from memory.extract import Extractor, RuleExtractor, TextSignal, episode_memory
@@ -275,21 +276,6 @@ def hit_dict(hit: ScoredMemory) -> dict[str, Any]:
     return {**memory_dict(hit.memory), "score": hit.score, "parts": parts}
 
 
-def parse_time(value: object, field: str = "as_of") -> datetime | None:
-    """An RFC 3339 time with an offset ("Z" allowed), or None for None."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInputError(field, "must be an RFC 3339 time string")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as error:
-        raise InvalidInputError(field, f"not an RFC 3339 time: {value!r}") from error
-    if parsed.tzinfo is None:
-        raise InvalidInputError(field, "needs a UTC offset, e.g. 2026-11-01T00:00:00Z")
-    return parsed
-
-
 def answer_queries(service: MemoryService, lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     """One answer per JSONL query line, in order: {"id"?, "user_id", "query", "k"?, "as_of"?,
     "kinds"?} -> {"id"?, "user_id", "query", "memories": [...]} or {..., "error": "..."}."""
@@ -363,14 +349,11 @@ def build_memory_service(
     jobs)."""
     from pymilvus.exceptions import MilvusException
 
-    from memory.embed import CachedEmbedder, load_onnx_minilm
+    from memory.embed import load_embedder
 
     extractor = build_extractor(settings)  # a bad ENGRAM_LLM_* fails before any server starts
     if embedder is None:
-        embedder = CachedEmbedder(
-            load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads),
-            20_000,
-        )
+        embedder = load_embedder(settings, threads=threads, cache_entries=20_000)
     store = connect_store(
         settings, collection=collection, model=embedder.name, dim=embedder.dim, timeout_s=timeout_s
     )

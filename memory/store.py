@@ -19,7 +19,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from core.contract import ID_PATTERN
 from core.errors import ConfigError, InvalidInputError
 from core.stores.log_retention import Purge, purge_milvus
+from core.times import epoch_micros, from_epoch_micros
 from memory.embed import Vectors
 from memory.lifecycle import text_key
 from memory.records import MEMORY_KINDS, Memory
@@ -39,7 +40,6 @@ PARTITIONS = 16
 MAX_TEXT_BYTES = 65_535  # VARCHAR limit; TEXT_MAX_CHARS (10k chars) is at most 40k bytes
 MAX_SOURCES = 1_000  # provenance kept per memory: the first event and the latest ones
 _QUERY_WINDOW = 16_384  # Milvus's limit on offset + limit of one query
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ID = re.compile(ID_PATTERN)
 SCALAR_FIELDS = (
     "memory_id",
@@ -75,18 +75,14 @@ def checked_id(value: str, field: str = "user_id") -> str:
 
 def to_micros(moment: datetime | None) -> int:
     """Microseconds since the epoch; None (an open end) is OPEN_END."""
-    if moment is None:
-        return OPEN_END
-    if moment.tzinfo is None:
-        raise InvalidInputError("time", "needs a UTC offset")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return OPEN_END if moment is None else epoch_micros(moment)
 
 
 def from_micros(value: int) -> datetime | None:
     """The datetime of `value` microseconds; OPEN_END is None."""
     if value >= OPEN_END:
         return None
-    return _EPOCH + timedelta(microseconds=int(value))
+    return from_epoch_micros(value)
 
 
 def memory_filter(

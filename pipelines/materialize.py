@@ -39,6 +39,7 @@ from core.errors import InvalidInputError, ServiceUnavailableError, SourceError
 from core.settings import Settings
 from core.stores import feast_codec
 from core.stores.feast_codec import FIXED_WIDTH_KINDS, ViewRef
+from core.times import EPOCH
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the registry-facing runners use it
     from feast import FeatureStore
@@ -454,7 +455,7 @@ def materialize_views(
         chunk_rows=chunk_rows,
     )
     if record:
-        interval_start = start if start is not None else datetime(1970, 1, 1, tzinfo=UTC)
+        interval_start = start if start is not None else EPOCH
         for feature_view in feature_views:
             store.registry.apply_materialization(feature_view, store.project, interval_start, end)
     elapsed = time.perf_counter() - began

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 
 import numpy as np
@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from core.errors import InvalidInputError
+from core.times import epoch_micros
 
 MICROS_PER_DAY = 86_400_000_000
 WINDOWS: dict[str, int] = {
@@ -28,14 +29,11 @@ WINDOWS: dict[str, int] = {
 # Trailing windows may be probed with complex keys (entity + 1j * t), whose float64 parts are
 # exact only below 2**53 microseconds (year 2255); the contract stops epochs at 2100.
 _MAX_EXACT_MICROS = 2**53
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def as_of_micros(as_of: datetime) -> int:
     """`as_of` as epoch microseconds; it must carry a time zone."""
-    if as_of.tzinfo is None or as_of.utcoffset() is None:
-        raise InvalidInputError("as_of", "must be timezone-aware")
-    micros = (as_of - _EPOCH) // timedelta(microseconds=1)
+    micros = epoch_micros(as_of, "as_of")
     if not 0 <= micros < _MAX_EXACT_MICROS:
         raise InvalidInputError("as_of", "must fall between 1970 and 2255")
     return micros

@@ -1,5 +1,6 @@
-"""`engram train`, `engram eval` and `engram rank`: thin commands over ranking.fit,
-ranking.evaluate and ranking.ranker."""
+"""`engram train`, `engram eval`, `engram rank`, `engram training-data` and `engram features
+show`: thin commands over ranking.fit, ranking.evaluate, ranking.ranker, ranking.training_data
+and the online feature reader."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import click
 
 from core.cli_errors import handle_errors
+from core.errors import InvalidInputError
 from core.settings import Settings
 
 
@@ -94,6 +96,53 @@ def evaluate(
     click.echo(f"\nreport: {result.report}")
 
 
+@click.command("training-data")
+@click.argument("labels", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--service", default="ranking", show_default=True, help="Feature service to join.")
+@click.pass_obj
+@handle_errors
+def training_data(settings: Settings, labels: Path, out: Path, service: str) -> None:
+    """Join LABELS (user_id, item_id, event_timestamp, ...) with features as of each row's time."""
+    from dataclasses import asdict
+
+    from ranking.training_data import write_training_data
+
+    summary = write_training_data(settings, labels, out, service)
+    click.echo(json.dumps({"out": str(out), **asdict(summary)}))
+
+
+@click.group()
+def features() -> None:
+    """Read features."""
+
+
+@features.command("show")
+@click.argument("user_id", required=False)
+@click.option("--sample", is_flag=True, help="Show the most active user.")
+@click.option("--service", default="ranking", show_default=True, help="Feature service to read.")
+@click.pass_obj
+@handle_errors
+def features_show(settings: Settings, user_id: str | None, sample: bool, service: str) -> None:
+    """Print USER_ID's online features (or a sample user's) as JSON, read from Redis."""
+    import redis
+
+    from core.stores import feature_store
+    from core.stores.services import resolve_redis_url
+    from pipelines import duck, feature_snapshots
+    from ranking.online_features import user_features
+
+    if user_id is None:
+        if not sample:
+            raise InvalidInputError("user_id", "give a USER_ID or --sample")
+        user_id = feature_snapshots.sample_user(duck.connect(settings), settings)
+    redis_url = resolve_redis_url(settings)
+    store = feature_store.open_store(settings, redis_url)
+    with redis.Redis.from_url(redis_url) as client:
+        shown = user_features(store, client, user_id, service)
+    click.echo(json.dumps(shown, default=str, indent=2))
+
+
 MEMORY_MATCH = 0.3  # cosine from which a preference memory is named as a reason for an item
 EXPLAINED = 5  # ranked items shown with their matched memories
 
@@ -116,8 +165,7 @@ def rank(
 ) -> None:
     """Rank USER_ID's items (or a sample user's) with the latest model: title, category,
     score and why (candidate sources, top features, matched preference memories)."""
-    from core.errors import InvalidInputError
-    from ranking.evaluate import catalog_frame
+    from ranking.item_vectors import catalog_frame
     from ranking.ranker import load_ranker
 
     if sample == (user_id is not None):
@@ -165,8 +213,6 @@ def _sample_user(settings: Settings, ranker: Any) -> str:
     if writer is not None and len(history.before(writer, 2**62).items):
         return str(writer)
     if not history.users:
-        from core.errors import InvalidInputError
-
         raise InvalidInputError("sample", "no user has any history: run `engram ingest`")
     return str(max(history.users, key=lambda u: len(history.before(u, 2**62).items)))
 

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from core.settings import Settings
-from memory.embed import Embedder
+from memory.embed import Embedder, load_embedder
 from ranking.baselines import ALS, GlobalPopularity, ItemKNN, RecentPopularity, Recommender
 from ranking.candidates import source_recall
-from ranking.item_vectors import ItemVectors, connect_item_store, embed_items, item_texts
+from ranking.item_vectors import build_item_vectors, catalog_frame, connect_item_store
 from ranking.metrics import evaluate
 from ranking.model import importance
+from ranking.report import EvalResult, write_report
 from ranking.split import temporal_split
 from ranking.train import (
     LABEL_SLICES,
@@ -41,60 +40,6 @@ from ranking.train import (
 
 K = 100
 NDCG_KS = (1, 5, 10, 20, 50, 100)
-
-
-@dataclass
-class EvalResult:
-    """Everything `engram eval` reports."""
-
-    split: dict[str, Any]
-    metrics: dict[str, dict[str, float]]
-    candidates: dict[str, dict[str, float]]
-    training: dict[str, Any]
-    ndcg_curve: dict[str, dict[int, float]] = field(default_factory=dict)
-    importance: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    report: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON `engram eval --json` prints."""
-        out = asdict(self)
-        out["ndcg_curve"] = {
-            m: {str(k): v for k, v in c.items()} for m, c in self.ndcg_curve.items()
-        }
-        return out
-
-
-def load_embedder(settings: Settings) -> Embedder:
-    """MiniLM on ONNX Runtime, exported once into ENGRAM_HOME/models."""
-    from memory.embed import CachedEmbedder, load_onnx_minilm
-
-    model = load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=2)
-    return CachedEmbedder(model, 50_000)
-
-
-def catalog_frame(settings: Settings) -> pd.DataFrame:
-    """The stored catalog (item_id, title, category, genres)."""
-    from pipelines.catalog_store import catalog_path
-
-    path = catalog_path(settings)
-    if not path.exists():
-        return pd.DataFrame({"item_id": [], "title": [], "category": [], "genres": []})
-    return pq.read_table(path, columns=["item_id", "title", "category", "genres"]).to_pandas()
-
-
-def item_vectors(
-    settings: Settings, catalog: pd.DataFrame, embedder: Embedder, collection: str
-) -> ItemVectors:
-    """Embed the catalog, write the vectors to Milvus and read them back from there."""
-    store = connect_item_store(settings, embedder, collection)
-    try:
-        store.ensure_collection()
-        cache = settings.engram_home / "cache" / "item_vectors"
-        store.write(embed_items(embedder, item_texts(catalog), cache))
-        return store.load()
-    finally:
-        store.close()
 
 
 def run_eval(
@@ -135,7 +80,7 @@ def run_eval(
 
     split = temporal_split(interactions)
     embedder = embedder or load_embedder(settings)
-    vectors = item_vectors(
+    vectors = build_item_vectors(
         settings, catalog_rows, embedder, f"eval_items_{stamp.replace('-', '_')}"
     )
     categories = catalog_rows.set_index("item_id")["category"]
@@ -205,8 +150,6 @@ def run_eval(
     if report_dir is None and default_report:
         report_dir = home / "report"
     if report_dir is not None:
-        from ranking.report import write_report
-
         result.report = str(write_report(result, report_dir))
     return result
 

@@ -15,10 +15,10 @@ import pandas as pd
 
 from core.errors import InvalidInputError
 from core.settings import Settings
-from memory.embed import Embedder
+from memory.embed import Embedder, load_embedder
 from ranking import registry
 from ranking.history import load_interactions
-from ranking.item_vectors import ITEMS_COLLECTION
+from ranking.item_vectors import ITEMS_COLLECTION, build_item_vectors, catalog_frame
 from ranking.split import temporal_split
 from ranking.train import (
     LABEL_SLICES,
@@ -40,8 +40,6 @@ def train_and_save(
 
     `max_users` caps the label users of each slice (a fixed random sample), which bounds the
     point-in-time feature join that dominates training time on a large log."""
-    from ranking.evaluate import catalog_frame, item_vectors, load_embedder
-
     began = time.perf_counter()
     interactions = load_interactions(settings)
     if interactions.empty:
@@ -49,7 +47,7 @@ def train_and_save(
     split = temporal_split(interactions)
     catalog = catalog_frame(settings)
     embedder = embedder or load_embedder(settings)
-    vectors = item_vectors(settings, catalog, embedder, collection)
+    vectors = build_item_vectors(settings, catalog, embedder, collection)
     categories = catalog.set_index("item_id")["category"]
     models = fit_source_models(interactions)
     inputs = ranking_inputs(settings, interactions, models, vectors, categories)

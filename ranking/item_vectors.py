@@ -17,8 +17,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from core.errors import InvalidInputError
+from core.settings import Settings
 from memory.embed import Embedder
 from memory.store import ensure_vector_collection, milvus_literal
 
@@ -214,3 +216,27 @@ def connect_item_store(
 
     client = connect_milvus(settings, timeout_s)
     return ItemVectorStore(client, dim=embedder.dim, model=embedder.name, collection=collection)
+
+
+def catalog_frame(settings: Settings) -> pd.DataFrame:
+    """The stored catalog (item_id, title, category, genres): what item texts are made of."""
+    from pipelines.catalog_store import catalog_path
+
+    path = catalog_path(settings)
+    if not path.exists():
+        return pd.DataFrame({"item_id": [], "title": [], "category": [], "genres": []})
+    return pq.read_table(path, columns=["item_id", "title", "category", "genres"]).to_pandas()
+
+
+def build_item_vectors(
+    settings: Settings, catalog: pd.DataFrame, embedder: Embedder, collection: str
+) -> ItemVectors:
+    """Embed the catalog, write the vectors to Milvus and read them back from there."""
+    store = connect_item_store(settings, embedder, collection)
+    try:
+        store.ensure_collection()
+        cache = settings.engram_home / "cache" / "item_vectors"
+        store.write(embed_items(embedder, item_texts(catalog), cache))
+        return store.load()
+    finally:
+        store.close()

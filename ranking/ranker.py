@@ -18,6 +18,7 @@ import pandas as pd
 
 from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
+from core.times import epoch_micros
 from ranking.baselines import to_micros
 from ranking.candidates import generate_user
 from ranking.entity_cache import EntityCache
@@ -233,15 +234,6 @@ class Ranker:
         return self._item_store.search(vector, QUERY_HITS)[0]
 
 
-def epoch_micros(at: datetime) -> int:
-    """Epoch microseconds of an aware time (exact: no float seconds)."""
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def load_ranker(
     settings: Settings,
     version: str | None = None,
@@ -257,8 +249,8 @@ def load_ranker(
 
     from core.stores import feature_store
     from core.stores.services import connect_redis, locate_redis_url, resolve_redis_url
+    from memory.embed import load_embedder
     from ranking import registry
-    from ranking.evaluate import load_embedder
     from ranking.item_vectors import connect_item_store
     from ranking.online_features import ServiceReader, service_plan
 
@@ -313,4 +305,4 @@ def _warm(ranker: Ranker) -> None:
             source.scores([some], now, ranker.inputs.items[:1])
 
 
-__all__ = ["RankResult", "Ranker", "epoch_micros", "load_ranker"]
+__all__ = ["RankResult", "Ranker", "load_ranker"]

@@ -12,20 +12,18 @@ version before knows to load it again.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import pickle
 import shutil
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInputError, ModelNotFoundError
+from core.locks import exclusive
 from core.settings import Settings
 
 MODEL_FILE = "model.txt"
@@ -147,7 +145,7 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
     if not root.is_dir():
         return ForgetSummary()
     versions_changed = interactions = 0
-    with _locked(root):
+    with exclusive(root / LOCK_FILE):
         for version in versions(settings):
             path = root / version / SOURCES_FILE
             with path.open("rb") as handle:
@@ -165,16 +163,6 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
             models = {name: model.fit(kept) for name, model in state["models"].items()}
             _dump_atomically({**state, "interactions": kept, "models": models}, path)
     return ForgetSummary(versions_changed, interactions)
-
-
-@contextmanager
-def _locked(root: Path) -> Iterator[None]:
-    with open(root / LOCK_FILE, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _dump_atomically(state: dict[str, Any], path: Path) -> None:

@@ -1,14 +1,35 @@
-"""The evaluation report: a Markdown page with two PNG plots (NDCG@k by model, importance)."""
+"""The evaluation's results (`EvalResult`) and its report: a Markdown page with two PNG plots
+(NDCG@k by model, importance)."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ranking.evaluate import EvalResult
+from typing import Any
 
 METRICS = ("ndcg@10", "recall@10", "recall@100", "mrr", "coverage")
+
+
+@dataclass
+class EvalResult:
+    """Everything `engram eval` reports."""
+
+    split: dict[str, Any]
+    metrics: dict[str, dict[str, float]]
+    candidates: dict[str, dict[str, float]]
+    training: dict[str, Any]
+    ndcg_curve: dict[str, dict[int, float]] = field(default_factory=dict)
+    importance: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    report: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON `engram eval --json` prints."""
+        out = asdict(self)
+        out["ndcg_curve"] = {
+            m: {str(k): v for k, v in c.items()} for m, c in self.ndcg_curve.items()
+        }
+        return out
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> str:

@@ -23,7 +23,7 @@ from core.errors import EngramError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
 from core.stores import feature_store
 from core.stores.services import connect_milvus
-from memory.embed import CachedEmbedder, Embedder, load_onnx_minilm
+from memory.embed import Embedder, load_embedder
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
 from pipelines.stream.tombstones import read_tombstones
@@ -136,13 +136,8 @@ class MemoryHandle:
             if self._service is None:
                 if self._embedder is None:
                     # Loaded once, apart from Milvus: a retry after an outage only reconnects.
-                    self._embedder = CachedEmbedder(
-                        load_onnx_minilm(
-                            self._settings.engram_home / "models",
-                            variant="fp32",
-                            threads=EMBED_THREADS,
-                        ),
-                        EMBED_CACHE,
+                    self._embedder = load_embedder(
+                        self._settings, threads=EMBED_THREADS, cache_entries=EMBED_CACHE
                     )
                 try:
                     self._service = build_memory_service(

@@ -7,13 +7,13 @@ signal can carry can be read back, and nothing else reaches a store key or a fil
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import request
 
-from core.contract import EPOCH_MAX_SECONDS, EPOCH_MIN_SECONDS, ID_PATTERN
-from memory.service import parse_time
+from core.contract import ID_PATTERN
+from core.times import parse_contract_time
 from serving.errors import ApiError
 
 USER_ID_PATTERN = ID_PATTERN
@@ -21,10 +21,6 @@ _ID = re.compile(ID_PATTERN)
 MAX_K = 1_000
 MAX_CANDIDATES = 1_000
 MAX_QUERY_CHARS = 1_000
-# Times a request may ask about: the signal contract's range, so that every time the API takes
-# converts to UTC and to pandas' nanosecond timestamps (1677 to 2262), windows around it included.
-EARLIEST = datetime.fromtimestamp(EPOCH_MIN_SECONDS, UTC)
-LATEST = datetime.fromtimestamp(EPOCH_MAX_SECONDS, UTC)
 
 
 def checked_id(value: str, field: str = "user_id") -> str:
@@ -67,16 +63,8 @@ def query_integer(name: str, default: int, low: int, high: int) -> int:
 
 
 def time_value(value: Any, field: str = "as_of") -> datetime | None:
-    """An RFC 3339 time with an offset between EARLIEST and LATEST, or None."""
-    parsed = parse_time(value, field)
-    if parsed is not None and not EARLIEST <= parsed < LATEST:
-        raise ApiError(
-            400,
-            f"must be between {EARLIEST:%Y-%m-%dT%H:%M:%SZ} and {LATEST:%Y-%m-%dT%H:%M:%SZ}",
-            field=field,
-            error="invalid_input",
-        )
-    return parsed
+    """An RFC 3339 time with an offset in the signal contract's range, or None."""
+    return parse_contract_time(value, field)
 
 
 def string_list(value: Any, field: str, *, max_items: int = 100) -> list[str] | None:

@@ -26,6 +26,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from core.errors import ConfigError, InvalidInputError
+from core.times import epoch_micros
 
 
 class ValueKind(enum.IntEnum):
@@ -67,7 +68,6 @@ NULL_TIMESTAMP = -(2**63)
 
 _STRING = ValueKind.STRING.value
 _INT64 = ValueKind.INT64.value
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Value proto tag byte (field number << 3 | wire type) of each fixed-width scalar.
 _TAG = {
@@ -323,8 +323,7 @@ def encode_event_timestamp(ts: datetime) -> bytes:
     """The `_ts:` value of one event time (a naive datetime is UTC, as in Feast)."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=UTC)
-    delta = ts - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    micros = epoch_micros(ts)
     matrix, lengths = encode_event_timestamps(np.array([micros], np.int64))
     return matrix[0, : lengths[0]].tobytes()
 

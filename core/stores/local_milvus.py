@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -34,11 +33,12 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import ServiceUnavailableError
+from core.locks import exclusive
 from core.stores import local_redis
 from core.stores.log_retention import EMBEDDED_RETENTION, MilvusRetention, apply_retention
 
@@ -100,17 +100,6 @@ class ServerState:
         return f"http://127.0.0.1:{self.ports['proxy_port']}"
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def _package_data() -> Path:
     spec = importlib.util.find_spec("milvus")
     if spec is None or spec.origin is None:
@@ -127,7 +116,7 @@ def unpack_binaries(binaries_dir: Path) -> Path:
     archives = sorted(source.glob("*.lzma"))
     stamp_text = json.dumps([[a.name, a.stat().st_size] for a in archives] + [MILVUS_VERSION])
     stamp = binaries_dir / ".unpacked"
-    with _locked(binaries_dir / ".lock"):
+    with exclusive(binaries_dir / ".lock"):
         if not (stamp.exists() and stamp.read_text() == stamp_text):
             for archive in archives:
                 target = binaries_dir / archive.name.removesuffix(".lzma")
@@ -419,7 +408,7 @@ def ensure_milvus(
     when this call starts the server.
     """
     directory = directory.resolve()
-    with _locked(directory / "start.lock"):
+    with exclusive(directory / "start.lock"):
         state = _read_state(directory)
         if state is not None and _is_milvus(state.pid):
             # Started by another process, possibly still starting: wait for it, then share it.
@@ -462,7 +451,7 @@ def stop_milvus(directory: Path) -> bool:
     directory = directory.resolve()
     if not directory.exists():
         return False
-    with _locked(directory / "start.lock"):
+    with exclusive(directory / "start.lock"):
         state = _read_state(directory)
         running = state is not None and _is_milvus(state.pid)
         if state is not None and running:

@@ -12,36 +12,24 @@ behind (`crashed`), which is what a supervisor restarts.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import redis
 
 from core.errors import ServiceUnavailableError
+from core.locks import exclusive
 
 _START_TIMEOUT_S = 10.0
 PORT_GRACE_S = 1.5
 _PORT_FILE = "port"
 _PID_FILE = "redis.pid"
-
-
-@contextmanager
-def _locked(directory: Path) -> Iterator[None]:
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / "start.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def free_port() -> int:
@@ -136,7 +124,7 @@ def crashed(directory: Path) -> bool:
 def ensure_redis(directory: Path) -> str:
     """Start (or find) the local redis-server kept in `directory` and return its URL."""
     directory = directory.resolve()
-    with _locked(directory):
+    with exclusive(directory / "start.lock"):
         url = redis_status(directory)
         if url:
             return url
@@ -194,7 +182,7 @@ def ensure_redis(directory: Path) -> str:
 def stop_redis(directory: Path) -> bool:
     """Stop the local server of this directory; True when one was running. Its port stays
     recorded, for the next start."""
-    with _locked(directory):
+    with exclusive(directory / "start.lock"):
         pid = _pid(directory)
         if pid is None:
             return False

@@ -10,12 +10,13 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from itertools import pairwise
 
 import numpy as np
 
 from core.contract import CONTRACT_VERSION, SIGNAL_TYPES
+from core.times import EPOCH
 from pipelines.generate.behaviour import Users, browse, build_users, drop_views
 from pipelines.generate.catalog import Catalog, build_catalog
 from pipelines.generate.config import GenerateConfig
@@ -91,7 +92,7 @@ def _ms(moment: datetime) -> int:
 
 
 def _time(ms: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(ms))
+    return EPOCH + timedelta(milliseconds=int(ms))
 
 
 class _Profiles:

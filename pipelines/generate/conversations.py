@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from pipelines.generate import pii
+import pipelines.generate.pii as pii
 from pipelines.generate.drafts import Drafts, FactDraft, MentionDraft, PiiDraft
 from pipelines.generate.events import (
     SESSION_CHAT,

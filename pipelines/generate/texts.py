@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipelines.generate import facts, pii
+import pipelines.generate.facts as facts
+import pipelines.generate.pii as pii
 from pipelines.generate.drafts import Drafts, FactDraft, PiiDraft
 from pipelines.generate.events import SESSION_BROWSE, TextRows
 from pipelines.generate.facts import Profile

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from core.errors import SourceError
+from core.times import parse_time
 
 
 @dataclass(frozen=True)
@@ -134,17 +135,13 @@ def dump_truth(truth: Truth) -> bytes:
     return orjson.dumps(truth, option=orjson.OPT_UTC_Z)
 
 
-def _parse_time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
 def _record(cls: type[Any], raw: dict[str, Any]) -> Any:
     values: dict[str, Any] = {}
     for spec in fields(cls):
         value = raw.get(spec.name)
         kind = str(spec.type)
         if "datetime" in kind:
-            value = _parse_time(value)
+            value = parse_time(value, spec.name)
         elif kind.startswith("tuple") and value is not None:
             value = tuple(value)
         values[spec.name] = value
