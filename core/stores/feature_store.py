@@ -26,7 +26,7 @@ from core.stores.feast_codec import feast_connection_string
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the functions below load it
     from feast import FeatureStore, RepoConfig
 
-FEATURE_REPO = Path(__file__).resolve().parents[1] / "feature_repo"
+FEATURE_REPO = Path(__file__).resolve().parents[2] / "feature_repo"
 # A store built only for offline reads must never reach a real Redis by accident.
 OFFLINE_ONLY_REDIS = "redis://offline-only.invalid:6379/0"
 _VARIABLE = re.compile(r"\$\{(\w+)\}")
