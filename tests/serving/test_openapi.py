@@ -83,6 +83,32 @@ def test_every_route_is_an_operation_with_a_readable_id_a_tag_and_its_scope(
     assert app.test_client().get("/docs/openapi.json").json == document  # the library's own
 
 
+def _refs(node: Any) -> set[str]:
+    """The component names a schema refers to, at any depth."""
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[1]} if "$ref" in node else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def test_every_body_model_refuses_unknown_fields(make_app: AppFactory) -> None:
+    document = _document(make_app())
+    schemas = document["components"]["schemas"]
+    bodies = set()
+    for operation in _operations(document).values():
+        content = operation.get("requestBody", {}).get("content", {})
+        bodies |= _refs(content.get("application/json", {}))
+    seen: set[str] = set()
+    while bodies - seen:
+        name = (bodies - seen).pop()
+        seen.add(name)
+        bodies |= _refs(schemas[name])
+    assert seen == {"RankRequest", "RankContext", "SearchRequest"}  # signals: the contract's
+    assert all(schemas[name]["additionalProperties"] is False for name in seen)
+
+
 def test_the_server_enforces_the_scope_the_document_states(make_app: AppFactory) -> None:
     client = make_app().test_client()
     for (method, path), operation in _operations(_document(client.application)).items():
