@@ -54,7 +54,7 @@ def loads(data: str | bytes) -> Any:
     try:
         value = json.loads(text, object_pairs_hook=_unique, parse_constant=_no_constant)
     except _DuplicateKey:
-        path = _shown(_duplicate_path(text))
+        path = shown_path(_duplicate_path(text))
         raise InvalidInputError(
             path, f"duplicate key '{path}': a JSON object names each key once"
         ) from None
@@ -65,7 +65,7 @@ def loads(data: str | bytes) -> Any:
     if _SURROGATE_ESCAPE.search(text):
         at = _surrogate_path(value)
         if at is not None:
-            shown = _shown(at)
+            shown = shown_path(at)
             raise InvalidInputError(
                 shown,
                 f"'{shown}' holds a lone UTF-16 surrogate escape (\\ud800-\\udfff), "
@@ -145,7 +145,7 @@ def _child(path: str, key: str) -> str:
     return f"{path}.{key}" if path and path != "$" else key
 
 
-def _shown(path: str) -> str:
+def shown_path(path: str) -> str:
     """A path fit for an error message: surrogates escaped, cut to PATH_MAX_CHARS."""
     shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
     return shown if len(shown) <= PATH_MAX_CHARS else shown[: PATH_MAX_CHARS - 3] + "..."

@@ -1,5 +1,8 @@
 """The application factory: settings in, a Flask app with its stores, model and routes out.
 
+The app is flask-openapi3's (serving/spec.py): routes declare the models they take and answer,
+requests are validated against them, and /openapi.json and /docs are built from them.
+
 Everything costly is built here once per process (Redis pool, feature registry, popularity
 table, model, DuckDB connection) and kept in `app.extensions["engram"]`; routes stay thin.
 `test_config` overrides Flask config; the keys Engram reads: `ENGRAM_AUTH` (False turns auth
@@ -16,8 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from flask import Flask
 from flask.json.provider import JSONProvider
+from flask_openapi3 import OpenAPI
 
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
@@ -26,13 +29,20 @@ from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
 from serving import access_log, features, health, memories, rank, signals, users
-from serving.auth import load_keys, parse_keys, refuse_keys_in_query
+from serving.auth import (
+    authorize,
+    load_keys,
+    parse_keys,
+    refuse_keys_in_query,
+    scopes_by_endpoint,
+)
 from serving.backends import FeatureReader, MemoryHandle, RankService
 from serving.breaker import Breaker
 from serving.errors import register_error_handlers
 from serving.extension import Engram
 from serving.metrics import Metrics
 from serving.request_body import EngramRequest
+from serving.spec import new_app
 from serving.wiring import StreamSync, load_model, produce
 
 log = logging.getLogger("engram.serving")
@@ -55,10 +65,10 @@ class OrjsonProvider(JSONProvider):
 
 def create_app(
     settings: Settings | None = None, test_config: Mapping[str, Any] | None = None
-) -> Flask:
+) -> OpenAPI:
     """The Engram API for these settings (default: from the environment)."""
     settings = settings or get_settings()
-    app = Flask("engram")
+    app = new_app("engram")
     app.request_class = EngramRequest
     app.json = OrjsonProvider(app)
     app.config.update(
@@ -79,6 +89,8 @@ def create_app(
             "auth is on and no API key is configured "
             "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
         )
+    for module in (signals, features, memories, rank, users, health):
+        app.register_api(module.bp)
 
     # Workers never start a store: `engram serve`'s supervisor does (core/stores/supervisor.py).
     redis_url = locate_redis_url(settings)
@@ -102,6 +114,7 @@ def create_app(
     app.extensions["engram"] = Engram(
         settings=settings,
         api_keys=keys,
+        scopes=scopes_by_endpoint(app),
         redis_url=redis_url,
         redis=client,
         redis_breaker=redis_breaker,
@@ -128,7 +141,6 @@ def create_app(
     app.before_request(refuse_keys_in_query)
     metrics.init_app(app)
     access_log.init_app(app)
+    app.before_request(authorize)  # after the metrics' clock starts: a 401 is timed too
     register_error_handlers(app)
-    for module in (signals, features, memories, rank, users, health):
-        app.register_blueprint(module.bp)
     return app

@@ -2,22 +2,23 @@
 
 Keys come from configuration (ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE); only their SHA-256
 digests are kept in memory, and a presented token is compared with every digest in constant
-time, so neither timing nor a memory dump of the process gives a key away. Auth is on unless
-the app is built with it off, which `engram serve --no-auth` allows only on a loopback address.
-A key in the query string is refused on every route, auth on or off (`refuse_keys_in_query`).
+time, so neither timing nor a memory dump of the process gives a key away. The scope a route
+needs is the one its operation states in /openapi.json (serving/spec.py), checked before the
+request's input is read or validated. Auth is on unless the app is built with it off, which
+`engram serve --no-auth` allows only on a loopback address. A key in the query string is refused
+on every route, auth on or off (`refuse_keys_in_query`).
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Callable
+import re
 from pathlib import Path
-from typing import Any, TypeVar
 
 from flask import current_app, g, request
+from flask_openapi3 import OpenAPI
 
 from core.errors import ConfigError
 from core.settings import Settings
@@ -28,7 +29,7 @@ SCOPES = ("read", "write", "admin")
 # history, Referer): a key there is refused on every route, before anything else.
 QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "key", "token", "access_token"})
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="engram"'}
-F = TypeVar("F", bound=Callable[..., Any])
+_PARAMETER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")  # Flask's <user_id> is OpenAPI's {user_id}
 
 
 def parse_keys(text: str, separator: str = ";") -> dict[bytes, frozenset[str]]:
@@ -92,22 +93,31 @@ def scopes_of(token: str, keys: dict[bytes, frozenset[str]]) -> frozenset[str] |
     return found
 
 
-def requires(scope: str) -> Callable[[F], F]:
-    """Decorate a view: a Bearer key with `scope` is needed (unless auth is off)."""
-    if scope not in SCOPES:
-        raise ValueError(f"unknown scope {scope!r}")
+def scopes_by_endpoint(app: OpenAPI) -> dict[str, str]:
+    """The scope each endpoint needs, read from the app's OpenAPI document (`x-scope`): what
+    /openapi.json says a route needs is what `authorize` asks for."""
+    paths = app.api_doc["paths"]
+    scopes: dict[str, str] = {}
+    for rule in app.url_map.iter_rules():
+        path = _PARAMETER.sub(r"{\1}", rule.rule)
+        for method in rule.methods or ():
+            scope = paths.get(path, {}).get(method.lower(), {}).get("x-scope")
+            if scope is not None:
+                if scope not in SCOPES:
+                    raise ValueError(f"{rule.rule}: unknown scope {scope!r}")
+                scopes[rule.endpoint] = scope
+    return scopes
 
-    def decorate(view: F) -> F:
-        @functools.wraps(view)
-        def checked(*args: Any, **kwargs: Any) -> Any:
-            if current_app.config["ENGRAM_AUTH"]:
-                _check(scope)
-            return view(*args, **kwargs)
 
-        checked.required_scope = scope  # type: ignore[attr-defined]  # read by the spec test
-        return checked  # type: ignore[return-value]
-
-    return decorate
+def authorize() -> None:
+    """A before_request hook: the key and scope the matched route needs, checked before its
+    input is read or validated (unless auth is off)."""
+    if not current_app.config["ENGRAM_AUTH"] or request.method == "OPTIONS":
+        return  # OPTIONS: Flask answers the allowed methods itself, as before any view
+    ext = current_app.extensions["engram"]
+    scope = ext.scopes.get(request.endpoint)
+    if scope is not None:
+        _check(scope, ext.api_keys)
 
 
 def refuse_keys_in_query() -> None:
@@ -123,12 +133,12 @@ def refuse_keys_in_query() -> None:
         )
 
 
-def _check(scope: str) -> None:
+def _check(scope: str, keys: dict[bytes, frozenset[str]]) -> None:
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
     if kind.lower() != "bearer" or not token.strip():
         raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers=_CHALLENGE)
-    scopes = scopes_of(token.strip(), current_app.extensions["engram"].api_keys)
+    scopes = scopes_of(token.strip(), keys)
     if scopes is None:
         raise ApiError(401, "unknown API key", headers=_CHALLENGE)
     if scope not in scopes:

@@ -21,6 +21,7 @@ class Engram:
 
     settings: Settings
     api_keys: dict[bytes, frozenset[str]]
+    scopes: dict[str, str]  # endpoint -> the scope its operation states (serving/auth.py)
     redis_url: str
     redis: redis.Redis
     redis_breaker: Breaker

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint
 
-from serving.auth import requires
+from serving.answers import Features
+from serving.bodies import UserPath
 from serving.extension import engram
-from serving.validation import checked_id
+from serving.spec import operation
 
-bp = Blueprint("features", __name__)
+bp = APIBlueprint("features", __name__)
 
 
-@bp.get("/v1/users/<user_id>/features")
-@requires("read")
-def get_features(user_id: str) -> Response:
-    """The user's online features with each view's event time; 404 for an unknown user."""
-    return jsonify(engram().features.user(checked_id(user_id)))
+@bp.get(
+    "/v1/users/<user_id>/features",
+    **operation(
+        "get_features", "features", scope="read", answers={200: Features}, errors=(404, 503)
+    ),
+)
+def get_features(path: UserPath) -> Response:
+    """A user's online features of the `ranking` service, with each view's event time."""
+    return jsonify(engram().features.user(path.user_id))

@@ -1,22 +1,27 @@
-"""Liveness, readiness, metrics and the API description; none of them needs a key."""
+"""Liveness, readiness, metrics, the API description and its docs; none of them needs a key."""
 
 from __future__ import annotations
 
 from typing import Any, cast
 
 import redis
-from flask import Blueprint, Response, jsonify
+from flask import Response, current_app, jsonify, redirect
+from flask_openapi3 import APIBlueprint, OpenAPI
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from core.errors import ServiceUnavailableError
+from serving.answers import Health, Ready
 from serving.extension import Engram, engram
-from serving.openapi import spec
+from serving.spec import DOCS_PREFIX, SWAGGER_PAGE, operation
 from serving.wiring import SIGNALS_STREAM
 
-bp = Blueprint("health", __name__)
+bp = APIBlueprint("health", __name__)
 PROBE_TIMEOUT_S = 0.5  # Milvus's answer to /readyz; Redis's is ENGRAM_STORE_TIMEOUT_MS
+_TEXT = {"description": "Text exposition format.", "content": {"text/plain": {}}}
+_DOCUMENT = {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}
 
 
-@bp.get("/healthz")
+@bp.get("/healthz", **operation("healthz", "service", answers={200: Health}))
 def healthz() -> Response:
     """The process answers."""
     return jsonify({"status": "ok"})
@@ -48,11 +53,19 @@ def _model(ext: Engram) -> dict[str, Any]:
     return {"ok": True, "version": getattr(model, "version", None)}
 
 
-@bp.get("/readyz")
+@bp.get(
+    "/readyz",
+    **operation(
+        "readyz",
+        "service",
+        answers={200: Ready, 503: Ready},
+        description="200 when Redis and Milvus answer, each asked with a short timeout (so this "
+        "answers in about a second at worst); 503 naming the stores that do not. The model is "
+        "reported, not required (popularity serves without it). Starts nothing.",
+    ),
+)
 def readyz() -> tuple[Response, int]:
-    """200 when Redis and Milvus answer, each asked with a short timeout (so this answers in
-    about a second at worst); 503 naming the stores that do not. The model is reported, not
-    required (popularity serves without it). Starts nothing."""
+    """Readiness: Redis, Milvus, the model."""
     ext = engram()
     checks = {"redis": _redis(ext), "milvus": _milvus(ext), "model": _model(ext)}
     down = [store for store in ("redis", "milvus") if not checks[store]["ok"]]
@@ -77,14 +90,20 @@ def _stream_lag(ext: Engram) -> int | None:
         return None
 
 
-@bp.get("/metrics")
+@bp.get("/metrics", **operation("metrics", "service", answers={200: _TEXT}))
 def metrics() -> Response:
-    """Prometheus text format."""
+    """Prometheus metrics, in the text format."""
     ext = engram()
     return ext.metrics.exposition(lambda: _stream_lag(ext))
 
 
-@bp.get("/openapi.json")
+@bp.get("/openapi.json", **operation("openapi", "service", answers={200: _DOCUMENT}))
 def openapi() -> Response:
-    """The OpenAPI 3 description of this API."""
-    return jsonify(spec())
+    """This document: the OpenAPI 3.1 description of the API."""
+    return jsonify(cast(OpenAPI, current_app).api_doc)
+
+
+@bp.get(DOCS_PREFIX, doc_ui=False)
+def docs() -> WerkzeugResponse:
+    """Interactive docs (Swagger UI), served by the app with all its files."""
+    return redirect(SWAGGER_PAGE)

@@ -4,74 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint
 
-from serving.auth import requires
-from serving.errors import ApiError
+from serving.answers import RankAnswer
+from serving.bodies import RankRequest
 from serving.extension import engram
-from serving.validation import (
-    MAX_CANDIDATES,
-    MAX_K,
-    MAX_QUERY_CHARS,
-    checked_id,
-    integer,
-    json_object,
-    time_value,
+from serving.spec import operation
+
+bp = APIBlueprint("rank", __name__)
+
+
+@bp.post(
+    "/v1/rank",
+    **operation(
+        "rank",
+        "ranking",
+        scope="read",
+        answers={200: RankAnswer},
+        errors=(413, 415),
+        description="The model's ranking, each item with its reasons (its candidate sources; "
+        "with `explain`, the top feature contributions too). When there is no model or a store "
+        "is down, popularity answers and `degraded` says so: never a 503.",
+    ),
 )
-
-bp = Blueprint("rank", __name__)
-
-
-def _candidates(value: Any) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list) or len(value) > MAX_CANDIDATES:
-        raise ApiError(
-            400,
-            f"must be a list of at most {MAX_CANDIDATES} item ids",
-            field="candidates",
-            error="invalid_input",
-        )
-    for item in value:
-        if not isinstance(item, str):
-            raise ApiError(
-                400, "item ids must be strings", field="candidates", error="invalid_input"
-            )
-        checked_id(item, "candidates")
-    return value
-
-
-@bp.post("/v1/rank")
-@requires("read")
-def rank() -> Response:
-    """{"user_id", "k", "candidates"?, "context"?: {"query"?, "time"?}, "explain"?} -> ranked
-    items with their reasons (sources; with explain, the top feature contributions too)."""
-    body = json_object()
-    user_id = body.get("user_id")
-    if not isinstance(user_id, str):
-        raise ApiError(400, "must be a string", field="user_id", error="invalid_input")
-    checked_id(user_id)
-    k = integer(body.get("k", 10), "k", 1, MAX_K)
-    candidates = _candidates(body.get("candidates"))
-    context = body.get("context")
-    if context is None:
-        context = {}
-    if not isinstance(context, dict):
-        raise ApiError(400, "must be an object", field="context", error="invalid_input")
-    query = context.get("query")
-    if query is not None and (not isinstance(query, str) or len(query) > MAX_QUERY_CHARS):
-        raise ApiError(
-            400,
-            f"must be a string of at most {MAX_QUERY_CHARS} characters",
-            field="context.query",
-            error="invalid_input",
-        )
-    at = time_value(context.get("time"), "context.time")
-    explain = body.get("explain", False)
-    if not isinstance(explain, bool):
-        raise ApiError(400, "must be true or false", field="explain", error="invalid_input")
+def rank(body: RankRequest) -> Response:
+    """Rank items for a user."""
+    context = body.context
     ext = engram()
-    ranked, reason = ext.ranking.rank(user_id, k, candidates, query, at, explain)
+    ranked, reason = ext.ranking.rank(
+        body.user_id,
+        body.k,
+        body.candidates,
+        context.query if context else None,
+        context.time if context else None,
+        body.explain,
+    )
     if reason is not None:
         ext.metrics.degraded.labels(reason).inc()
     reasons = getattr(ranked, "reasons", None) or {}  # item_id -> why (the model's)
@@ -83,7 +51,7 @@ def rank() -> Response:
         items.append(item)
     return jsonify(
         {
-            "user_id": user_id,
+            "user_id": body.user_id,
             "items": items,
             "model_version": ranked.model_version,
             "degraded": reason is not None,

@@ -10,7 +10,9 @@ sends all before reading (most do) gets the 413 rather than a reset connection.
 A body the server could not read is answered too: 408 when the client stalls past the read
 timeout (the socket's, set by serving/worker.py), 400 for a broken chunked encoding or a dropped
 connection. JSON bodies are parsed by `pipelines.strict_json` (duplicate keys, lone surrogates
-and nesting too deep are 400s naming the field), through the app's JSON provider.
+and nesting too deep are 400s naming the field), through the app's JSON provider, and never
+quietly: flask-openapi3 reads bodies with `get_json(silent=True)`, which would turn a body that
+is not JSON into null (a 400 about the model instead of a 415).
 """
 
 from __future__ import annotations
@@ -23,11 +25,28 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, RequestTimeou
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_content_length
 
+from serving.errors import ApiError
+
 _READ_SIZE = 1 << 20
 
 
 class EngramRequest(Request):
-    """Flask's request with a body stream that never cuts a body short."""
+    """Flask's request with a body stream that never cuts a body short, and JSON read loudly."""
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """The JSON body (an object or an array), or an error saying why there is none."""
+        value = super().get_json(force=force, silent=False, cache=cache)
+        if isinstance(value, str):
+            # flask-openapi3 would parse a JSON string a second time, as JSON text, past the
+            # strict checks: no body of this API is a string.
+            raise ApiError(400, "the body must be a JSON object", field="$", error="invalid_input")
+        return value
+
+    def on_json_loading_failed(self, e: ValueError | None) -> Any:
+        """415 for a body sent as another content type (a parse error raises on its own)."""
+        if e is None:
+            raise ApiError(415, "send a JSON object with Content-Type: application/json")
+        return super().on_json_loading_failed(e)
 
     @cached_property
     def stream(self) -> IO[bytes]:

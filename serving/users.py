@@ -3,30 +3,36 @@
 from __future__ import annotations
 
 import redis
-from flask import Blueprint, Response, jsonify
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint
 from pymilvus.exceptions import MilvusException
 
 from core.errors import ServiceUnavailableError
 from forget.everywhere import forget_everywhere
-from serving.auth import requires
+from serving.answers import Forgotten
+from serving.bodies import UserPath
 from serving.extension import engram
-from serving.validation import checked_id
+from serving.spec import operation
 
-bp = Blueprint("users", __name__)
+bp = APIBlueprint("users", __name__)
 # Each store call of a forget: longer than a read's (a flush, a stream scan in chunks), bounded
 # so that a hung store answers 503 instead of holding the worker.
 FORGET_TIMEOUT_S = 10.0
 
 
-@bp.delete("/v1/users/<user_id>")
-@requires("admin")
-def forget_user(user_id: str) -> Response:
-    """Delete everything held about the user; answers what each store removed."""
-    checked_id(user_id)
+@bp.delete(
+    "/v1/users/<user_id>",
+    **operation("forget_user", "users", scope="admin", answers={200: Forgotten}, errors=(503,)),
+)
+def forget_user(path: UserPath) -> Response:
+    """Forget a user in every store; answers what each store removed."""
     ext = engram()
     try:
         removed = forget_everywhere(
-            ext.settings, user_id, collection=ext.memories.collection, timeout_s=FORGET_TIMEOUT_S
+            ext.settings,
+            path.user_id,
+            collection=ext.memories.collection,
+            timeout_s=FORGET_TIMEOUT_S,
         )
     except (redis.ConnectionError, redis.TimeoutError) as error:
         ext.redis_breaker.failure(str(error))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import signal as signals
 import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +25,7 @@ from core.settings import Settings
 from core.stores import local_redis
 from memory import embed
 
+ENGRAM = str(Path(sys.executable).parent / "engram")  # the installed console script
 KEYS = {"read": "r" * 24, "write": "w" * 24, "admin": "a" * 24}
 API_KEYS = f"{KEYS['read']}:read;{KEYS['write']}:read,write;{KEYS['admin']}:admin"
 T0 = "2026-10-01T09:00:00Z"
@@ -146,3 +152,41 @@ def stoppable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.stop()
+
+
+@contextlib.contextmanager
+def serving(
+    env: dict[str, str], workers: int = 1, boot_s: float = 60, auth: bool = False
+) -> Iterator[str]:
+    """`engram serve` on a free port until /healthz answers; its base URL. `--no-auth` unless
+    `auth` (then with the test keys). Stopped with SIGTERM afterwards, and it must exit 0."""
+    port = local_redis.free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [ENGRAM, "serve", "--port", str(port), "--workers", str(workers)]
+    env = {k: v for k, v in env.items() if not k.startswith("ENGRAM_API_KEYS")}
+    if auth:
+        env["ENGRAM_API_KEYS"] = API_KEYS
+    else:
+        command.append("--no-auth")
+    with tempfile.TemporaryFile() as log:  # a pipe nobody reads would stall a chatty server
+        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+        def logged() -> str:
+            log.seek(0)
+            return log.read().decode(errors="replace")[-4000:]
+
+        try:
+            deadline = time.monotonic() + boot_s
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{base}/healthz", timeout=5) as answer:
+                        assert json.loads(answer.read()) == {"status": "ok"}
+                    break
+                except OSError:  # refused, or accepted while the worker still boots
+                    assert server.poll() is None, logged()
+                    assert time.monotonic() < deadline, f"the server did not come up: {logged()}"
+                    time.sleep(0.2)
+            yield base
+        finally:
+            server.send_signal(signals.SIGTERM)
+            assert server.wait(timeout=20) == 0, logged()

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,8 +19,7 @@ from core.settings import Settings, get_settings
 from core.stores import local_milvus, local_redis
 from core.stores.services import stop_local_services
 from engram.cli import main
-
-ENGRAM = str(Path(sys.executable).parent / "engram")  # the installed console script
+from tests.serving.conftest import serving
 
 
 def _get(url: str, body: Any = None) -> tuple[int, Any]:
@@ -44,39 +38,9 @@ def _environment(tmp_path: Path, redis_url: str, milvus_uri: str) -> dict[str, s
     return env
 
 
-@contextlib.contextmanager
-def _serving(env: dict[str, str], workers: int = 1, boot_s: float = 60) -> Iterator[str]:
-    """`engram serve --no-auth` on a free port until /healthz answers; its base URL. Stopped
-    with SIGTERM afterwards, and it must exit 0."""
-    port = local_redis.free_port()
-    base = f"http://127.0.0.1:{port}"
-    command = [ENGRAM, "serve", "--no-auth", "--port", str(port), "--workers", str(workers)]
-    with tempfile.TemporaryFile() as log:  # a pipe nobody reads would stall a chatty server
-        server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
-
-        def logged() -> str:
-            log.seek(0)
-            return log.read().decode(errors="replace")[-4000:]
-
-        try:
-            deadline = time.monotonic() + boot_s
-            while True:
-                try:
-                    assert _get(f"{base}/healthz") == (200, {"status": "ok"})
-                    break
-                except OSError:  # refused, or accepted while the worker still boots
-                    assert server.poll() is None, logged()
-                    assert time.monotonic() < deadline, f"the server did not come up: {logged()}"
-                    time.sleep(0.2)
-            yield base
-        finally:
-            server.send_signal(signal.SIGTERM)
-            assert server.wait(timeout=20) == 0, logged()
-
-
 @pytest.mark.slow
 def test_serve_under_gunicorn(tmp_path: Path, redis_url: str, milvus_uri: str) -> None:
-    with _serving(_environment(tmp_path, redis_url, milvus_uri)) as base:
+    with serving(_environment(tmp_path, redis_url, milvus_uri)) as base:
         status, body = _get(f"{base}/v1/rank", {"user_id": "ana", "k": 3})
         assert status == 200 and body["degraded_reason"] == "no model"
         status, body = _get(f"{base}/v1/users/bad id/features".replace(" ", "%20"))
@@ -93,7 +57,7 @@ def test_metrics_count_every_worker_when_asked(
     shared.mkdir()
     (shared / "counter_1.db").write_bytes(b"left by an earlier run")  # must not be read
     env = {**_environment(tmp_path, redis_url, milvus_uri), "PROMETHEUS_MULTIPROC_DIR": str(shared)}
-    with _serving(env, workers=2) as base:
+    with serving(env, workers=2) as base:
         before = _count(base, "POST", "/v1/rank")
         with ThreadPoolExecutor(8) as pool:  # at once, so that both workers take some
             answers = list(
@@ -173,7 +137,7 @@ def test_serve_keeps_its_local_stores_alive(tmp_path: Path, milvus_binaries: Pat
     ]
     measured: dict[str, float] = {}
     try:
-        with _serving(env, boot_s=240) as base:
+        with serving(env, boot_s=240) as base:
             ready, send = f"{base}/readyz", f"{base}/v1/signals"
             memories = f"{base}/v1/users/ana/memories"
             _until(ready, 200, 120)

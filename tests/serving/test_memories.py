@@ -88,7 +88,9 @@ def test_memory_errors(make_app: AppFactory) -> None:
     cases = [
         ({"query": ""}, "query"),
         ({"query": "x", "k": 0}, "k"),
-        ({"query": "x", "kinds": ["mood"]}, "kinds"),
+        ({"query": "x", "kinds": ["mood"]}, "kinds[0]"),
+        ({"query": "   "}, "query"),
+        ({"query": "x", "kind": ["attribute"]}, "kind"),  # unknown: the body's field is `kinds`
         ({"query": "x", "as_of": "2026-01-01"}, "as_of"),
         ({"k": 3}, "query"),
     ]
@@ -96,8 +98,11 @@ def test_memory_errors(make_app: AppFactory) -> None:
         answer = client.post(search, json=body, headers=read)
         assert answer.status_code == 400 and answer.json is not None, body
         assert answer.json["field"] == field
-    bad_kind = client.get("/v1/users/ana/memories?kind=mood", headers=read)
-    assert bad_kind.status_code == 400
+    bad_kind = client.get("/v1/users/ana/memories?kind=attribute&kind=mood", headers=read)
+    assert bad_kind.status_code == 400 and bad_kind.json is not None
+    assert bad_kind.json["field"] == "kind[1]"
+    # A query parameter no route takes is ignored, as a proxy's or a cache-buster's would be.
+    assert client.get("/v1/users/ana/memories?page=2", headers=read).status_code == 200
     assert client.get("/v1/users/ana/memories?as_of=soon", headers=read).status_code == 400
     assert client.get("/v1/users/ana/memories", headers=read).json == {
         "user_id": "ana",

@@ -1,11 +1,14 @@
-"""/openapi.json is true: every route is described with its scope, and fuzzing the real app from
-the document (schemathesis, positive and negative cases) finds no 5xx and no answer that breaks
-its documented status, content type or schema; nor do the bodies parsers disagree on, sent to
-every operation that reads one."""
+"""/openapi.json is true: every route is described with a readable operationId, a tag and the scope
+the server enforces, and fuzzing the real app from the document (schemathesis, positive and
+negative cases) finds no 5xx and no answer that breaks its documented status, content type or
+schema; nor do the bodies parsers disagree on, sent to every operation that reads one. /docs
+works with no internet: the page and every file it loads come from the app."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 import schemathesis
@@ -19,39 +22,109 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from serving.openapi import spec
 from tests.serving.conftest import AppFactory, bearer, signal
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
 EXAMPLES = 12  # per operation and mode: the whole fuzz stays well under a minute
+OPERATIONS = {
+    ("post", "/v1/signals"): ("post_signals", "signals", "write"),
+    ("get", "/v1/users/{user_id}/features"): ("get_features", "features", "read"),
+    ("get", "/v1/users/{user_id}/memories"): ("list_memories", "memories", "read"),
+    ("post", "/v1/users/{user_id}/memories/search"): ("search_memories", "memories", "read"),
+    ("delete", "/v1/users/{user_id}/memories/{memory_id}"): ("delete_memory", "memories", "write"),
+    ("post", "/v1/rank"): ("rank", "ranking", "read"),
+    ("delete", "/v1/users/{user_id}"): ("forget_user", "users", "admin"),
+    ("get", "/healthz"): ("healthz", "service", None),
+    ("get", "/readyz"): ("readyz", "service", None),
+    ("get", "/metrics"): ("metrics", "service", None),
+    ("get", "/openapi.json"): ("openapi", "service", None),
+}
+# Keys by what they may do: a scope's own key passes, the one below it is refused.
+BELOW = {"read": None, "write": "read", "admin": "write"}
 
 
-def _routes(app: Flask) -> dict[tuple[str, str], Any]:
-    routes = {}
-    for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
-        path = rule.rule.replace("<", "{").replace(">", "}")
-        for method in (rule.methods or set()) & METHODS:
-            routes[(path, method.lower())] = app.view_functions[rule.endpoint]
-    return routes
-
-
-def test_every_route_is_in_the_document_with_its_scope(make_app: AppFactory) -> None:
-    app = make_app()
+def _document(app: Flask) -> dict[str, Any]:
     document = app.test_client().get("/openapi.json").json
-    assert document == spec()
-    described = {
-        (path, method): operation
+    assert document is not None
+    return document
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): operation
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
     }
-    routes = _routes(app)
-    assert set(routes) == set(described)
-    for key, view in routes.items():
-        scope = getattr(view, "required_scope", None)
-        assert described[key].get("x-scope") == scope, key
-        assert bool(described[key]["security"]) == (scope is not None), key
+
+
+def _url(path: str) -> str:
+    return path.replace("{user_id}", "u1").replace("{memory_id}", "m1")
+
+
+def test_every_route_is_an_operation_with_a_readable_id_a_tag_and_its_scope(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    document = _document(app)
+    assert document["openapi"].startswith("3.1")
+    operations = _operations(document)
+    assert {
+        key: (operation["operationId"], *operation["tags"], operation.get("x-scope"))
+        for key, operation in operations.items()
+    } == OPERATIONS
+    # Every route of the app is described, but for the docs' own pages and files.
+    routes = {
+        (method.lower(), rule.rule.replace("<", "{").replace(">", "}"))
+        for rule in app.url_map.iter_rules()
+        for method in (rule.methods or set()) & METHODS
+        if not rule.rule.startswith(("/docs", "/static"))
+    }
+    assert routes == set(operations)
+    assert app.test_client().get("/docs/openapi.json").json == document  # the library's own
+
+
+def _refs(node: Any) -> set[str]:
+    """The component names a schema refers to, at any depth."""
+    if isinstance(node, dict):
+        found = {node["$ref"].rsplit("/", 1)[1]} if "$ref" in node else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def test_every_body_model_refuses_unknown_fields(make_app: AppFactory) -> None:
+    document = _document(make_app())
+    schemas = document["components"]["schemas"]
+    bodies = set()
+    for operation in _operations(document).values():
+        content = operation.get("requestBody", {}).get("content", {})
+        bodies |= _refs(content.get("application/json", {}))
+    seen: set[str] = set()
+    while bodies - seen:
+        name = (bodies - seen).pop()
+        seen.add(name)
+        bodies |= _refs(schemas[name])
+    assert seen == {"RankRequest", "RankContext", "SearchRequest"}  # signals: the contract's
+    assert all(schemas[name]["additionalProperties"] is False for name in seen)
+
+
+def test_the_server_enforces_the_scope_the_document_states(make_app: AppFactory) -> None:
+    client = make_app().test_client()
+    for (method, path), operation in _operations(_document(client.application)).items():
+        scope = operation.get("x-scope")
+        if scope is None:
+            assert "security" not in operation
+            continue
+        assert operation["security"] == [{"bearerAuth": []}]
+        # Refused before the body is read: no body at all is sent.
+        assert client.open(_url(path), method=method).status_code == 401, path
+        below = BELOW[scope]
+        if below is not None:
+            answer = client.open(_url(path), method=method, headers=bearer(below))
+            assert answer.status_code == 403, path
+        answer = client.open(_url(path), method=method, headers=bearer(scope))
+        assert answer.status_code not in (401, 403), path
 
 
 @pytest.fixture
@@ -91,7 +164,7 @@ def test_fuzzing_finds_no_server_error(fuzzed_app: Flask, mode: Any) -> None:
     # schemathesis' own pytest plugin does not run under pytest 9: operations are driven here.
     schema = schemathesis.openapi.from_wsgi("/openapi.json", fuzzed_app)
     operations = [result.ok() for result in schema.get_all_operations()]
-    described = {f"{m.upper()} {p}" for p, ops in spec()["paths"].items() for m in ops}
+    described = {f"{m.upper()} {p}" for m, p in _operations(_document(fuzzed_app))}
     # schemathesis leaves out the document's own path.
     assert {operation.label for operation in operations} == described - {"GET /openapi.json"}
     if mode is schemathesis.GenerationMode.NEGATIVE:
@@ -134,11 +207,9 @@ HOSTILE_BODIES = {
 @pytest.mark.parametrize("name", list(HOSTILE_BODIES))
 def test_hostile_bodies_are_refused_by_every_operation(make_app: AppFactory, name: str) -> None:
     client = make_app().test_client()
-    for path, operations in spec()["paths"].items():
-        for method, operation in operations.items():
-            if "requestBody" not in operation:
-                continue
-            url = path.replace("{user_id}", "u1").replace("{memory_id}", "m1")
+    for (method, path), operation in _operations(_document(client.application)).items():
+        if "requestBody" in operation:
+            url = _url(path)
             body = HOSTILE_BODIES[name]
             if path == "/v1/signals" and body:
                 body = b"[" + body + b"]"  # a batch of one
@@ -160,10 +231,26 @@ def test_hostile_bodies_are_refused_by_every_operation(make_app: AppFactory, nam
 
 def test_a_key_in_the_query_string_is_a_401_on_every_operation(make_app: AppFactory) -> None:
     client = make_app().test_client()
-    for path, operations in spec()["paths"].items():
-        for method in operations:
-            url = path.replace("{user_id}", "u1").replace("{memory_id}", "m1")
-            answer = client.open(
-                url, method=method.upper(), query_string={"api_key": "k" * 24}, json={}
-            )
-            assert answer.status_code == 401, (method, path)
+    for method, path in _operations(_document(client.application)):
+        answer = client.open(
+            _url(path), method=method.upper(), query_string={"api_key": "k" * 24}, json={}
+        )
+        assert answer.status_code == 401, (method, path)
+        assert "401" in _operations(_document(client.application))[(method, path)]["responses"]
+
+
+def test_docs_load_from_the_app_alone(make_app: AppFactory) -> None:
+    client = make_app().test_client()
+    page = client.get("/docs", follow_redirects=True)
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "swagger-ui" in html
+    # Every file the page loads is the app's own, and answers.
+    assets = re.findall(r'<(?:script|link)[^>]*\b(?:src|href)="([^"]+)"', html)
+    assert len(assets) >= 3 and not any("//" in asset for asset in assets), assets
+    base = page.request.path
+    for asset in assets:
+        answer = client.get(urljoin(base, asset))
+        assert answer.status_code == 200 and len(answer.data) > 1000, asset
+    # The page reads the document from the app, and sends it to no online validator.
+    assert "validatorUrl" in html and client.get(urljoin(base, "openapi.json")).json

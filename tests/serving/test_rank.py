@@ -121,10 +121,14 @@ def test_rank_errors(make_app: AppFactory) -> None:
         ({"user_id": "bad id"}, "user_id"),
         ({"user_id": "u", "k": True}, "k"),
         ({"user_id": "u", "candidates": "item-1"}, "candidates"),
-        ({"user_id": "u", "candidates": ["ok", "not ok"]}, "candidates"),
+        ({"user_id": "u", "candidates": ["ok", "not ok"]}, "candidates[1]"),
         ({"user_id": "u", "context": []}, "context"),
         ({"user_id": "u", "context": {"query": 3}}, "context.query"),
         ({"user_id": "u", "explain": "yes"}, "explain"),
+        ({"user_id": "u", "kk": 3}, "kk"),
+        ({"kk": 3}, "kk"),  # an unknown field is named first: most often a misspelt known one
+        ({"user_id": "u", "context": {"time": "2026-01-01", "place": "x"}}, "context.place"),
+        ([], "$"),
     ]:
         answer = client.post("/v1/rank", json=body, headers=read)
         assert answer.status_code == 400 and answer.json is not None, body
