@@ -35,8 +35,6 @@ from core.stores.feast_codec import ValueKind, ViewRef
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the registry readers need it
     from feast import FeatureService, FeatureStore, OnDemandFeatureView
 
-    from ranking.entity_cache import EntityCache
-
 
 def views_from_store(
     store: FeatureStore, features: Sequence[str] | FeatureService | str
@@ -61,6 +59,14 @@ def views_from_store(
     return [
         feast_codec.view_ref(store.get_feature_view(name), names) for name, names in wanted.items()
     ]
+
+
+class CachedEntity(Protocol):
+    """Rows of one join key held in memory (ranking.entity_cache.EntityCache)."""
+
+    def rows(
+        self, ids: Sequence[str], *, enforce_ttl: bool = False, now: datetime | None = None
+    ) -> StoredFeatures: ...
 
 
 @dataclass
@@ -478,7 +484,7 @@ class ServiceReader:
         enforce_ttl: bool = False,
         now: datetime | None = None,
         event_times: bool = False,
-        cached: Mapping[str, EntityCache] | None = None,
+        cached: Mapping[str, CachedEntity] | None = None,
     ) -> ServiceFeatures:
         """Features for rows of entities (a key given one id applies to every row).
 
