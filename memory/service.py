@@ -41,8 +41,8 @@ from memory.store import DEFAULT_COLLECTION, MilvusMemoryStore, checked_id
 
 POOL = 100  # dense candidates per search (at least k): more than most users' live memories
 MAX_K = 1_000
-# ONNX threads. One, measured on 2 cores with Milvus beside it (bench/memory.py): writes ran at
-# 2,729 signals/s against 1,816 with two threads, and query embedding p99 was 9.6 ms against 16.
+# ONNX threads. One: on 2 cores with Milvus beside it, a second thread slowed both writes and
+# query embedding (bench/memory.py; figures in docs/benchmarks.md, "Memories").
 EMBED_THREADS = 1
 # Users per stored-memory read in `remember`: keeps each filter expression small.
 USERS_PER_READ = 200

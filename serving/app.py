@@ -25,6 +25,7 @@ from flask_openapi3 import OpenAPI
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from core.stores.services import connect_redis, locate_redis_url
+from memory.llm_extract import llm_config
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
@@ -89,6 +90,7 @@ def create_app(
             "auth is on and no API key is configured "
             "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
         )
+    llm_config(settings)  # a bad ENGRAM_LLM_* stops the start, not the first memory request
     for module in (signals, features, memories, rank, users, health):
         app.register_api(module.bp)
 
