@@ -31,9 +31,10 @@ from core.times import parse_time
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option(
     "--memories/--no-memories",
-    default=None,
-    help="Remember the text signals. Default: when MILVUS_URI is set or the local Milvus is "
-    "running (engram services start); --memories starts it.",
+    default=True,
+    show_default=True,
+    help="Remember the text signals (messages, reviews, searches) in Milvus: MILVUS_URI, or the "
+    "home's own server, started when text signals arrive.",
 )
 @click.pass_obj
 @handle_errors
@@ -44,16 +45,12 @@ def ingest(
     catalog: Path | None,
     as_of: str | None,
     as_json: bool,
-    memories: bool | None,
+    memories: bool,
 ) -> None:
     """Run the batch pipeline on PATH: normalize, store, enrich, aggregate, and remember the
     text signals as memories (searchable when the command returns)."""
     from pipelines.batch import run_ingest
 
-    if memories is None:
-        memories = _milvus_running(settings)
-        if not memories:
-            err_console.print("memories: skipped, no Milvus running (engram services start)")
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -76,16 +73,6 @@ def ingest(
         click.echo(json.dumps(summary.to_dict()))
         return
     _print_summary(summary.to_dict())
-
-
-def _milvus_running(settings: Settings) -> bool:
-    """MILVUS_URI is set, or this home's local Milvus is up: memories cost no server start."""
-    from core.stores import local_milvus
-
-    return (
-        bool(settings.milvus_uri)
-        or local_milvus.milvus_status(settings.services_dir / "milvus") is not None
-    )
 
 
 def _print_summary(summary: dict[str, Any]) -> None:

@@ -106,6 +106,7 @@ def test_cli_json_summary_has_the_documented_keys(settings: Settings, dataset: P
             "--catalog",
             str(dataset / "catalog.jsonl"),
             "--json",
+            "--no-memories",
             "--as-of",
             "2026-11-01T00:00:00Z",
         ],
