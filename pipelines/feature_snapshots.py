@@ -1,4 +1,4 @@
-"""Reading the feature snapshots back: a user's latest row, a sample user."""
+"""Reading the feature snapshots back: a user's latest row, the CLI's sample user."""
 
 from __future__ import annotations
 
@@ -30,7 +30,21 @@ def latest_user_row(
 
 
 def sample_user(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
-    """The most active user in the latest snapshot: a good one to show."""
+    """The one user every `--sample` of the CLI shows: of the users active in the store's last
+    day (their short windows have values), the one who wrote the most messages and reviews (they
+    have memories as well as features); else the most active in the snapshot."""
+    from memory.ingest import busiest_writer
+    from pipelines import event_store
+
+    events = event_store.scan(con, settings)
+    events.create_view("_sample_events", replace=True)
+    recent = events.filter(
+        "user_id IN (SELECT user_id FROM _sample_events"
+        " WHERE ts > (SELECT max(ts) FROM _sample_events) - INTERVAL 1 DAY)"
+    )
+    writer = busiest_writer(recent) or busiest_writer(events)
+    if writer is not None:
+        return writer
     path = features_dir(settings) / USER_FEATURES_FILE
     if not path.exists():
         raise UnknownUserError("(any)")

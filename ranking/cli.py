@@ -119,7 +119,9 @@ def features() -> None:
 
 @features.command("show")
 @click.argument("user_id", required=False)
-@click.option("--sample", is_flag=True, help="Show the most active user.")
+@click.option(
+    "--sample", is_flag=True, help="Show the sample user (pipelines.feature_snapshots.sample_user)."
+)
 @click.option("--service", default="ranking", show_default=True, help="Feature service to read.")
 @click.pass_obj
 @handle_errors
@@ -203,15 +205,14 @@ def _text(row: Any, column: str) -> str | None:
 
 
 def _sample_user(settings: Settings, ranker: Any) -> str:
-    """The user who wrote the most (they have memories), when they have contacts too; else
-    the user with the most contacts."""
-    from memory.ingest import busiest_writer
-    from pipelines import duck, event_store
+    """The CLI's sample user (pipelines.feature_snapshots.sample_user) when they have contacts;
+    else the user with the most contacts."""
+    from pipelines import duck, feature_snapshots
 
     history = ranker.inputs.context.history
-    writer = busiest_writer(event_store.scan(duck.connect(settings), settings))
-    if writer is not None and len(history.before(writer, 2**62).items):
-        return str(writer)
+    user = feature_snapshots.sample_user(duck.connect(settings), settings)
+    if len(history.before(user, 2**62).items):
+        return user
     if not history.users:
         raise InvalidInputError("sample", "no user has any history: run `engram ingest`")
     return str(max(history.users, key=lambda u: len(history.before(u, 2**62).items)))
