@@ -14,7 +14,7 @@ from loadtest.cli import loadtest
 from memory.cli import memories_group
 from pipelines.cli import generate, ingest, materialize, sample_user
 from pipelines.stream.cli import produce_command, stream_command
-from ranking.cli import evaluate, features, rank, train, training_data
+from ranking.cli import evaluate, features, models, rank, train, training_data
 from serving.cli import serve
 
 
@@ -38,6 +38,7 @@ for command in (
     train,
     evaluate,
     rank,
+    models,
     serve,
     loadtest,
     forget,

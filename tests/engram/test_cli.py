@@ -22,6 +22,7 @@ OWNERS = {
     "train": "ranking.cli",
     "eval": "ranking.cli",
     "rank": "ranking.cli",
+    "models": "ranking.cli",
     "forget": "forget.cli",
     "serve": "serving.cli",
     "loadtest": "loadtest.cli",
