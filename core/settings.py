@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,9 @@ class Settings(BaseSettings):
     )
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
+    )
+    engram_log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", description="`engram serve`: the least severe log line written."
     )
     engram_read_timeout_seconds: float = Field(
         default=5.0,

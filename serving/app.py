@@ -29,7 +29,7 @@ from memory.llm_extract import llm_config
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
-from serving import access_log, features, health, memories, rank, signals, users
+from serving import features, health, logs, memories, rank, signals, users
 from serving.auth import (
     authorize,
     load_keys,
@@ -142,7 +142,7 @@ def create_app(
 
     app.before_request(refuse_keys_in_query)
     metrics.init_app(app)
-    access_log.init_app(app)
+    logs.init_app(app)
     app.before_request(authorize)  # after the metrics' clock starts: a 401 is timed too
     register_error_handlers(app)
     return app

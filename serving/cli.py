@@ -44,7 +44,7 @@ def serve(
     """Serve the HTTP API (docs/api.md) with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
-    from serving import access_log
+    from serving import logs
     from serving.app import create_app
     from serving.auth import is_loopback, load_keys
     from serving.metrics import across_workers
@@ -82,7 +82,8 @@ def serve(
                 "graceful_timeout": 10,
                 "keepalive": 5,
                 "accesslog": "-",
-                "access_log_format": access_log.FORMAT,
+                "logger_class": logs.GunicornLogger,  # JSON lines with the request id
+                "loglevel": settings.engram_log_level,
                 # gunicorn 27's control socket is one path per machine user: servers side by
                 # side (tests, load runs) would share it. Engram is managed by signals instead.
                 "control_socket_disable": True,
