@@ -15,7 +15,7 @@ from memory.cli import memories_group
 from pipelines.cli import generate, ingest, materialize, sample_user
 from pipelines.stream.cli import produce_command, stream_command
 from ranking.cli import evaluate, features, models, rank, train, training_data
-from serving.cli import serve
+from serving.cli import keys, serve
 
 
 @click.group()
@@ -40,6 +40,7 @@ for command in (
     rank,
     models,
     serve,
+    keys,
     loadtest,
     forget,
     services,

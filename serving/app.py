@@ -32,6 +32,7 @@ from pipelines.normalize import RecordNormalizer
 from serving import features, health, logs, memories, rank, signals, users
 from serving.auth import (
     authorize,
+    has_keys,
     load_keys,
     parse_keys,
     refuse_keys_in_query,
@@ -84,12 +85,6 @@ def create_app(
     keys = load_keys(settings)
     if app.config.get("ENGRAM_API_KEYS"):
         keys.update(parse_keys(app.config["ENGRAM_API_KEYS"]))
-    if app.config["ENGRAM_AUTH"] and not keys:
-        raise ConfigError(
-            "ENGRAM_API_KEYS",
-            "auth is on and no API key is configured "
-            "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
-        )
     llm_config(settings)  # a bad ENGRAM_LLM_* stops the start, not the first memory request
     for module in (signals, features, memories, rank, users, health):
         app.register_api(module.bp)
@@ -97,6 +92,12 @@ def create_app(
     # Workers never start a store: `engram serve`'s supervisor does (core/stores/supervisor.py).
     redis_url = locate_redis_url(settings)
     client = connect_redis(settings, settings.engram_store_timeout_ms / 1000)
+    if app.config["ENGRAM_AUTH"] and not has_keys(keys, client):
+        raise ConfigError(
+            "ENGRAM_API_KEYS",
+            "auth is on and no API key is configured (`engram keys create`, or set "
+            "ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
+        )
     redis_breaker = Breaker("redis")
     memory_handle = MemoryHandle(
         settings,

@@ -99,4 +99,7 @@ class GunicornLogger(glogging.Logger):
             "bytes": getattr(resp, "sent", None) or 0,
             "ms": round(request_time.total_seconds() * 1000, 1),
         }
+        for field in ("key_id", "tenant"):  # of an issued key (serving/keys.py); never the key
+            if environ.get(f"engram.{field}"):
+                fields[field] = environ[f"engram.{field}"]
         self.access_log.info("request", extra={"fields": fields})

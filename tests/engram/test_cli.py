@@ -25,6 +25,7 @@ OWNERS = {
     "models": "ranking.cli",
     "forget": "forget.cli",
     "serve": "serving.cli",
+    "keys": "serving.cli",
     "loadtest": "loadtest.cli",
 }
 
