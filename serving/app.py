@@ -28,7 +28,7 @@ from core.stores.services import connect_redis, locate_redis_url
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
-from serving import access_log, features, health, memories, rank, signals, users
+from serving import access_log, features, health, memories, rank, signals, ui, users
 from serving.auth import (
     authorize,
     load_keys,
@@ -91,6 +91,7 @@ def create_app(
         )
     for module in (signals, features, memories, rank, users, health):
         app.register_api(module.bp)
+    ui.init_app(app, settings)  # the memory inspector's pages under /ui (docs/inspector.md)
 
     # Workers never start a store: `engram serve`'s supervisor does (core/stores/supervisor.py).
     redis_url = locate_redis_url(settings)
