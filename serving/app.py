@@ -91,7 +91,6 @@ def create_app(
         )
     for module in (signals, features, memories, rank, users, health):
         app.register_api(module.bp)
-    ui.init_app(app, settings)  # the memory inspector's pages under /ui (docs/inspector.md)
 
     # Workers never start a store: `engram serve`'s supervisor does (core/stores/supervisor.py).
     redis_url = locate_redis_url(settings)
@@ -139,6 +138,7 @@ def create_app(
         # The feature registry (and the Feast SDK) now, not in the first request.
         app.extensions["engram"].features.warm()
 
+    ui.init_app(app, settings)  # the memory inspector's pages under /ui (docs/inspector.md)
     app.before_request(refuse_keys_in_query)
     metrics.init_app(app)
     access_log.init_app(app)

@@ -12,7 +12,10 @@ ranking service (LightGBM's contributions asked for, as `"explain": true` does).
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar
@@ -41,10 +44,18 @@ class Part(Generic[T]):
     data: T | None = None
     problem: str | None = None
     degraded: bool = False  # a store is down: shown as a warning, not as "nothing held"
+    seconds: float = 0.0  # how long reading it took (the page's Server-Timing header)
 
 
 def read_part(what: str, action: Callable[[], T]) -> Part[T]:
     """`action()`'s result, or the message for a store down, an unknown user, a bad input."""
+    began = time.perf_counter()
+    part = _read(what, action)
+    part.seconds = time.perf_counter() - began
+    return part
+
+
+def _read(what: str, action: Callable[[], T]) -> Part[T]:
     try:
         return Part(action())
     except ServiceUnavailableError as error:
@@ -101,11 +112,31 @@ class Ranking:
     degraded_reason: str | None
 
 
+@dataclass
+class Parts:
+    """Everything the user's page shows."""
+
+    memories: Part[Memories]
+    features: Part[Features]
+    activity: Part[list[tuple[Any, int]]]
+    ranking: Part[Ranking]
+    search: Part[list[ScoredMemory]] | None
+
+
+def _both(history: Part[list[Memory]], true_at: Part[list[Memory]]) -> Part[Memories]:
+    for part in (history, true_at):
+        if part.data is None:
+            return Part(problem=part.problem, degraded=part.degraded, seconds=part.seconds)
+    assert history.data is not None and true_at.data is not None
+    return Part(Memories(history.data, true_at.data), seconds=max(history.seconds, true_at.seconds))
+
+
 class UserPage:
     """Reads the parts of one user's page as of a time (None: now)."""
 
-    def __init__(self, ext: Engram, user_id: str, as_of: datetime | None) -> None:
+    def __init__(self, ext: Engram, offline: Offline, user_id: str, as_of: datetime | None) -> None:
         self.ext = ext
+        self._offline = offline
         self.user_id = user_id
         self.as_of = as_of
         self.now = datetime.now(UTC)
@@ -117,9 +148,9 @@ class UserPage:
         return self.as_of or self.now
 
     def offline(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection for this page's offline reads (closed by `close`)."""
+        """A DuckDB cursor for this page's offline reads (closed by `close`)."""
         if self._con is None:
-            self._con = duck.connect(self.ext.settings)
+            self._con = self._offline.cursor()
         return self._con
 
     def close(self) -> None:
@@ -128,18 +159,33 @@ class UserPage:
             self._con.close()
             self._con = None
 
-    def memories(self) -> Part[Memories]:
-        """Every memory (for the timeline) and the API's listing of those true at the time."""
+    def gather(self, pool: Executor, query: str | None) -> Parts:
+        """Every part of the user's page, read side by side on `pool`: the stores answer
+        while the ranker computes. The two DuckDB reads share one connection, so they run one
+        after the other."""
+        history = pool.submit(self.listing, None)
+        true_at = pool.submit(self.listing, self.at)
+        ranking = pool.submit(self.ranking)
+        search = pool.submit(self.search, query) if query else None
+        offline = pool.submit(lambda: (self.features(), self.activity()))
+        features, activity = offline.result()
+        return Parts(
+            memories=_both(history.result(), true_at.result()),
+            features=features,
+            activity=activity,
+            ranking=ranking.result(),
+            search=search.result() if search is not None else None,
+        )
 
-        def read() -> Memories:
-            def both(service: Any) -> Memories:
-                if not service.store.exists():
-                    return Memories([], [])
-                history = service.list(self.user_id, as_of=None)
-                true_at = service.list(self.user_id, as_of=self.at)
-                return Memories(history, true_at)
+    def listing(self, at: datetime | None) -> Part[list[Memory]]:
+        """The API's listing: the memories true at `at`; every one, history included, when
+        None. (The memory service made its collection when it was built, so it is not asked
+        whether it exists, as the API's GET does: one round trip less.)"""
 
-            found: Memories = self.ext.memories.call(both)
+        def read() -> list[Memory]:
+            found: list[Memory] = self.ext.memories.call(
+                lambda service: service.list(self.user_id, as_of=at)
+            )
             return found
 
         return read_part("memories", read)
@@ -162,7 +208,7 @@ class UserPage:
             if online.data is None:
                 return Part(problem=online.problem, degraded=online.degraded)
             return Part(self._online(online.data))
-        return read_part("features", lambda: self._offline(online.data))
+        return read_part("features", lambda: self._snapshot(online.data))
 
     def _online(self, row: dict[str, Any]) -> Features:
         views: dict[str, datetime | None] = row["event_timestamps"]
@@ -175,7 +221,7 @@ class UserPage:
         ]
         return Features("online", self.now, rows, views, ttls)
 
-    def _offline(self, online: dict[str, Any] | None) -> Features:
+    def _snapshot(self, online: dict[str, Any] | None) -> Features:
         row = user_row_as_of(self.offline(), self.ext.settings, self.user_id, self.as_of)
         names = list(online["features"]) if online is not None else None
         skip = {"user_id", "event_timestamp", "created"}
@@ -224,11 +270,44 @@ class UserPage:
         )
 
 
-def matching_users(ext: Engram, prefix: str, limit: int = 20) -> Part[list[str]]:
+class Offline:
+    """The process's DuckDB connection for the offline reads, made on first use; each page
+    reads through a cursor of it (DuckDB's connection for one thread, cheaper than connecting
+    per page)."""
+
+    def __init__(self, ext: Engram) -> None:
+        self._ext = ext
+        self._base: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A cursor for one thread's reads; close it when done."""
+        with self._lock:
+            if self._base is None:
+                self._base = duck.connect(self._ext.settings)
+            return self._base.cursor()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            if self._base is not None:
+                self._base.close()
+                self._base = None
+
+
+@dataclass
+class Inspector:
+    """The inspector's process-wide objects (app.extensions["engram_ui"])."""
+
+    pool: Executor  # a page's reads run side by side on it
+    offline: Offline
+
+
+def matching_users(ext: Engram, offline: Offline, prefix: str, limit: int = 20) -> Part[list[str]]:
     """User ids of the offline snapshots that start with `prefix`."""
 
     def read() -> list[str]:
-        con = duck.connect(ext.settings)
+        con = offline.cursor()
         try:
             return find_users(con, ext.settings, prefix, limit)
         finally:

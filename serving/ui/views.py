@@ -8,12 +8,28 @@ page that needs it (user_page.read_part), anything unexpected is logged and show
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import re
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from core.contract import ID_PATTERN
@@ -24,11 +40,22 @@ from serving.extension import engram
 from serving.ui import session
 from serving.ui.charts import activity, shares
 from serving.ui.timeline import layout
-from serving.ui.user_page import UserPage, matching_users
+from serving.ui.user_page import Inspector, Parts, UserPage, matching_users
 from serving.users import forget
 
 log = logging.getLogger("engram.serving.ui")
-bp = Blueprint(
+UI = "engram_ui"  # app.extensions key of the inspector's objects (user_page.Inspector)
+
+
+class _Pages(Blueprint):
+    """The inspector's blueprint: its static files are cached a day by the browser (their URLs
+    carry a hash of their content, `static_version`), so a page load fetches only the page."""
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        return 86_400
+
+
+bp = _Pages(
     "ui",
     __name__,
     url_prefix="/ui",
@@ -56,6 +83,12 @@ class PageError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def inspector() -> Inspector:
+    """The current app's inspector objects."""
+    found: Inspector = current_app.extensions[UI]
+    return found
 
 
 def checked(value: str, what: str = "user id") -> str:
@@ -89,8 +122,23 @@ def _no_scopes_yet() -> None:
 @bp.after_request
 def _headers(response: Response) -> Response:
     for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+        if request.endpoint != "ui.static" or name != "Cache-Control":
+            response.headers.setdefault(name, value)
     return response
+
+
+@bp.app_template_global()
+def static_version() -> str:
+    """A hash of the static files, put in their URLs: a new release is fetched at once."""
+    return _static_hash()
+
+
+@functools.cache
+def _static_hash() -> str:
+    digest = hashlib.sha256()
+    for path in sorted((Path(__file__).parent / "static").iterdir()):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 @bp.app_template_global()
@@ -123,7 +171,11 @@ def index() -> str:
     """Find a user by id (or the start of one)."""
     session.require("read")
     query = request.args.get("q", "").strip()
-    found = matching_users(engram(), query) if query or "all" in request.args else None
+    found = (
+        matching_users(engram(), inspector().offline, query)
+        if query or "all" in request.args
+        else None
+    )
     exact = query if query and _ID.fullmatch(query) else None
     return render_template("index.html", query=query, found=found, exact=exact)
 
@@ -151,46 +203,61 @@ def logout() -> Any:
 
 
 @bp.get("/users/<user_id>")
-def user(user_id: str) -> str:
+def user(user_id: str) -> Response:
     """A user's page as of ?as_of= (default now), with ?q= searched among their memories."""
     session.require("read")
     checked(user_id)
     as_of = parse_as_of(request.args.get("as_of"))
     query = request.args.get("q", "").strip()[:1000]
-    page = UserPage(engram(), user_id, as_of)
+    page = UserPage(engram(), inspector().offline, user_id, as_of)
     try:
-        memories = page.memories()
-        timeline = layout(memories.data.history, page.at) if memories.data is not None else None
-        features = page.features()
-        counts = page.activity()
-        chart = activity(counts.data, page.at.date()) if counts.data is not None else None
-        ranking = page.ranking()
-        hits = page.search(query) if query else None
+        parts = page.gather(inspector().pool, query or None)
     finally:
         page.close()
-    span = _span(memories.data.history if memories.data else [], page.now)
-    empty = (
+    began = time.perf_counter()
+    memories = parts.memories
+    history = memories.data.history if memories.data is not None else []
+    counts = parts.activity
+    html = render_template(
+        "user.html",
+        user_id=user_id,
+        page=page,
+        parts=parts,
+        memories=memories,
+        facts=[m for m in memories.data.true_at if m.kind != "episode"] if memories.data else [],
+        episodes=[m for m in memories.data.true_at if m.kind == "episode"] if memories.data else [],
+        timeline=layout(history, page.at) if memories.data is not None else None,
+        chart=activity(counts.data, page.at.date()) if counts.data is not None else None,
+        query=query,
+        span=_span(history, page.now),
+        empty=_empty(parts),
+        memory_base=url_for("ui.user", user_id=user_id) + "/memories/",
+        as_of_suffix=f"?{urlencode({'as_of': request.args['as_of']})}" if as_of else "",
+        shares=shares,
+    )
+    response = make_response(html)
+    timings = {
+        "memories": memories.seconds,
+        "features": parts.features.seconds + counts.seconds,
+        "ranking": parts.ranking.seconds,
+        "search": parts.search.seconds if parts.search is not None else 0.0,
+        "render": time.perf_counter() - began,
+    }
+    response.headers["Server-Timing"] = ", ".join(
+        f"{name};dur={seconds * 1000:.1f}" for name, seconds in timings.items()
+    )
+    return response
+
+
+def _empty(parts: Parts) -> bool:
+    """Nothing held about the user: no memory, no features (with no store down), no activity."""
+    memories, features = parts.memories, parts.features
+    return (
         memories.data is not None
         and not memories.data.history
         and features.data is None
         and not features.degraded
-        and not (counts.data or [])
-    )
-    return render_template(
-        "user.html",
-        user_id=user_id,
-        page=page,
-        memories=memories,
-        timeline=timeline,
-        features=features,
-        counts=counts,
-        chart=chart,
-        ranking=ranking,
-        query=query,
-        hits=hits,
-        span=span,
-        empty=empty,
-        shares=shares,
+        and not (parts.activity.data or [])
     )
 
 
@@ -208,12 +275,12 @@ def memory(user_id: str, memory_id: str) -> str:
     checked(user_id)
     checked(memory_id, "memory id")
     as_of = parse_as_of(request.args.get("as_of"))
-    page = UserPage(engram(), user_id, as_of)
+    page = UserPage(engram(), inspector().offline, user_id, as_of)
     try:
-        memories = page.memories()
+        memories = page.listing(None)
         if memories.data is None:
             return render_template("memory.html", user_id=user_id, memories=memories, memory=None)
-        by_id = {m.memory_id: m for m in memories.data.history}
+        by_id = {m.memory_id: m for m in memories.data}
         found = by_id.get(memory_id)
         if found is None:
             raise PageError(404, f"{user_id} holds no memory {memory_id} (forgotten, or never)")
@@ -222,7 +289,7 @@ def memory(user_id: str, memory_id: str) -> str:
         page.close()
     history = [
         m
-        for m in memories.data.history
+        for m in memories.data
         if (found.slot and m.slot == found.slot and m.kind == found.kind)
         or m.memory_id == found.memory_id
         or m.superseded_by == found.memory_id

