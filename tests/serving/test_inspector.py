@@ -10,6 +10,7 @@ whose page load is measured. Screenshots of each view land in test-artifacts/ui/
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import shutil
@@ -239,11 +240,14 @@ def browser() -> Iterator[WebDriver]:
 
 
 def shoot(driver: WebDriver, name: str) -> None:
-    """A screenshot of the whole page into the artifacts folder."""
-    height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(1400, min(max(int(height), 600), 4000))
-    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-    driver.set_window_size(1400, 1000)
+    """A screenshot of the whole page (up to 4,000 px high) into the artifacts folder."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000)}
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot",
+        {"format": "png", "captureBeyondViewport": True, "clip": {**clip, "scale": 1}},
+    )
+    (ARTIFACTS / f"{name}.png").write_bytes(base64.b64decode(shot["data"]))
 
 
 def sign_in(driver: WebDriver, site: Site, scope: str = "admin") -> None:
