@@ -11,6 +11,7 @@ whose page load is measured. Screenshots of each view land in test-artifacts/ui/
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import os
 import shutil
@@ -92,6 +93,14 @@ def _text(event_id: str, user_id: str, at: datetime, text: str) -> TextSignal:
     )
 
 
+PLANTED = [
+    _text("ana-1", "ana", T1, "I live in Boston."),
+    _text("ana-2", "ana", T1, "I am vegetarian."),
+    _text("ana-3", "ana", T2, "I just moved to Seattle."),
+    _text("zed-1", "zed", T1, "I live in Denver."),
+]
+
+
 def _heavy_memories(user_id: str, now: datetime) -> list[Memory]:
     """600 memories over a year: two slot chains (each fact superseded by the next), intents
     (most expired), open preferences, and episodes."""
@@ -152,11 +161,28 @@ def site(
     root = tmp_path_factory.mktemp("inspector")
     paths = write_dataset(root / "data", GenerateConfig.small())
     url = redis_server.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    settings = Settings(engram_home=root / "home", redis_url=url, milvus_uri=milvus_uri)
+    # Milvus calls time out after 5 s (2 s in production): the machine is shared and busy.
+    settings = Settings(
+        engram_home=root / "home",
+        redis_url=url,
+        milvus_uri=milvus_uri,
+        engram_milvus_timeout_ms=5_000,
+    )
     memories = f"t_ui_{uuid.uuid4().hex[:10]}"
     items = f"t_ui_items_{uuid.uuid4().hex[:8]}"
     with redis.Redis.from_url(url) as client:
         client.flushdb()
+    with paths.signals.open("a", encoding="utf-8") as signals:  # their events are stored too
+        for said in PLANTED:
+            record = {
+                "event_id": said.event_id,
+                "user_id": said.user_id,
+                "ts": said.ts.isoformat(),
+                "type": said.type,
+                "text": said.text,
+                "context": {"speaker": said.speaker, "session_id": said.session_id},
+            }
+            signals.write(json.dumps(record) + "\n")
     run_ingest(settings, paths.signals, catalog=paths.catalog, as_of=AS_OF)
     train_and_save(settings, embedder=minilm, collection=items)
     store = feature_store.open_store(settings, url)
@@ -176,14 +202,7 @@ def site(
     )
     ext = app.extensions["engram"]
     service = ext.memories.get()
-    service.remember(
-        [
-            _text("ana-1", "ana", T1, "I live in Boston."),
-            _text("ana-2", "ana", T1, "I am vegetarian."),
-            _text("ana-3", "ana", T2, "I just moved to Seattle."),
-            _text("zed-1", "zed", T1, "I live in Denver."),
-        ]
-    )
+    service.remember(PLANTED)
     model = ext.ranking.model
     assert model is not None, "the trained model was not loaded"
     history = model.inputs.context.history  # type: ignore[attr-defined]
@@ -232,6 +251,7 @@ def browser() -> Iterator[WebDriver]:
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
+    driver.implicitly_wait(5)  # an element of the next page, while it loads
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     try:
         yield driver
@@ -261,6 +281,22 @@ def sign_in(driver: WebDriver, site: Site, scope: str = "admin") -> None:
     )
 
 
+def absent(driver: WebDriver, element_id: str) -> bool:
+    """True when the page has no such element, asked without the implicit wait."""
+    driver.implicitly_wait(0)
+    try:
+        return not driver.find_elements(By.ID, element_id)
+    finally:
+        driver.implicitly_wait(5)
+
+
+def shows(driver: WebDriver, element_id: str, text: str) -> None:
+    """Wait (10 s) until the element shows the text: a page after a click may still load."""
+    WebDriverWait(driver, 10, 0.1, (StaleElementReferenceException,)).until(
+        expected_conditions.text_to_be_present_in_element((By.ID, element_id), text)
+    )
+
+
 def bars(driver: WebDriver) -> dict[str, str]:
     """memory text -> state, for every interval drawn on the timeline."""
     found = {}
@@ -280,7 +316,7 @@ def facts_listed(driver: WebDriver) -> list[str]:
 def test_no_page_without_a_key(site: Site, browser: WebDriver) -> None:
     browser.delete_all_cookies()
     browser.get(f"{site.base}/ui/users/ana")
-    assert browser.find_elements(By.ID, "login") and not browser.find_elements(By.ID, "user-id")
+    assert browser.find_elements(By.ID, "login") and absent(browser, "user-id")
     assert "Boston" not in browser.page_source
     shoot(browser, "00-login")
     with pytest.raises(urllib.error.HTTPError) as refused:
@@ -296,11 +332,11 @@ def test_no_page_without_a_key(site: Site, browser: WebDriver) -> None:
     browser.get(f"{site.base}/ui/login")
     browser.find_element(By.ID, "key").send_keys("x" * 24)
     browser.find_element(By.ID, "sign-in").click()
-    assert "unknown API key" in browser.find_element(By.ID, "login").text
+    shows(browser, "login", "unknown API key")
     sign_in(browser, site, "read")
     browser.get(f"{site.base}/ui/users/ana/forget")
     assert "lacks the 'admin' scope" in browser.find_element(By.ID, "error").text
-    assert not browser.find_elements(By.ID, "forget-user")
+    assert absent(browser, "forget-user")
 
 
 def test_the_timeline_draws_the_superseded_fact_and_what_replaced_it(
@@ -326,6 +362,7 @@ def test_moving_the_as_of_control_shows_the_earlier_fact(site: Site, browser: We
     slider = browser.find_element(By.ID, "as-of-slider")
     slider.send_keys(Keys.HOME)  # the earliest memory: the day ana said she lived in Boston
     WebDriverWait(browser, 10).until(expected_conditions.url_contains("as_of="))
+    shows(browser, "shown", "as Engram knew the user at")
     facts = facts_listed(browser)
     assert any("Boston" in fact for fact in facts) and not any("Seattle" in f for f in facts)
     assert "as Engram knew the user at" in browser.find_element(By.ID, "shown").text
@@ -337,8 +374,11 @@ def test_search_shows_each_hits_score_parts(site: Site, browser: WebDriver) -> N
     sign_in(browser, site)
     browser.get(f"{site.base}/ui/users/ana")
     browser.find_element(By.ID, "search-q").send_keys("which city did she move to", Keys.ENTER)
+    shows(browser, "search", "score =")
     hits = browser.find_elements(By.CSS_SELECTOR, "#hits tr.hit")
-    assert any("Moved to Seattle" in hit.text for hit in hits)
+    assert any("Moved to Seattle" in hit.text for hit in hits), browser.find_element(
+        By.ID, "search"
+    ).text
     first = hits[0]
     parts = {p.get_attribute("data-part") for p in first.find_elements(By.CSS_SELECTOR, ".part")}
     assert parts == {"dense", "lexical", "recency", "confidence"}
@@ -363,7 +403,7 @@ def test_a_memory_opens_with_its_fields_sources_and_history(site: Site, browser:
     assert "Boston" in page and "superseded" in page
     assert browser.find_element(By.ID, "slot").text.startswith("location")
     assert "Seattle" in browser.find_element(By.ID, "replaced-by").text
-    assert "ana-1" in browser.find_element(By.ID, "sources").text
+    assert "I live in Boston." in browser.find_element(By.ID, "sources").text  # the stored event
     history = browser.find_element(By.ID, "history").text
     assert history.index("Boston") < history.index("Seattle")
     shoot(browser, "04-memory")
@@ -457,7 +497,7 @@ def test_forget_a_memory_then_the_whole_user(site: Site, browser: WebDriver) -> 
     row.find_element(By.TAG_NAME, "a").click()
     browser.find_element(By.ID, "forget-memory-button").click()
     notice = browser.find_element(By.CSS_SELECTOR, ".notice").text
-    assert "deleted: Milvus removed 1 memory" in notice
+    assert "deleted: Milvus removed 1 memory" in notice, notice
     assert "vegetarian" not in browser.find_element(By.ID, "true-at").text.lower()
     shoot(browser, "08-memory-forgotten")
 
@@ -465,9 +505,10 @@ def test_forget_a_memory_then_the_whole_user(site: Site, browser: WebDriver) -> 
     browser.find_element(By.ID, "forget-user").click()
     browser.find_element(By.ID, "confirm-id").send_keys("zex")
     browser.find_element(By.ID, "forget-user-button").click()
-    assert "nothing was removed" in browser.find_element(By.ID, "confirm").text
+    shows(browser, "confirm", "nothing was removed")
     browser.find_element(By.ID, "confirm-id").send_keys("zed")
     browser.find_element(By.ID, "forget-user-button").click()
+    shows(browser, "forgotten", "What each store removed")
     removed = {
         cell.get_attribute("data-store"): int(cell.text)
         for cell in browser.find_elements(By.CSS_SELECTOR, "#removed td[data-store]")
