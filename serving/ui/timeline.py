@@ -108,15 +108,18 @@ def state_at(memory: Memory, by_id: dict[str, Memory], at: datetime) -> tuple[st
     return "open", at
 
 
-def layout(memories: Sequence[Memory], at: datetime, width: int = WIDTH) -> Timeline:
-    """The timeline of `memories` as Engram knew them at `at`."""
+def layout(
+    memories: Sequence[Memory], at: datetime, until: datetime | None = None, width: int = WIDTH
+) -> Timeline:
+    """The timeline of `memories` as Engram knew them at `at`, on an axis from the first
+    memory to `until` (default `at`): the page passes now, so moving the time shown moves
+    its line across one axis instead of redrawing the axis."""
     at = at.astimezone(UTC)
     by_id = {memory.memory_id: memory for memory in memories}
     known = [memory for memory in memories if memory.created_at <= at]
     placed = [(memory, *state_at(memory, by_id, at)) for memory in known]
-    starts = [memory.valid_from for memory in known]
-    start = min(starts) if starts else at - timedelta(days=30)
-    end = max(at, *(memory.valid_from for memory in known)) if known else at
+    start = min([at, *(memory.valid_from for memory in memories)])
+    end = max([at, until or at, *(memory.valid_from for memory in known)])
     span = max(end - start, timedelta(hours=1))
     start -= span * 0.02  # a margin, so the first interval does not touch the labels
     span = end - start
@@ -154,10 +157,9 @@ def layout(memories: Sequence[Memory], at: datetime, width: int = WIDTH) -> Time
         lanes.append(Lane(kind=kind, y=y, height=height, count=len(group)))
         y += height + LANE_GAP
     links = _links(bars)
-    ticks = [
-        (x_of(start + span * (i / (TICKS - 1))), f"{start + span * (i / (TICKS - 1)):%Y-%m-%d}")
-        for i in range(TICKS)
-    ]
+    shape = "%Y-%m-%d" if span >= timedelta(days=TICKS) else "%m-%d %H:%M"
+    ticks = [(x_of(start + span * (i / (TICKS - 1))), "") for i in range(TICKS)]
+    ticks = [(x, f"{start + span * (i / (TICKS - 1)):{shape}}") for i, (x, _) in enumerate(ticks)]
     return Timeline(
         width=width,
         height=int(y + AXIS_HEIGHT),

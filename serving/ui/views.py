@@ -226,7 +226,7 @@ def user(user_id: str) -> Response:
         memories=memories,
         facts=[m for m in memories.data.true_at if m.kind != "episode"] if memories.data else [],
         episodes=[m for m in memories.data.true_at if m.kind == "episode"] if memories.data else [],
-        timeline=layout(history, page.at) if memories.data is not None else None,
+        timeline=layout(history, page.at, page.now) if memories.data is not None else None,
         chart=activity(counts.data, page.at.date()) if counts.data is not None else None,
         query=query,
         span=_span(history, page.now),

@@ -95,3 +95,11 @@ def test_charts() -> None:
     assert (up.x, up.width, up.positive) == (50, 50, True)
     assert (down.x, down.width, down.positive) == (25, 25, False)  # half as long, leftwards
     assert [bar.width for bar in shares([("dense", 0.5), ("lexical", 1.5)], width=100)] == [50, 100]
+
+
+def test_the_axis_runs_to_now_and_its_line_marks_the_time_shown() -> None:
+    now = T0 + 100 * DAY
+    earlier = layout([BOSTON, SEATTLE], T0 + 65 * DAY, now)
+    today = layout([BOSTON, SEATTLE], now, now)
+    assert (earlier.start, earlier.end) == (today.start, today.end)
+    assert earlier.cursor < today.cursor == today.ticks[-1][0]
