@@ -73,6 +73,19 @@ class Settings(BaseSettings):
         "clients cannot hold the sync workers.",
     )
 
+    # --- the memory inspector, /ui (docs/inspector.md) ---
+    engram_ui_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the inspector's session cookies. Unset: a random key kept in "
+        "ENGRAM_HOME/ui/session.key (made on first use), shared by the workers of one host; set "
+        "it when workers on several hosts serve one site.",
+    )
+    engram_ui_secure_cookie: bool = Field(
+        default=False,
+        description="Mark the inspector's session cookie Secure (sent over HTTPS only): set it "
+        "when the site is served over TLS.",
+    )
+
     # --- memory extraction by a chat model (docs/memory.md); off unless the URL is set ---
     engram_llm_base_url: str | None = Field(
         default=None,

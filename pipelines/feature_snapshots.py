@@ -1,7 +1,13 @@
-"""Reading the feature snapshots back: a user's latest row, the CLI's sample user."""
+"""Reading the feature snapshots back: a user's row as of a time, user ids, the CLI's sample user.
+
+The snapshots are the offline store Feast's point-in-time join reads (a FileSource over the same
+Parquet), so a user's row as of T here is the row that join would give for T: the newest one
+timestamped at or before T.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -15,18 +21,43 @@ def latest_user_row(
     con: duckdb.DuckDBPyConnection, settings: Settings, user_id: str
 ) -> dict[str, Any]:
     """The user's newest snapshot row from the offline store."""
+    return user_row_as_of(con, settings, user_id, None)
+
+
+def user_row_as_of(
+    con: duckdb.DuckDBPyConnection, settings: Settings, user_id: str, as_of: datetime | None
+) -> dict[str, Any]:
+    """The user's snapshot row in effect at `as_of` (the newest at or before it; the newest of
+    all when None); UnknownUserError when there is none."""
     path = features_dir(settings) / USER_FEATURES_FILE
     if not path.exists():
         raise UnknownUserError(user_id)
+    before = "" if as_of is None else " AND event_timestamp <= ?"
     result = con.execute(
-        "SELECT * FROM read_parquet(?) WHERE user_id = ? ORDER BY event_timestamp DESC LIMIT 1",
-        [str(path), user_id],
+        f"SELECT * FROM read_parquet(?) WHERE user_id = ?{before} "
+        "ORDER BY event_timestamp DESC LIMIT 1",
+        [str(path), user_id, *([] if as_of is None else [as_of])],
     )
     columns = [d[0] for d in result.description]
     rows = result.fetchall()
     if not rows:
         raise UnknownUserError(user_id)
     return dict(zip(columns, rows[0], strict=True))
+
+
+def find_users(
+    con: duckdb.DuckDBPyConnection, settings: Settings, prefix: str, limit: int = 20
+) -> list[str]:
+    """User ids of the snapshots that start with `prefix` (case as given), in order."""
+    path = features_dir(settings) / USER_FEATURES_FILE
+    if not path.exists():
+        return []
+    rows = con.execute(
+        "SELECT DISTINCT user_id FROM read_parquet(?) WHERE starts_with(user_id, ?) "
+        "ORDER BY user_id LIMIT ?",
+        [str(path), prefix, limit],
+    ).fetchall()
+    return [str(row[0]) for row in rows]
 
 
 def sample_user(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:

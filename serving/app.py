@@ -29,7 +29,7 @@ from memory.llm_extract import llm_config
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
-from serving import features, health, logs, memories, rank, signals, users
+from serving import features, health, logs, memories, rank, signals, ui, users
 from serving.auth import (
     authorize,
     has_keys,
@@ -141,6 +141,7 @@ def create_app(
         # The feature registry (and the Feast SDK) now, not in the first request.
         app.extensions["engram"].features.warm()
 
+    ui.init_app(app, settings)  # the memory inspector's pages under /ui (docs/inspector.md)
     app.before_request(refuse_keys_in_query)
     metrics.init_app(app)
     logs.init_app(app)

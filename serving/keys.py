@@ -146,6 +146,18 @@ def check(client: redis.Redis, token: str, now: float | None = None) -> IssuedKe
     return issued
 
 
+def held(client: redis.Redis, key_id: str, digest: str) -> IssuedKey | None:
+    """The record of a key known by its id and digest (a browser session holds those, never the
+    key), or None once it is revoked; nothing is counted against its rate."""
+    try:
+        fields: dict[bytes, bytes] = client.hgetall(RECORD + key_id)  # type: ignore[assignment]
+    except redis.RedisError as error:
+        raise ServiceUnavailableError("redis", f"API keys cannot be checked: {error}") from error
+    if not fields or not hmac.compare_digest(fields.get(b"digest", b"").decode(), digest):
+        return None
+    return _record(key_id, fields)
+
+
 def _record(key_id: str, fields: dict[bytes, bytes]) -> IssuedKey:
     text = {k.decode(): v.decode() for k, v in fields.items()}
     return IssuedKey(
