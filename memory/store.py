@@ -243,7 +243,8 @@ class StoredMemory:
     vector: Vectors | None = None
 
 
-def _schema(dim: int, model: str) -> Any:
+def _schema(dim: int, model: str, *, versioned: bool = True) -> Any:
+    """The collection's schema: 2, or 1 (before scopes and history) for tests of old ones."""
     from pymilvus import DataType, MilvusClient
 
     # The description names the embedding model, so a collection of another model is noticed.
@@ -263,6 +264,8 @@ def _schema(dim: int, model: str) -> Any:
         schema.add_field(name, DataType.INT64)
     schema.add_field("superseded_by", DataType.VARCHAR, max_length=128)
     schema.add_field("source_event_ids", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+    if not versioned:
+        return schema
     schema.add_field("scope", DataType.VARCHAR, max_length=128)
     schema.add_field("version_of", DataType.VARCHAR, max_length=128)
     schema.add_field("replaced_at", DataType.INT64)

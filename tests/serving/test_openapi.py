@@ -32,6 +32,14 @@ OPERATIONS = {
     ("get", "/v1/users/{user_id}/memories"): ("list_memories", "memories", "read"),
     ("post", "/v1/users/{user_id}/memories/search"): ("search_memories", "memories", "read"),
     ("delete", "/v1/users/{user_id}/memories/{memory_id}"): ("delete_memory", "memories", "write"),
+    ("post", "/v1/users/{user_id}/memories"): ("add_memories", "memories", "write"),
+    ("get", "/v1/users/{user_id}/memories/{memory_id}"): ("get_memory", "memories", "read"),
+    ("patch", "/v1/users/{user_id}/memories/{memory_id}"): ("update_memory", "memories", "write"),
+    ("get", "/v1/users/{user_id}/memories/{memory_id}/history"): (
+        "memory_history",
+        "memories",
+        "read",
+    ),
     ("post", "/v1/rank"): ("rank", "ranking", "read"),
     ("delete", "/v1/users/{user_id}"): ("forget_user", "users", "admin"),
     ("get", "/healthz"): ("healthz", "service", None),
@@ -105,7 +113,14 @@ def test_every_body_model_refuses_unknown_fields(make_app: AppFactory) -> None:
         name = (bodies - seen).pop()
         seen.add(name)
         bodies |= _refs(schemas[name])
-    assert seen == {"RankRequest", "RankContext", "SearchRequest"}  # signals: the contract's
+    assert seen == {  # signals: the contract's
+        "RankRequest",
+        "RankContext",
+        "SearchRequest",
+        "AddMemoriesRequest",
+        "NewMemory",
+        "MemoryPatch",
+    }
     assert all(schemas[name]["additionalProperties"] is False for name in seen)
 
 
