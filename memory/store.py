@@ -543,7 +543,7 @@ class MilvusMemoryStore:
         self, old: Memory, old_vector: Vectors, new: Memory, new_vector: Vectors, at: datetime
     ) -> None:
         """Replace a memory by its corrected version, keeping the old one as history (replaced
-        `at`). The history row goes first: an interrupted revision keeps both versions."""
+        `at`). The history row is written first, so no interruption loses the old version."""
         self.require_versions("an edit")
         if old.memory_id != new.memory_id or old.user_id != new.user_id:
             raise ValueError("a revision keeps the memory's id and user")

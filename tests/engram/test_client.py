@@ -32,6 +32,9 @@ from engram.client import (
 from tests.serving.conftest import KEYS, RedisProcess, serving, signal
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+# The worker loads the embedding model and the memory collection before it answers: on a
+# loaded 2-core machine that took over a minute.
+BOOT_S = 180
 HEAVY = ("feast", "torch", "pymilvus", "redis", "flask", "numpy", "pandas", "pyarrow", "pydantic")
 
 
@@ -78,7 +81,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, milvus_uri: str) -> Iterator[
     env = {**os.environ, "ENGRAM_HOME": str(home), "REDIS_URL": redis.url}
     env["MILVUS_URI"] = milvus_uri
     try:
-        with serving(env, auth=True) as base:
+        with serving(env, auth=True, boot_s=BOOT_S) as base:
             yield Live(base, redis)
     finally:
         if redis._process is not None:
