@@ -156,7 +156,7 @@ def stoppable_redis(tmp_path: Path) -> Iterator[RedisProcess]:
 
 @contextlib.contextmanager
 def serving(
-    env: dict[str, str], workers: int = 1, boot_s: float = 60, auth: bool = False
+    env: dict[str, str], workers: int = 1, boot_s: float = 180, auth: bool = False
 ) -> Iterator[str]:
     """`engram serve` on a free port until /healthz answers; its base URL. `--no-auth` unless
     `auth` (then with the test keys). Stopped with SIGTERM afterwards, and it must exit 0."""
