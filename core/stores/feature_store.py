@@ -49,6 +49,36 @@ def registry_url(settings: Settings) -> str:
     return f"sqlite:///{settings.engram_home.resolve()}/registry.db"
 
 
+def registry_changed_at(settings: Settings) -> float | None:
+    """When the registry last changed (seconds since the epoch), read without the Feast SDK;
+    None when that cannot be told: no registry yet, or a shared one that cannot be reached.
+
+    SQLite: the file's mtime. A shared registry: the project's `last_updated_timestamp` in the
+    `feast_metadata` table of Feast's SQL registry, in whole seconds by the clock of the host
+    that changed it; the end of that second is returned, so that a cache written within it
+    counts as older."""
+    if not settings.engram_feast_registry_url:
+        path = settings.engram_home / "registry.db"
+        return path.stat().st_mtime if path.exists() else None
+    import sqlalchemy
+
+    url = settings.engram_feast_registry_url
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args)
+    query = sqlalchemy.text(
+        "SELECT last_updated_timestamp FROM feast_metadata"
+        " WHERE project_id = :project AND metadata_key = 'last_updated_timestamp'"
+    )
+    try:
+        with engine.connect() as connection:
+            latest = connection.execute(query, {"project": project_name()}).scalar()
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+        return None  # unreachable, or no tables yet
+    finally:
+        engine.dispose()
+    return None if latest is None else float(latest) + 1
+
+
 def feast_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     """The variables feature_store.yaml (and the repo's file sources) read, for these settings
     and this Redis."""

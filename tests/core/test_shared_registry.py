@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from core.settings import Settings, get_settings
 from core.stores import feature_store
 from engram.cli import main
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir
+from pipelines.stream.views import cache_path, load_layout
 from tests.feature_home import AS_OF, ingested_settings
 
 POSTGRES = os.environ.get("ENGRAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -108,3 +110,23 @@ def test_a_second_host_sees_what_the_first_applied_and_materialized(
     by_serving = online(serving)
     assert by_serving == online(batch)
     assert all(v is not None for v in by_serving["events_all"])
+
+    # The stream consumer's layout cache follows the shared registry, which has no file to date.
+    changed = feature_store.registry_changed_at(serving_host)
+    assert changed is not None and abs(changed - time.time()) < 300
+    assert changed == feature_store.registry_changed_at(batch_host)
+    layout = load_layout(serving_host, redis_url)
+    cache = cache_path(serving_host)
+    os.utime(cache, (changed + 5, changed + 5))  # cached after the change: kept
+    assert load_layout(serving_host, redis_url) == layout
+    assert cache.stat().st_mtime == changed + 5
+    os.utime(cache, (changed - 5, changed - 5))  # cached before it: read again
+    assert load_layout(serving_host, redis_url) == layout
+    assert cache.stat().st_mtime > changed
+
+
+def test_an_unreachable_registry_has_no_change_time(tmp_path: Path) -> None:
+    """The consumer then keeps its cached layout rather than failing to start."""
+    unreachable = "postgresql+psycopg://engram@127.0.0.1:1/engram_registry"
+    settings = Settings(engram_home=tmp_path / "home", engram_feast_registry_url=unreachable)
+    assert feature_store.registry_changed_at(settings) is None
