@@ -29,6 +29,13 @@ class Settings(BaseSettings):
         description="Memory and item-vector store. Unset: Engram starts an embedded Milvus "
         "server under ENGRAM_HOME/services.",
     )
+    engram_feast_registry_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of a Feast SQL registry shared by several hosts, e.g. "
+        "postgresql+psycopg://engram@db.internal:5432/engram_registry (a password is better "
+        "kept in PGPASSWORD or ~/.pgpass than in the URL). Unset: SQLite at "
+        "ENGRAM_HOME/registry.db.",
+    )
     session_gap_minutes: int = Field(
         default=30, ge=1, description="Inactivity gap that closes a session."
     )

@@ -170,16 +170,21 @@ def test_feasts_own_parser_finds_the_same_objects(
     assert found - {"__dummy"} == {o.name for o in objects}  # Feast adds its dummy entity
 
 
+@pytest.mark.parametrize(
+    "shared_registry", [None, "postgresql+psycopg://engram@db.internal:5432/engram_registry"]
+)
 def test_the_feast_cli_reads_the_same_config_from_the_environment(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, shared_registry: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    settings = settings.model_copy(update={"engram_feast_registry_url": shared_registry})
     for name, value in feast_environment(settings, REDIS_URL).items():
         monkeypatch.setenv(name, value)
     by_cli = load_repo_config(FEATURE_REPO, FEATURE_REPO / "feature_store.yaml")
     by_engram = repo_config(settings, REDIS_URL)
     assert by_engram.project == by_cli.project == "engram"
     assert by_engram.registry.path == by_cli.registry.path
-    assert by_engram.registry.path == f"sqlite:///{settings.engram_home.resolve()}/registry.db"
+    sqlite = f"sqlite:///{settings.engram_home.resolve()}/registry.db"
+    assert by_engram.registry.path == (shared_registry or sqlite)
     assert by_engram.online_store.connection_string == "127.0.0.1:6390,db=3"
     assert by_cli.online_store.connection_string == "127.0.0.1:6390,db=3"
     assert by_engram.offline_store.type == by_cli.offline_store.type == "duckdb"

@@ -1,10 +1,12 @@
 """The one place that turns Settings into Feast's RepoConfig and FeatureStore, and applies the repo.
 
-`feature_repo/feature_store.yaml` stays the single description of the store; its two variables
-(`${ENGRAM_HOME}`, `${ENGRAM_FEAST_REDIS}`) are filled here from the Settings passed in, never
-from the process environment, and `feast_environment` gives the same values to the plain
-`feast` CLI. The repo's file sources are bound to the Settings' offline store when applied, so
-one checkout serves any number of ENGRAM_HOMEs (tests, the demo, production).
+`feature_repo/feature_store.yaml` stays the single description of the store; its variables
+(`${ENGRAM_FEAST_REGISTRY}`, `${ENGRAM_FEAST_REDIS}`) are filled here from the Settings passed
+in, never from the process environment, and `feast_environment` gives the same values to the
+plain `feast` CLI (with ENGRAM_HOME, which the repo's file sources read). The registry is SQLite
+in ENGRAM_HOME unless ENGRAM_FEAST_REGISTRY_URL names a shared one (PostgreSQL, docs/deploy.md).
+The repo's file sources are bound to the Settings' offline store when applied, so one checkout
+serves any number of ENGRAM_HOMEs (tests, the demo, production).
 """
 
 from __future__ import annotations
@@ -39,11 +41,51 @@ def project_name(repo_path: Path = FEATURE_REPO) -> str:
     return str(raw["project"])
 
 
+def registry_url(settings: Settings) -> str:
+    """The SQLAlchemy URL of the Feast registry: the shared one when set, else SQLite in
+    ENGRAM_HOME."""
+    if settings.engram_feast_registry_url:
+        return settings.engram_feast_registry_url
+    return f"sqlite:///{settings.engram_home.resolve()}/registry.db"
+
+
+def registry_changed_at(settings: Settings) -> float | None:
+    """When the registry last changed (seconds since the epoch), read without the Feast SDK;
+    None when that cannot be told: no registry yet, or a shared one that cannot be reached.
+
+    SQLite: the file's mtime. A shared registry: the project's `last_updated_timestamp` in the
+    `feast_metadata` table of Feast's SQL registry, in whole seconds by the clock of the host
+    that changed it; the end of that second is returned, so that a cache written within it
+    counts as older."""
+    if not settings.engram_feast_registry_url:
+        path = settings.engram_home / "registry.db"
+        return path.stat().st_mtime if path.exists() else None
+    import sqlalchemy
+
+    url = settings.engram_feast_registry_url
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args)
+    query = sqlalchemy.text(
+        "SELECT last_updated_timestamp FROM feast_metadata"
+        " WHERE project_id = :project AND metadata_key = 'last_updated_timestamp'"
+    )
+    try:
+        with engine.connect() as connection:
+            latest = connection.execute(query, {"project": project_name()}).scalar()
+    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.ProgrammingError):
+        return None  # unreachable, or no tables yet
+    finally:
+        engine.dispose()
+    return None if latest is None else float(latest) + 1
+
+
 def feast_environment(settings: Settings, redis_url: str) -> dict[str, str]:
-    """The variables feature_store.yaml reads, for these settings and this Redis."""
+    """The variables feature_store.yaml (and the repo's file sources) read, for these settings
+    and this Redis."""
     return {
         "ENGRAM_HOME": str(settings.engram_home.resolve()),
         "ENGRAM_FEAST_REDIS": feast_connection_string(redis_url),
+        "ENGRAM_FEAST_REGISTRY": registry_url(settings),
     }
 
 
@@ -83,10 +125,11 @@ def repo_config(
 def open_store(
     settings: Settings, redis_url: str, *, repo_path: Path = FEATURE_REPO
 ) -> FeatureStore:
-    """Engram's FeatureStore; the registry (SQLite in ENGRAM_HOME) is created on first use.
+    """Engram's FeatureStore; the registry's tables are created on first use.
 
     Processes opening one home at once (an API's workers, say) take turns: two creating the
-    registry's tables together make one of them fail."""
+    registry's tables together make one of them fail. The lock is a file in ENGRAM_HOME, so
+    hosts sharing a registry do not take turns (docs/deploy.md: create it from one host)."""
     from feast import FeatureStore
 
     config = repo_config(settings, redis_url, repo_path=repo_path)

@@ -3,7 +3,8 @@
 The consumer must not import the Feast SDK (over 5 s, and the consumer restarts at any time),
 so the layout of the push sources' views (names, join key, features and their value kinds) is
 read from the registry by the first process that needs it and kept as JSON in ENGRAM_HOME,
-read back by later ones; a registry newer than the cache (a `feast apply`) invalidates it.
+read back by later ones; a registry changed after the cache (a `feast apply`, on any host when
+the registry is shared) invalidates it.
 """
 
 from __future__ import annotations
@@ -47,14 +48,13 @@ def layout_from_store(store: Any) -> PushLayout:
 
 def load_layout(settings: Settings, redis_url: str) -> PushLayout:
     """The cached layout, or the registry's (applying the repo when it has no views yet)."""
-    path = cache_path(settings)
-    registry = settings.engram_home / "registry.db"
-    if path.exists() and (
-        not registry.exists() or registry.stat().st_mtime <= path.stat().st_mtime
-    ):
-        return _decode(json.loads(path.read_text()))
     from core.stores import feature_store
 
+    path = cache_path(settings)
+    if path.exists():
+        changed = feature_store.registry_changed_at(settings)
+        if changed is None or changed <= path.stat().st_mtime:
+            return _decode(json.loads(path.read_text()))
     store = feature_store.open_store(settings, redis_url)
     layout = layout_from_store(store)
     if USER_PUSH_SOURCE not in layout.views:

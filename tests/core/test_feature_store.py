@@ -45,7 +45,16 @@ def test_the_environment_for_the_feast_cli(tmp_path: Path) -> None:
     assert env == {
         "ENGRAM_HOME": str((tmp_path / "h").resolve()),
         "ENGRAM_FEAST_REDIS": "10.0.0.5:6380,db=2,password=s@cret",
+        "ENGRAM_FEAST_REGISTRY": f"sqlite:///{(tmp_path / 'h').resolve()}/registry.db",
     }
+
+
+def test_a_shared_registry_replaces_the_sqlite_file(tmp_path: Path) -> None:
+    shared = "postgresql+psycopg://engram@db.internal:5432/engram_registry"
+    settings = Settings(engram_home=tmp_path / "h", engram_feast_registry_url=shared)
+    env = feature_store.feast_environment(settings, "redis://10.0.0.5:6380/0")
+    assert env["ENGRAM_FEAST_REGISTRY"] == shared
+    assert feature_store.repo_config(settings, "redis://10.0.0.5:6380/0").registry.path == shared
 
 
 def test_the_repo_is_registered_and_every_view_materialized(home: FeatureHome) -> None:
@@ -167,6 +176,8 @@ def test_feast_env_prints_exports(fresh: Settings) -> None:
     out = cli(fresh, "feast-env").output.splitlines()
     assert out[0] == f"export ENGRAM_HOME={Path(fresh.engram_home).resolve()}"
     assert out[1].startswith("export ENGRAM_FEAST_REDIS=127.0.0.1:")
+    registry = f"sqlite:///{fresh.engram_home.resolve()}/registry.db"
+    assert out[2] == f"export ENGRAM_FEAST_REGISTRY={registry}"
 
 
 @pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning")  # ibis, in Feast
