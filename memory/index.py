@@ -12,6 +12,9 @@ numpy over the arrays, never a Python loop over every memory:
   conversation (at most `NEIGHBOUR_GAP` apart, chained), `CONTEXT_WINDOW` on each side: an
   answer often lies in the turn after the one that matches the question ("what did you
   paint?" / "a sunset"), so a turn borrows from its neighbours' scores (memory.search);
+- `context_vectors`: for each episode, its vector summed with the previous turn's and
+  normalised, a cheap stand-in for embedding the two turns together (the model mean-pools
+  tokens), so a reply ("a sunset!") is also found by what it replies to;
 - `labels`: the name a transcript line opens with ("Caroline: I went to ..."), so a question
   that names a person can prefer that person's own words.
 """
@@ -59,6 +62,7 @@ class MemoryIndex:
     memories: tuple[Memory, ...]
     ids: npt.NDArray[np.str_]
     vectors: npt.NDArray[np.float32] | None
+    context_vectors: npt.NDArray[np.float32] | None
     lexical: LexicalIndex
     valid_from: npt.NDArray[np.int64]
     valid_to: npt.NDArray[np.int64]
@@ -89,10 +93,12 @@ class MemoryIndex:
         episode = np.array([m.kind == "episode" for m in memories], dtype=np.bool_)
         valid_from = np.array([_micros(m.valid_from) for m in memories], dtype=np.int64)
         ids = [memory.memory_id for memory in memories]
+        neighbours = _neighbours(valid_from, episode, ids)
         return cls(
             memories=tuple(memories),
             ids=np.array(ids, dtype=np.str_),
             vectors=vectors,
+            context_vectors=None if vectors is None else _with_previous(vectors, neighbours),
             lexical=LexicalIndex([memory.text for memory in memories]),
             valid_from=valid_from,
             valid_to=np.array([_micros(m.valid_to) for m in memories], dtype=np.int64),
@@ -102,7 +108,7 @@ class MemoryIndex:
             confidence=np.array([m.confidence for m in memories], dtype=np.float64),
             episode=episode,
             kinds=np.array([m.kind for m in memories], dtype=np.str_),
-            neighbours=_neighbours(valid_from, episode, ids),
+            neighbours=neighbours,
             labels=labels,
             label_names=tuple(names),
         )
@@ -152,6 +158,19 @@ class MemoryIndex:
         if not named:
             return np.zeros(len(self), dtype=np.bool_)
         return np.isin(self.labels, named)
+
+
+def _with_previous(
+    vectors: npt.NDArray[np.float32], neighbours: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float32]:
+    """Each vector plus its previous turn's (column CONTEXT_WINDOW - 1 of `neighbours`),
+    normalised; a memory without a previous turn keeps its own."""
+    previous = neighbours[:, CONTEXT_WINDOW - 1] if len(neighbours) else neighbours[:, 0]
+    summed = vectors.astype(np.float32, copy=True)
+    has = previous >= 0
+    summed[has] += vectors[previous[has]]
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    return (summed / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _neighbours(

@@ -4,7 +4,9 @@ Every part is read relative to the user's own live memories (z-scores over them)
 cosine of 0.4 is a strong match in one user's history and a weak one in another's, and BM25 has
 no fixed scale at all:
 
-fused   = DENSE * z(cosine(query, memory)) + LEXICAL * z(BM25 of the query's stems)
+dense   = (1 - REPLY) * cosine(query, memory) + REPLY * cosine(query, memory with the turn
+          before it)                     (episodes, when the index holds vectors; else cosine)
+fused   = DENSE * z(dense) + LEXICAL * z(BM25 of the query's stems)
         + NAMED                  when the memory is a transcript line of a person the query names
 context = fused + CONTEXT * max(fused of the episodes CONTEXT_WINDOW before and after it in
           the same conversation)                                          (episodes only)
@@ -51,6 +53,7 @@ class Weights:
     lexical: float = 0.3
     named: float = 0.6  # z units added to the lines of a person the query names
     context: float = 0.4  # share of the best neighbour's fused score an episode borrows
+    reply: float = 0.5  # share of the dense part read from a turn together with the one before
     recency: float = 0.2  # the share of relevance an old memory loses
     confidence: float = 0.2  # the share of relevance a memory of confidence 0 loses
     episode: float = 0.85  # factor on raw turns: a distilled fact wins a near-tie
@@ -107,17 +110,22 @@ def rank_index(
     k: int,
     kinds: Iterable[str] | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
+    context_dense: npt.NDArray[np.float64] | None = None,
 ) -> list[ScoredMemory]:
     """The `k` best memories of `index` live at `as_of` (of `kinds`), best first, ties by
-    memory id; `dense[i]` is memory i's cosine to the query. Vectorised over the index."""
+    memory id; `dense[i]` is memory i's cosine to the query, `context_dense[i]` its context
+    vector's (memory.index). Vectorised over the index."""
     live = index.live(as_of, None if kinds is None else sorted(set(kinds)))
     rows = np.flatnonzero(live)
     if not len(rows):
         return []
     lexical, ceiling = index.lexical.scores(query)
     cosine = np.asarray(dense, dtype=np.float64)
+    semantic = cosine
+    if context_dense is not None:
+        semantic = (1.0 - weights.reply) * cosine + weights.reply * context_dense
     fused = np.zeros(len(index), dtype=np.float64)
-    fused[rows] = weights.dense * _z(cosine[rows]) + weights.lexical * _z(lexical[rows])
+    fused[rows] = weights.dense * _z(semantic[rows]) + weights.lexical * _z(lexical[rows])
     fused[rows] += weights.named * index.named_labels(query)[rows]
     # Each live episode borrows from its best live neighbour (a dead one lends nothing).
     floor = float(fused[rows].min())

@@ -218,9 +218,19 @@ class MemoryService:
         if not fresh:
             return []
         index = self._index(user_id, fresh)
-        assert index.vectors is not None  # the service builds every index with vectors
-        dense = (index.vectors @ np.asarray(vector, dtype=np.float32)).astype(np.float64)
-        hits = rank_index(query, index, dense, as_of=at, k=k, kinds=wanted, weights=self.weights)
+        # The service builds every index with vectors.
+        assert index.vectors is not None and index.context_vectors is not None
+        query_vector = np.asarray(vector, dtype=np.float32)
+        hits = rank_index(
+            query,
+            index,
+            (index.vectors @ query_vector).astype(np.float64),
+            as_of=at,
+            k=k,
+            kinds=wanted,
+            weights=self.weights,
+            context_dense=(index.context_vectors @ query_vector).astype(np.float64),
+        )
         return self._checked(user_id, hits, fresh, at, wanted)
 
     def _index(self, user_id: str, fresh: dict[str, Memory]) -> MemoryIndex:
