@@ -8,8 +8,8 @@ dense   = (1 - REPLY) * cosine(query, memory) + REPLY * cosine(query, memory wit
           before it)                     (episodes, when the index holds vectors; else cosine)
 fused   = DENSE * z(dense) + LEXICAL * z(BM25 of the query's stems)
         + NAMED                  when the memory is a transcript line of a person the query names
-context = fused + CONTEXT * max(fused of the episodes CONTEXT_WINDOW before and after it in
-          the same conversation)                                          (episodes only)
+context = fused + CONTEXT * max(0, best fused of the episodes CONTEXT_WINDOW before and after
+          it in the same conversation - fused)                            (episodes only)
 score   = sigmoid(context)
         * (1 - RECENCY + RECENCY * 0.5 ** (age / RECENCY_HALF_LIFE))
         * (1 - CONFIDENCE + CONFIDENCE * confidence at as_of)
@@ -52,7 +52,7 @@ class Weights:
     dense: float = 0.7
     lexical: float = 0.3
     named: float = 0.6  # z units added to the lines of a person the query names
-    context: float = 0.4  # share of the best neighbour's fused score an episode borrows
+    context: float = 0.4  # share of the gap to its best neighbour's fused score an episode closes
     reply: float = 0.5  # share of the dense part read from a turn together with the one before
     recency: float = 0.2  # the share of relevance an old memory loses
     confidence: float = 0.2  # the share of relevance a memory of confidence 0 loses
@@ -132,7 +132,7 @@ def rank_index(
     lent = np.where(live, fused, floor)
     neighbours = index.neighbours[rows]
     borrowed = np.where(neighbours >= 0, lent[np.maximum(neighbours, 0)], floor).max(axis=1)
-    context = fused[rows] + weights.context * np.maximum(borrowed, floor)
+    context = fused[rows] + weights.context * np.maximum(borrowed - fused[rows], 0.0)
     t = epoch_micros(as_of)
     age_days = np.maximum(t - index.last_stated(as_of)[rows], 0) / 86_400_000_000
     fresh = 0.5 ** (age_days / (RECENCY_HALF_LIFE / timedelta(days=1)))
