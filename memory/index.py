@@ -147,6 +147,13 @@ class MemoryIndex:
             mask &= np.isin(self.kinds, list(kinds))
         return mask
 
+    def within(self, start: datetime, end: datetime) -> npt.NDArray[np.bool_]:
+        """True for the memories true from, or said, within [start, end)."""
+        a, b = epoch_micros(start), epoch_micros(end)
+        return ((self.valid_from >= a) & (self.valid_from < b)) | (
+            (self.created_at >= a) & (self.created_at < b)
+        )
+
     def named_labels(self, query: str) -> npt.NDArray[np.bool_]:
         """True for the memories whose speaker label the query names as a word."""
         lowered = query.casefold()

@@ -8,6 +8,8 @@ dense   = (1 - REPLY) * cosine(query, memory) + REPLY * cosine(query, memory wit
           before it)                     (episodes, when the index holds vectors; else cosine)
 fused   = DENSE * z(dense) + LEXICAL * z(BM25 of the query's stems)
         + NAMED                  when the memory is a transcript line of a person the query names
+        + PERIOD                 when it was true from or said within a period the query names
+                                 ("on 8 December, 2023", "in August 2023"; memory.periods)
 context = fused + CONTEXT * max(0, best fused of the episodes CONTEXT_WINDOW before and after
           it in the same conversation - fused)                            (episodes only)
 score   = sigmoid(context)
@@ -42,6 +44,7 @@ import numpy.typing as npt
 from core.times import epoch_micros
 from memory.index import MemoryIndex
 from memory.lifecycle import last_stated
+from memory.periods import named_period
 from memory.records import Memory, ScoredMemory
 
 
@@ -53,6 +56,7 @@ class Weights:
     lexical: float = 0.3
     named: float = 0.6  # z units added to the lines of a person the query names
     context: float = 0.4  # share of the gap to its best neighbour's fused score an episode closes
+    period: float = 1.0  # z units added to the memories of a period the query names
     reply: float = 0.5  # share of the dense part read from a turn together with the one before
     recency: float = 0.2  # the share of relevance an old memory loses
     confidence: float = 0.2  # the share of relevance a memory of confidence 0 loses
@@ -127,6 +131,9 @@ def rank_index(
     fused = np.zeros(len(index), dtype=np.float64)
     fused[rows] = weights.dense * _z(semantic[rows]) + weights.lexical * _z(lexical[rows])
     fused[rows] += weights.named * index.named_labels(query)[rows]
+    period = named_period(query)
+    if period is not None:
+        fused[rows] += weights.period * index.within(*period)[rows]
     # Each live episode borrows from its best live neighbour (a dead one lends nothing).
     floor = float(fused[rows].min())
     lent = np.where(live, fused, floor)

@@ -171,3 +171,20 @@ def test_a_question_naming_a_person_prefers_their_own_lines() -> None:
 def test_inflections_match_lexically() -> None:
     candidates = [memory("a", "I painted a sunrise"), memory("b", "I printed a sunrise")]
     assert ids("when did she paint", candidates, [0.5, 0.5]) == ["a", "b"]
+
+
+def test_a_period_the_question_names_prefers_what_was_said_in_it() -> None:
+    def said(memory_id: str, at: datetime) -> Memory:
+        return memory(memory_id, "I started a new painting", kind="episode").evolve(
+            valid_from=at, created_at=at, updated_at=at
+        )
+
+    april, may = (
+        said("april", datetime(2026, 4, 12, tzinfo=UTC)),
+        said("may", NOW - timedelta(days=2)),
+    )
+    assert ids("what did she start painting in April 2026?", [april, may], [0.5, 0.5]) == [
+        "april",
+        "may",
+    ]
+    assert ids("what did she start painting?", [april, may], [0.5, 0.5]) == ["may", "april"]
