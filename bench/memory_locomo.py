@@ -23,6 +23,7 @@ another speaker's turns.
 
 A temporary ENGRAM_HOME holds the offline store and the embedded Milvus this run starts and
 stops (`--home DIR` keeps them, and a second run with the same DIR searches without ingesting).
+`--ablations` asks every question again with one part of the ranking off at a time.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,6 +56,7 @@ import numpy.typing as npt
 
 from core.settings import Settings
 from memory.lexical import BM25
+from memory.search import DEFAULT_WEIGHTS
 from memory.service import MemoryService, build_memory_service
 
 KS = (5, 10, 20)
@@ -64,6 +66,14 @@ RRF_K = 60
 # Memories asked per question: enough that their source turns fill the deepest k.
 SEARCH_K = 60
 _PLAIN_WORD = re.compile(r"\w+")
+# `--ablations`: Engram with one part of the ranking off (memory.search.Weights).
+ABLATIONS = {
+    "engram_without_neighbours": {"context": 0.0},
+    "engram_without_reply_vectors": {"reply": 0.0},
+    "engram_without_named_speakers": {"named": 0.0},
+    "engram_without_periods": {"period": 0.0},
+    "engram_without_lexical": {"dense": 1.0, "lexical": 0.0},
+}
 
 
 @dataclass(frozen=True)
@@ -285,7 +295,9 @@ def engram_home(keep: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def run(data: Path, keep: Path | None, on_line: Callable[[str], None]) -> dict[str, Any]:
+def run(
+    data: Path, keep: Path | None, on_line: Callable[[str], None], ablations: bool = False
+) -> dict[str, Any]:
     """Ingest, search, score; the results as plain values."""
     from core.stores.services import stop_local_services
     from pipelines.batch import run_ingest
@@ -324,6 +336,10 @@ def run(data: Path, keep: Path | None, on_line: Callable[[str], None]) -> dict[s
                 # The API's default k, every index kept and every query embedding cached: what
                 # the search adds to the embedding.
                 _, warm = engram_scores(service, questions, k=10)
+                for name, change in ABLATIONS.items() if ablations else ():
+                    service.weights = replace(DEFAULT_WEIGHTS, **change)
+                    table[name] = engram_scores(service, questions)[0].summary()
+                service.weights = DEFAULT_WEIGHTS
             finally:
                 service.close()
         finally:
@@ -357,10 +373,10 @@ def print_table(results: dict[str, Any]) -> None:
     """The figures as a text table."""
     columns = [f"{kind}@{k}" for k in KS for kind in ("any", "all")]
     labels = list(CATEGORIES.values())
-    print(f"{'system':18s}" + "".join(f"{c:>12s}" for c in columns + labels))
+    print(f"{'system':30s}" + "".join(f"{c:>12s}" for c in columns + labels))
     for name, row in results["recall"].items():
         cells = [row[c] for c in columns] + [row["any@10_by_category"][c] for c in labels]
-        print(f"{name:18s}" + "".join(f"{v:12.3f}" for v in cells))
+        print(f"{name:30s}" + "".join(f"{v:12.3f}" for v in cells))
     print(
         f"questions {results['questions']}, turns {results['turns']}, "
         f"memories {results['memories_by_kind']}"
@@ -375,9 +391,17 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="the locomo-dev directory")
     parser.add_argument("--home", type=Path, help="keep ENGRAM_HOME (and its Milvus) here")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--ablations", action="store_true", help="Engram again with each part of the ranking off"
+    )
     args = parser.parse_args()
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
-    results = run(args.data, args.home, lambda line: print(line, file=sys.stderr, flush=True))
+    results = run(
+        args.data,
+        args.home,
+        lambda line: print(line, file=sys.stderr, flush=True),
+        ablations=args.ablations,
+    )
     if args.json:
         print(json.dumps(results, indent=2))
     else:
