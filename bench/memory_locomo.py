@@ -185,9 +185,13 @@ class Scores:
         out: dict[str, Any] = {
             name: round(float(np.mean([row[name] for _, row in self._rows])), 3) for name in names
         }
-        out["any@10_by_category"] = {
-            label: round(float(np.mean([row["any@10"] for c, row in self._rows if c == cat])), 3)
+        by_category = {
+            label: [row["any@10"] for c, row in self._rows if c == cat]
             for cat, label in CATEGORIES.items()
+        }
+        out["any@10_by_category"] = {
+            label: round(float(np.mean(hits)), 3) if hits else None
+            for label, hits in by_category.items()
         }
         out["questions"] = len(self._rows)
         return out
@@ -376,7 +380,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"{'system':30s}" + "".join(f"{c:>12s}" for c in columns + labels))
     for name, row in results["recall"].items():
         cells = [row[c] for c in columns] + [row["any@10_by_category"][c] for c in labels]
-        print(f"{name:30s}" + "".join(f"{v:12.3f}" for v in cells))
+        print(f"{name:30s}" + "".join("           -" if v is None else f"{v:12.3f}" for v in cells))
     print(
         f"questions {results['questions']}, turns {results['turns']}, "
         f"memories {results['memories_by_kind']}"

@@ -56,8 +56,9 @@ USERS_PER_READ = 200
 # takes longer still finishes on the server.
 PURGE_TIMEOUT_S = 30.0
 # Users whose search index is kept, and for how long at most: an index of 600 memories holds
-# ~2 MB of vectors (its own and the context ones), one of 50 memories ~150 KB. Writes by another process reach an index through the fresh dense pool at
-# once when they rank near the query, and through the expiry otherwise.
+# ~2 MB of vectors (its own and the context ones), one of 50 memories ~150 KB. Writes by
+# another process reach an index through the fresh dense pool at once when they rank near the
+# query, and through the expiry otherwise.
 INDEX_USERS = 256
 INDEX_TTL_S = 300.0
 
