@@ -37,7 +37,7 @@ test: lint typecheck
 
 demo: setup
 	rm -rf $(DEMO_HOME)
-	$(ENGRAM) generate $(DEMO_HOME)/data --preset demo
+	$(ENGRAM) generate $(DEMO_HOME)/data --preset demo --end now
 	$(ENGRAM) ingest $(DEMO_HOME)/data/signals.jsonl --catalog $(DEMO_HOME)/data/catalog.jsonl --memories
 	$(ENGRAM) materialize
 	$(ENGRAM) features show --sample

@@ -67,6 +67,7 @@ def run_ingest(signals: Path, catalog: Path, code: Path | None = None) -> dict[s
         "--catalog",
         str(catalog),
         "--json",
+        "--no-memories",  # features only, as the figures in docs/benchmarks.md
         "--as-of",
         "2026-11-01T00:00:00Z",
     ]

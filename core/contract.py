@@ -60,8 +60,8 @@ CONTEXT_MAX_DEPTH = 32
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 
-# A valid signal after normalization: what the offline event store holds.
-NORMALIZED_SCHEMA = pa.schema(
+# A signal's own fields, typed: the columns of a Parquet source.
+SIGNAL_SCHEMA = pa.schema(
     [
         pa.field("event_id", pa.string(), nullable=False),
         pa.field("user_id", pa.string(), nullable=False),
@@ -69,8 +69,15 @@ NORMALIZED_SCHEMA = pa.schema(
         pa.field("type", pa.string(), nullable=False),
         pa.field("item_id", pa.string()),
         pa.field("value", pa.float64()),
-        pa.field("text", pa.string()),  # NFKC, whitespace-collapsed, PII redacted
+        pa.field("text", pa.string()),  # normalized: NFKC, whitespace-collapsed, PII redacted
         pa.field("context", pa.string()),  # the context object as JSON text
+    ]
+)
+
+# A valid signal after normalization: what the offline event store holds.
+NORMALIZED_SCHEMA = pa.schema(
+    [
+        *SIGNAL_SCHEMA,
         pa.field("session_id", pa.string()),  # context.session_id when given
         pa.field("speaker", pa.string()),  # context.speaker (or role), lower-cased
         pa.field("device", pa.string()),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,12 +62,28 @@ class Settings(BaseSettings):
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
     )
+    engram_log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
+        default="info", description="`engram serve`: the least severe log line written."
+    )
     engram_read_timeout_seconds: float = Field(
         default=5.0,
         gt=0,
         description="`engram serve`: a request's headers must arrive within this many seconds "
         "of the connection, and its body within as many after them (else 408), so that slow "
         "clients cannot hold the sync workers.",
+    )
+
+    # --- the memory inspector, /ui (docs/inspector.md) ---
+    engram_ui_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the inspector's session cookies. Unset: a random key kept in "
+        "ENGRAM_HOME/ui/session.key (made on first use), shared by the workers of one host; set "
+        "it when workers on several hosts serve one site.",
+    )
+    engram_ui_secure_cookie: bool = Field(
+        default=False,
+        description="Mark the inspector's session cookie Secure (sent over HTTPS only): set it "
+        "when the site is served over TLS.",
     )
 
     # --- memory extraction by a chat model (docs/memory.md); off unless the URL is set ---

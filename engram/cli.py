@@ -12,10 +12,10 @@ from core.settings import get_settings
 from forget.cli import forget
 from loadtest.cli import loadtest
 from memory.cli import memories_group
-from pipelines.cli import busiest_writer, generate, ingest, materialize
+from pipelines.cli import generate, ingest, materialize, sample_user
 from pipelines.stream.cli import produce_command, stream_command
-from ranking.cli import evaluate, features, rank, train, training_data
-from serving.cli import serve
+from ranking.cli import evaluate, features, models, rank, train, training_data
+from serving.cli import keys, serve
 
 
 @click.group()
@@ -32,13 +32,15 @@ for command in (
     materialize,
     produce_command,
     stream_command,
-    memories_group(sample_user=busiest_writer),
+    memories_group(sample_user=sample_user),
     features,
     training_data,
     train,
     evaluate,
     rank,
+    models,
     serve,
+    keys,
     loadtest,
     forget,
     services,

@@ -143,6 +143,26 @@ def memories_group(sample_user: SampleUser) -> click.Group:
             return
         _print_memories(user_id, [(f"{m.confidence:.2f}", m) for m in found], first="confidence")
 
+    @memories.command("migrate")
+    @click.option("--collection", default=None, help="The collection (default: engram_memories).")
+    @click.pass_obj
+    @handle_errors
+    def memories_migrate(settings: Settings, collection: str | None) -> None:
+        """Bring a memory collection made before scopes and history up to date (a copy, then a
+        swap; stop writers first). Does nothing to one that is up to date."""
+        from memory.service import connect_store
+        from memory.store import DEFAULT_COLLECTION
+
+        store = connect_store(settings, collection=collection or DEFAULT_COLLECTION)
+        try:
+            copied = store.migrate()
+        finally:
+            store.close()
+        if copied:
+            click.echo(f"{store.collection}: {copied} memories copied into the current schema")
+        else:
+            click.echo(f"{store.collection}: up to date")
+
     return memories
 
 

@@ -65,6 +65,8 @@ def _offline() -> None:
     # Read by huggingface_hub at import: set before any Hugging Face library is imported.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    # Loading local weights takes a second: no progress bar in the commands' output.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _normalized(vectors: npt.NDArray[Any]) -> Vectors:

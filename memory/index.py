@@ -72,6 +72,7 @@ class MemoryIndex:
     confidence: npt.NDArray[np.float64]
     episode: npt.NDArray[np.bool_]
     kinds: npt.NDArray[np.str_]
+    scopes: npt.NDArray[np.str_]  # "" for the user's own space
     neighbours: npt.NDArray[np.int64]  # (n, 2 * CONTEXT_WINDOW), -1 where none
     labels: npt.NDArray[np.int64]  # position in label_names, -1 where none
     label_names: tuple[str, ...]
@@ -108,6 +109,7 @@ class MemoryIndex:
             confidence=np.array([m.confidence for m in memories], dtype=np.float64),
             episode=episode,
             kinds=np.array([m.kind for m in memories], dtype=np.str_),
+            scopes=np.array([m.scope or "" for m in memories], dtype=np.str_),
             neighbours=neighbours,
             labels=labels,
             label_names=tuple(names),
@@ -133,8 +135,11 @@ class MemoryIndex:
         half_life = WEAK_HALF_LIFE / timedelta(days=1)
         return np.where(weak, self.confidence * 0.5 ** (age_days / half_life), self.confidence)
 
-    def live(self, at: datetime, kinds: Sequence[str] | None = None) -> npt.NDArray[np.bool_]:
-        """memory.lifecycle.is_live of every memory at `at` (and of `kinds`), as a mask."""
+    def live(
+        self, at: datetime, kinds: Sequence[str] | None = None, scope: str | None = None
+    ) -> npt.NDArray[np.bool_]:
+        """memory.lifecycle.is_live of every memory at `at` (and of `kinds`, in `scope`), as a
+        mask."""
         t = epoch_micros(at)
         mask = (
             (self.valid_from <= t)
@@ -145,6 +150,8 @@ class MemoryIndex:
         )
         if kinds is not None:
             mask &= np.isin(self.kinds, list(kinds))
+        if scope is not None:
+            mask &= self.scopes == scope
         return mask
 
     def within(self, start: datetime, end: datetime) -> npt.NDArray[np.bool_]:

@@ -5,18 +5,18 @@
 to write. Rules, tried for each new memory in the order it was stated:
 
 1. The same id: provenance is unioned (nothing else is new).
-2. Slot facts (single-valued: location, diet, employer, ...) form a chain per (user, slot),
-   ordered by `valid_from`. The new fact lands where its `valid_from` falls:
+2. Slot facts (single-valued: location, diet, employer, ...) form a chain per (user, scope,
+   slot), ordered by `valid_from`. The new fact lands where its `valid_from` falls:
    - the fact in effect then has the same value: merge into it (the newer wording wins);
    - the next fact has the same value: merge into that one, which now starts earlier;
    - otherwise it is a change: the fact in effect then closes (`valid_to` = the new fact's
      `valid_from`, `superseded_by` = its id) and the new fact runs until the next one starts.
      So an older fact that arrives after a newer one is inserted already closed.
    Nothing is deleted: a search "as of" a time sees the fact that was true then.
-3. Other facts merge into an open memory of the same kind with the same text or a vector within
-   `FACT_NEAR_DUPLICATE` cosine ("Wants to buy a stroller" / "Wants to get a stroller": 0.95;
-   "Brother is Leo" / "Sister is Leo": 0.84, kept apart). An intent only merges into an intent
-   that has not expired when the new one is stated.
+3. Other facts merge into an open memory of the same kind and scope with the same text or a
+   vector within `FACT_NEAR_DUPLICATE` cosine ("Wants to buy a stroller" / "Wants to get a
+   stroller": 0.95; "Brother is Leo" / "Sister is Leo": 0.84, kept apart). An intent only
+   merges into an intent that has not expired when the new one is stated.
 4. Episodes (raw turns) merge only on the same text, case- and whitespace-insensitive: two
    turns a word apart ("do you think I should get a rabbit? :)" / "... lol") may differ in
    meaning, and the episode text is the evidence.
@@ -74,6 +74,9 @@ class Plan:
     merged: int = 0
     superseded: int = 0
     unchanged: int = 0
+    # Each new memory's id -> the id of the memory that holds it now (itself, or the stored
+    # memory it merged into).
+    placed: dict[str, str] = field(default_factory=dict)
 
 
 def text_key(text: str) -> str:
@@ -136,6 +139,14 @@ def merged(stored: Memory, new: Memory, *, take_wording: bool = False) -> Memory
     return stored.evolve(**changes)
 
 
+Space = tuple[str, str]  # (user_id, scope)
+
+
+def _space(memory: Memory) -> Space:
+    """The space lifecycle decisions stay in: the user, and the memory's scope."""
+    return (memory.user_id, memory.scope or "")
+
+
 def _same_value(a: Memory, b: Memory) -> bool:
     return (a.value or "").casefold() == (b.value or "").casefold()
 
@@ -161,7 +172,7 @@ def _known(new: Memory, holders: dict[str, list[Memory]]) -> bool:
     sources = set(new.source_event_ids)
     key = text_key(new.text)
     for memory in holders.get(new.source_event_ids[0], []):
-        if memory.user_id != new.user_id or not sources <= set(memory.source_event_ids):
+        if _space(memory) != _space(new) or not sources <= set(memory.source_event_ids):
             continue
         if memory.memory_id == new.memory_id or text_key(memory.text) == key:
             return True
@@ -177,20 +188,20 @@ class _Working:
         self.items: dict[str, Vectored] = {}
         self.stored_ids = {item.memory.memory_id for item in stored}
         self.dirty: set[str] = set()
-        self.by_text: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        self.by_kind: dict[tuple[str, str], list[str]] = defaultdict(list)
-        self.by_slot: dict[tuple[str, str], list[str]] = defaultdict(list)
+        self.by_text: dict[tuple[Space, str, str], list[str]] = defaultdict(list)
+        self.by_kind: dict[tuple[Space, str], list[str]] = defaultdict(list)
+        self.by_slot: dict[tuple[Space, str], list[str]] = defaultdict(list)
         for item in stored:
             self.add(item, dirty=False)
 
     def add(self, item: Vectored, *, dirty: bool = True) -> None:
         memory = item.memory
         self.items[memory.memory_id] = item
-        self.by_text[(memory.user_id, memory.kind, text_key(memory.text))].append(memory.memory_id)
+        self.by_text[(_space(memory), memory.kind, text_key(memory.text))].append(memory.memory_id)
         if memory.kind != "episode":
-            self.by_kind[(memory.user_id, memory.kind)].append(memory.memory_id)
+            self.by_kind[(_space(memory), memory.kind)].append(memory.memory_id)
         if _is_slot_fact(memory):
-            self.by_slot[(memory.user_id, memory.slot or "")].append(memory.memory_id)
+            self.by_slot[(_space(memory), memory.slot or "")].append(memory.memory_id)
         if dirty:
             self.dirty.add(memory.memory_id)
 
@@ -199,15 +210,15 @@ class _Working:
         old = self.items[memory.memory_id]
         if old.memory == memory and vector is None:
             return False
-        new_key = (memory.user_id, memory.kind, text_key(memory.text))
-        old_key = (old.memory.user_id, old.memory.kind, text_key(old.memory.text))
+        new_key = (_space(memory), memory.kind, text_key(memory.text))
+        old_key = (_space(old.memory), old.memory.kind, text_key(old.memory.text))
         if new_key != old_key:
             self.by_text[old_key].remove(memory.memory_id)
             self.by_text[new_key].append(memory.memory_id)
         if memory.kind != old.memory.kind:
-            self.by_kind[(old.memory.user_id, old.memory.kind)].remove(memory.memory_id)
+            self.by_kind[(_space(old.memory), old.memory.kind)].remove(memory.memory_id)
             if memory.kind != "episode":
-                self.by_kind[(memory.user_id, memory.kind)].append(memory.memory_id)
+                self.by_kind[(_space(memory), memory.kind)].append(memory.memory_id)
         self.items[memory.memory_id] = Vectored(memory, old.vector if vector is None else vector)
         self.dirty.add(memory.memory_id)
         return True
@@ -227,6 +238,7 @@ def plan(new: Sequence[Vectored], stored: Sequence[Vectored]) -> Plan:
             changed = work.update(merged(work.memory(memory.memory_id), memory))
             result.merged += changed
             result.unchanged += not changed
+            result.placed[memory.memory_id] = memory.memory_id
         elif _is_slot_fact(memory):
             _place_in_chain(work, item, result)
         else:
@@ -244,7 +256,9 @@ def _merge_or_insert(work: _Working, item: Vectored, result: Plan) -> None:
     if target is None:
         work.add(item)
         result.inserted += 1
+        result.placed[memory.memory_id] = memory.memory_id
         return
+    result.placed[memory.memory_id] = target
     changed = work.update(merged(work.memory(target), memory))
     result.merged += changed
     result.unchanged += not changed
@@ -259,14 +273,14 @@ def _merge_target(work: _Working, item: Vectored) -> str | None:
         # An intent that lapsed before this one was stated is a past wish, not this one.
         return other.expires_at is None or other.expires_at > memory.created_at
 
-    same_text = work.by_text.get((memory.user_id, memory.kind, text_key(memory.text)), [])
+    same_text = work.by_text.get((_space(memory), memory.kind, text_key(memory.text)), [])
     for memory_id in same_text:
         if open_for(work.memory(memory_id)):
             return memory_id
     if memory.kind == "episode":
         return None
     best, best_cosine = None, FACT_NEAR_DUPLICATE
-    for memory_id in work.by_kind.get((memory.user_id, memory.kind), []):
+    for memory_id in work.by_kind.get((_space(memory), memory.kind), []):
         other = work.items[memory_id]
         if not open_for(other.memory):
             continue
@@ -279,7 +293,7 @@ def _merge_target(work: _Working, item: Vectored) -> str | None:
 def _place_in_chain(work: _Working, item: Vectored, result: Plan) -> None:
     memory = item.memory
     chain = sorted(
-        (work.memory(memory_id) for memory_id in work.by_slot[(memory.user_id, memory.slot or "")]),
+        (work.memory(memory_id) for memory_id in work.by_slot[(_space(memory), memory.slot or "")]),
         key=lambda other: (other.valid_from, other.created_at, other.memory_id),
     )
     at = memory.valid_from
@@ -294,12 +308,14 @@ def _place_in_chain(work: _Working, item: Vectored, result: Plan) -> None:
         )
         result.merged += changed
         result.unchanged += not changed
+        result.placed[memory.memory_id] = current.memory_id
         return
     if following is not None and _same_value(following, memory):
         # The value held since earlier than we knew: the following fact starts at `at` now.
         target = merged(following, memory)
         work.update(target)
         result.merged += 1
+        result.placed[memory.memory_id] = target.memory_id
         if current is not None:
             _close(work, current, at, target.memory_id, result)
         return
@@ -308,6 +324,7 @@ def _place_in_chain(work: _Working, item: Vectored, result: Plan) -> None:
         closed = memory.evolve(valid_to=following.valid_from, superseded_by=following.memory_id)
     work.add(Vectored(closed, item.vector))
     result.inserted += 1
+    result.placed[memory.memory_id] = memory.memory_id
     if current is not None:
         _close(work, current, at, memory.memory_id, result)
 

@@ -3,6 +3,10 @@
 Two clocks: `valid_from`/`valid_to` are event time (when the fact was true in the user's life);
 `created_at`/`updated_at` are ingestion time (when Engram learned it). A search "as of" T sees
 what was true at T. Open ends are None here; the Milvus adapter stores them as sentinels.
+
+`scope` names a narrower space of the user's memories (a session, an agent or an app id) for
+memories an application adds itself; None is the user's own space, where extraction writes.
+Lifecycle decisions (merge, supersession) stay inside one scope.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Memory:
     valid_to: datetime | None = None
     expires_at: datetime | None = None
     superseded_by: str | None = None
+    scope: str | None = None
 
     def is_true_at(self, when: datetime) -> bool:
         """Valid at `when`, known by `when`, and not expired."""

@@ -115,11 +115,13 @@ def rank_index(
     kinds: Iterable[str] | None = None,
     weights: Weights = DEFAULT_WEIGHTS,
     context_dense: npt.NDArray[np.float64] | None = None,
+    scope: str | None = None,
 ) -> list[ScoredMemory]:
     """The `k` best memories of `index` live at `as_of` (of `kinds`), best first, ties by
     memory id; `dense[i]` is memory i's cosine to the query, `context_dense[i]` its context
-    vector's (memory.index). Vectorised over the index."""
-    live = index.live(as_of, None if kinds is None else sorted(set(kinds)))
+    vector's (memory.index); only memories of `scope` when one is given. Vectorised over the
+    index."""
+    live = index.live(as_of, None if kinds is None else sorted(set(kinds)), scope)
     rows = np.flatnonzero(live)
     if not len(rows):
         return []

@@ -17,6 +17,10 @@ of `INDEX_USERS` users; it is dropped when this service writes or forgets the us
 when the fresh pool holds a memory it lacks or holds differently (another process wrote). Hits
 that did not come from the fresh pool are read again from Milvus before they are returned, so a
 memory forgotten or closed elsewhere is never answered from a stale index.
+
+Added memories (`add_memories`, memory.added) take the write path's lifecycle step: an
+application's statements are merged and superseded exactly as extracted ones. `update_memory`
+corrects one memory and keeps the version it replaces (`history`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +40,7 @@ import numpy as np
 from core.errors import InvalidInputError, ServiceUnavailableError
 from core.settings import Settings
 from core.times import parse_time
+from memory.added import KEEP, Keep, NewMemory, added_memory, edited
 from memory.behaviour import search_burst_intents
 from memory.embed import DIM, Embedder
 from memory.extract import Extractor, RuleExtractor, TextSignal, episode_memory
@@ -43,12 +49,12 @@ from memory.lifecycle import Vectored, plan, text_key, unseen
 from memory.llm_extract import ExtractReport, LLMExtractor, llm_config
 from memory.records import Memory, ScoredMemory
 from memory.search import DEFAULT_WEIGHTS, Weights, rank_index
-from memory.store import DEFAULT_COLLECTION, MilvusMemoryStore, checked_id
+from memory.store import DEFAULT_COLLECTION, MilvusMemoryStore, Version, checked_id
 
 POOL = 100  # dense candidates per search (at least k): more than most users' live memories
 MAX_K = 1_000
-# ONNX threads. One, measured on 2 cores with Milvus beside it (bench/memory.py): writes ran at
-# 2,729 signals/s against 1,816 with two threads, and query embedding p99 was 9.6 ms against 16.
+# ONNX threads. One: on 2 cores with Milvus beside it, a second thread slowed both writes and
+# query embedding (bench/memory.py; figures in docs/benchmarks.md, "Memories").
 EMBED_THREADS = 1
 # Users per stored-memory read in `remember`: keeps each filter expression small.
 USERS_PER_READ = 200
@@ -111,6 +117,9 @@ class MemoryService:
         self.weights = weights
         self._indexes: OrderedDict[str, tuple[float, MemoryIndex]] = OrderedDict()
         self._indexes_lock = threading.Lock()
+        # Reads added and edited texts for their kind, slot and value (memory.added): always the
+        # rules, also when a model extracts, since they are cheap and need no network.
+        self._rules = RuleExtractor()
 
     def extract(self, signals: Sequence[TextSignal]) -> list[Memory]:
         """The memories `signals` state: the extractor's, plus intents of search bursts."""
@@ -153,8 +162,84 @@ class MemoryService:
                 read.update(stored.memory.source_event_ids)
         return [signal for signal in signals if signal.event_id not in read]
 
-    def add(self, memories: Sequence[Memory]) -> WriteSummary:
-        """Fold ready-made memories (e.g. from behaviour) into the store."""
+    def add_memories(
+        self, user_id: str, new: Sequence[NewMemory], now: datetime | None = None
+    ) -> list[str]:
+        """Fold what an application states about its user into their memories (memory.added);
+        the id of the memory holding each one, in order (an existing one when it merged)."""
+        checked_id(user_id)
+        at = now or datetime.now(UTC)
+        if any(item.scope is not None for item in new):
+            self.store.require_versions("a scope")
+        memories = [
+            added_memory(
+                user_id,
+                item,
+                source_id=f"added:{uuid.uuid4().hex[:24]}",
+                now=at,
+                rules=self._rules,
+            )
+            for item in new
+        ]
+        placed: dict[str, str] = {}
+        self.add(memories, placed=placed)
+        return [placed.get(memory.memory_id, memory.memory_id) for memory in memories]
+
+    def update_memory(
+        self,
+        user_id: str,
+        memory_id: str,
+        *,
+        text: str | None = None,
+        valid_from: datetime | None = None,
+        valid_to: datetime | Keep | None = KEEP,
+        now: datetime | None = None,
+    ) -> Memory | None:
+        """Correct one memory (text, or when it holds); the version it replaces is kept in its
+        history. None when the user holds no such memory."""
+        if not self.store.exists():
+            return None
+        self.store.require_versions("an edit")
+        found = self.store.fetch([user_id], memory_ids=[memory_id], with_vectors=True)
+        if not found:
+            return None
+        old = found[0]
+        at = now or datetime.now(UTC)
+        new = edited(
+            old.memory,
+            now=at,
+            rules=self._rules,
+            text=text,
+            valid_from=valid_from,
+            valid_to=valid_to,
+        )
+        if new == old.memory:
+            return new
+        old_vector = _vector(old.vector)
+        vector = old_vector if new.text == old.memory.text else self.embedder.embed([new.text])[0]
+        self.store.revise(old.memory, old_vector, new, vector, at)
+        self._drop_indexes([user_id])
+        return new
+
+    def get_memory(self, user_id: str, memory_id: str) -> Memory | None:
+        """One memory of the user as it is now (superseded or expired too); None when the user
+        holds no such memory."""
+        checked_id(user_id)
+        if not self.store.exists():
+            return None
+        found = self.store.fetch([user_id], memory_ids=[checked_id(memory_id, "memory_id")])
+        return found[0].memory if found else None
+
+    def history(self, user_id: str, memory_id: str) -> list[Version]:
+        """The memory's versions, oldest first, the current one last; [] when the user holds
+        no such memory."""
+        checked_id(user_id)
+        checked_id(memory_id, "memory_id")
+        return self.store.history(user_id, memory_id) if self.store.exists() else []
+
+    def add(self, memories: Sequence[Memory], placed: dict[str, str] | None = None) -> WriteSummary:
+        """Fold ready-made memories (e.g. from behaviour) into the store; `placed` receives
+        each new memory's id -> the id of the memory that holds it."""
         started = time.perf_counter()
         summary = WriteSummary(extracted=len(memories))
         by_user: dict[str, list[Memory]] = defaultdict(list)
@@ -163,17 +248,21 @@ class MemoryService:
         users = sorted(by_user)
         for start in range(0, len(users), USERS_PER_READ):
             group = users[start : start + USERS_PER_READ]
-            self._add_group([m for user in group for m in by_user[user]], group, summary)
+            where = self._add_group([m for user in group for m in by_user[user]], group, summary)
+            if placed is not None:
+                placed.update(where)
         summary.seconds = round(time.perf_counter() - started, 3)
         return summary
 
-    def _add_group(self, memories: list[Memory], users: list[str], summary: WriteSummary) -> None:
+    def _add_group(
+        self, memories: list[Memory], users: list[str], summary: WriteSummary
+    ) -> dict[str, str]:
         keys = sorted({text_key(memory.text) for memory in memories if memory.kind == "episode"})
         stored = self.store.fetch(users, text_keys=keys, with_vectors=True)
         fresh = unseen(memories, [item.memory for item in stored])
         summary.known += len(memories) - len(fresh)
         if not fresh:
-            return
+            return {}
         texts = [memory.text for memory in fresh]
         summary.embedded += len(set(texts))
         vectors = self.embedder.embed(texts)
@@ -193,6 +282,7 @@ class MemoryService:
                 np.stack([item.vector for item in changes.writes]),
                 replacing=changes.replacing,
             )
+        return changes.placed
 
     def search(
         self,
@@ -201,8 +291,10 @@ class MemoryService:
         k: int = 10,
         kinds: Iterable[str] | None = None,
         as_of: datetime | None = None,
+        scope: str | None = None,
     ) -> list[ScoredMemory]:
-        """The user's `k` best memories for `query`, true at `as_of` (default now)."""
+        """The user's `k` best memories for `query`, true at `as_of` (default now), of one
+        scope (default: every scope)."""
         checked_id(user_id)
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query", "must be a non-empty string")
@@ -214,7 +306,9 @@ class MemoryService:
         pool = max(self._pool, k)
         fresh = {
             stored.memory.memory_id: stored.memory
-            for stored, _ in self.store.search(user_id, vector, limit=pool, as_of=at, kinds=wanted)
+            for stored, _ in self.store.search(
+                user_id, vector, limit=pool, as_of=at, kinds=wanted, scope=scope
+            )
         }
         if not fresh:
             return []
@@ -231,8 +325,9 @@ class MemoryService:
             kinds=wanted,
             weights=self.weights,
             context_dense=(index.context_vectors @ query_vector).astype(np.float64),
+            scope=scope,
         )
-        return self._checked(user_id, hits, fresh, at, wanted)
+        return self._checked(user_id, hits, fresh, at, wanted, scope)
 
     def _index(self, user_id: str, fresh: dict[str, Memory]) -> MemoryIndex:
         """The user's search index: the kept one while it is young and agrees with the fresh
@@ -270,6 +365,7 @@ class MemoryService:
         fresh: dict[str, Memory],
         at: datetime,
         kinds: list[str] | None,
+        scope: str | None,
     ) -> list[ScoredMemory]:
         """`hits` as the store holds them now: hits outside the fresh pool are read again
         (true at `at`), and those gone or changed are dropped along with the stale index."""
@@ -278,7 +374,9 @@ class MemoryService:
             return hits
         now = {
             item.memory.memory_id: item.memory
-            for item in self.store.fetch([user_id], as_of=at, kinds=kinds, memory_ids=unsure)
+            for item in self.store.fetch(
+                [user_id], as_of=at, kinds=kinds, memory_ids=unsure, scope=scope
+            )
         }
         kept = [
             hit
@@ -299,9 +397,11 @@ class MemoryService:
         user_id: str,
         as_of: datetime | None = None,
         kinds: Iterable[str] | None = None,
+        scope: str | None = None,
     ) -> list[Memory]:
-        """The user's memories true at `as_of`, or all of them with history when None."""
-        return self.store.list_user(user_id, as_of=as_of, kinds=kinds)
+        """The user's memories true at `as_of` (every one, superseded and expired ones too,
+        when None), of one scope (default: every scope)."""
+        return self.store.list_user(user_id, as_of=as_of, kinds=kinds, scope=scope)
 
     def close(self) -> None:
         """Release the store's connection."""
@@ -317,7 +417,8 @@ class MemoryService:
         return deleted
 
     def forget_memory(self, user_id: str, memory_id: str) -> bool:
-        """Delete one memory of the user; False when the user holds no such memory."""
+        """Delete one memory of the user and its history; False when the user holds no such
+        memory."""
         deleted = self.store.delete_memories(user_id, [memory_id]) > 0
         self._drop_indexes([user_id])
         return deleted
@@ -353,6 +454,17 @@ def memory_dict(memory: Memory) -> dict[str, Any]:
         "created_at": _time(memory.created_at),
         "updated_at": _time(memory.updated_at),
         "source_event_ids": list(memory.source_event_ids),
+        "scope": memory.scope,
+    }
+
+
+def version_dict(version: Version, number: int) -> dict[str, Any]:
+    """A version of a memory as JSON-ready values: the memory then, its number (1: the first)
+    and when it was replaced (null: the current one)."""
+    return {
+        **memory_dict(version.memory),
+        "version": number,
+        "replaced_at": _time(version.replaced_at),
     }
 
 

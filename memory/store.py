@@ -11,6 +11,16 @@ primary key's hash instead of the partition key's, so filters on `user_id` stop 
 inserted again instead. Each write call ends with one Strong read of the users it wrote (a
 barrier): once it returns, the query node has applied the write, so every later read, from any
 process and at the cheap Bounded level, sees it.
+
+Schema versions. Schema 2 added `scope` (a memory's scope, "" for the user's own space),
+`version_of` (on a row that keeps an earlier version of a memory: that memory's id; "" on a
+memory's current row) and `replaced_at` (when that version was replaced; OPEN_END on current
+rows). Milvus 2.3 cannot add a field to a collection, so a collection made before them is used
+as it is: its memories are read, searched, written and deleted as before, while scopes and edits
+(which keep history) are refused with `OutdatedCollectionError`, naming `engram memories
+migrate`, which copies the collection into schema 2 (`migrate`). Every read of memories reads
+current rows only (`version_of == ""`); `history` reads a memory's versions; deleting a memory
+or a user deletes their history rows too.
 """
 
 from __future__ import annotations
@@ -25,9 +35,10 @@ from typing import Any
 import numpy as np
 
 from core.contract import ID_PATTERN
-from core.errors import ConfigError, InvalidInputError
+from core.errors import ConfigError, EngramError, InvalidInputError
 from core.stores.log_retention import Purge, purge_milvus
 from core.times import epoch_micros, from_epoch_micros
+from memory.added import history_id
 from memory.embed import Vectors
 from memory.lifecycle import text_key
 from memory.records import MEMORY_KINDS, Memory
@@ -58,6 +69,24 @@ SCALAR_FIELDS = (
     "superseded_by",
     "source_event_ids",
 )
+# Schema 2 (see the module doc): absent from collections made before it.
+VERSION_FIELDS = ("scope", "version_of", "replaced_at")
+MIGRATING_SUFFIX = "_migrating"
+
+
+class OutdatedCollectionError(EngramError):
+    """The memory collection predates scopes and history (schema 2); `engram memories migrate`
+    brings it up to date."""
+
+    status_code = 409
+
+    def __init__(self, collection: str, needs: str) -> None:
+        self.collection = collection
+        self.needs = needs
+        super().__init__(
+            f"the memory collection {collection!r} predates scopes and history, which {needs} "
+            "needs: run `engram memories migrate` (stop writers first)"
+        )
 
 
 def milvus_literal(value: str) -> str:
@@ -92,8 +121,12 @@ def memory_filter(
     kinds: Iterable[str] | None = None,
     memory_ids: Sequence[str] | None = None,
     text_keys: Sequence[str] | None = None,
+    scope: str | None = None,
+    current: bool = False,
+    versions_of: str | None = None,
 ) -> str:
-    """The filter expression for memories of `user_ids` (true at `as_of`, of `kinds`, ...)."""
+    """The filter expression for memories of `user_ids` (true at `as_of`, of `kinds`, ...);
+    `current`: current rows only (schema 2); `versions_of`: a memory's row and its history."""
     if not user_ids:
         raise InvalidInputError("user_id", "at least one user is needed")
     users = [milvus_literal(checked_id(user)) for user in user_ids]
@@ -118,6 +151,13 @@ def memory_filter(
         keys = [milvus_literal(key) for key in text_keys]
         episodes = f" or text_key in [{', '.join(keys)}]" if keys else ""
         parts.append(f'kind != "episode"{episodes}')
+    if scope is not None:
+        parts.append(f"scope == {milvus_literal(checked_id(scope, 'scope'))}")
+    if current:
+        parts.append('version_of == ""')
+    if versions_of is not None:
+        memory = milvus_literal(checked_id(versions_of, "memory_id"))
+        parts.append(f"memory_id == {memory} or version_of == {memory}")
     return " and ".join(f"({part})" for part in parts)
 
 
@@ -146,7 +186,19 @@ def to_row(memory: Memory, vector: Vectors) -> dict[str, Any]:
         "updated_at": to_micros(memory.updated_at),
         "superseded_by": memory.superseded_by or "",
         "source_event_ids": " ".join(sources),
+        "scope": memory.scope or "",
+        "version_of": "",
+        "replaced_at": OPEN_END,
     }
+
+
+def history_row(memory: Memory, vector: Vectors, replaced_at: datetime) -> dict[str, Any]:
+    """The row that keeps `memory` as it was until `replaced_at` (a version of its history)."""
+    at = to_micros(replaced_at)
+    row = to_row(memory, vector)
+    row.update(memory_id=history_id(memory.memory_id, at), version_of=memory.memory_id)
+    row["replaced_at"] = at
+    return row
 
 
 def from_row(row: dict[str, Any]) -> Memory:
@@ -171,7 +223,16 @@ def from_row(row: dict[str, Any]) -> Memory:
         valid_to=from_micros(row["valid_to"]),
         expires_at=from_micros(row["expires_at"]),
         superseded_by=row["superseded_by"] or None,
+        scope=row.get("scope") or None,
     )
+
+
+@dataclass(frozen=True)
+class Version:
+    """One version of a memory: as it was until `replaced_at` (None: the current one)."""
+
+    memory: Memory
+    replaced_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -182,7 +243,8 @@ class StoredMemory:
     vector: Vectors | None = None
 
 
-def _schema(dim: int, model: str) -> Any:
+def _schema(dim: int, model: str, *, versioned: bool = True) -> Any:
+    """The collection's schema: 2, or 1 (before scopes and history) for tests of old ones."""
     from pymilvus import DataType, MilvusClient
 
     # The description names the embedding model, so a collection of another model is noticed.
@@ -202,6 +264,11 @@ def _schema(dim: int, model: str) -> Any:
         schema.add_field(name, DataType.INT64)
     schema.add_field("superseded_by", DataType.VARCHAR, max_length=128)
     schema.add_field("source_event_ids", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+    if not versioned:
+        return schema
+    schema.add_field("scope", DataType.VARCHAR, max_length=128)
+    schema.add_field("version_of", DataType.VARCHAR, max_length=128)
+    schema.add_field("replaced_at", DataType.INT64)
     return schema
 
 
@@ -254,6 +321,7 @@ class MilvusMemoryStore:
         self.model = model
         self.collection = collection
         self._partitions = partitions
+        self._versioned: bool | None = None  # schema 2; read from the collection once
 
     def exists(self) -> bool:
         """True when the collection has been created."""
@@ -271,6 +339,42 @@ class MilvusMemoryStore:
             remedy="forget the memories or use another collection",
             num_partitions=self._partitions,
         )
+        self._versioned = None
+
+    @property
+    def versioned(self) -> bool:
+        """True when the collection has schema 2 (scopes and history), or does not exist yet
+        (it will be made with it); read from Milvus once."""
+        if self._versioned is None:
+            if not self._client.has_collection(self.collection):
+                return True
+            fields = self._client.describe_collection(self.collection).get("fields", [])
+            self._versioned = "scope" in {field.get("name") for field in fields}
+        return self._versioned
+
+    def require_versions(self, needs: str) -> None:
+        """OutdatedCollectionError unless the collection has schema 2."""
+        if not self.versioned:
+            raise OutdatedCollectionError(self.collection, needs)
+
+    def _fields(self) -> list[str]:
+        if self.versioned:
+            return [*SCALAR_FIELDS, *VERSION_FIELDS]
+        return list(SCALAR_FIELDS)
+
+    def _rows(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Rows as the collection's schema takes them."""
+        if self.versioned:
+            return rows
+        if any(row["scope"] for row in rows):
+            raise OutdatedCollectionError(self.collection, "a scope")
+        return [{k: v for k, v in row.items() if k not in VERSION_FIELDS} for row in rows]
+
+    def _filter(self, user_ids: Sequence[str], **options: Any) -> str:
+        """`memory_filter` for this collection: current rows only when it keeps history."""
+        if options.get("scope") is not None:
+            self.require_versions("a scope")
+        return memory_filter(user_ids, current=self.versioned, **options)
 
     def close(self) -> None:
         """Close the client's connection."""
@@ -294,7 +398,9 @@ class MilvusMemoryStore:
         old = [checked_id(memory_id, "memory_id") for memory_id in replacing]
         for start in range(0, len(old), 1_000):
             self._client.delete(self.collection, ids=old[start : start + 1_000])
-        rows = [to_row(memory, vector) for memory, vector in zip(memories, vectors, strict=True)]
+        rows = self._rows(
+            [to_row(memory, vector) for memory, vector in zip(memories, vectors, strict=True)]
+        )
         for start in range(0, len(rows), 1_000):
             self._client.insert(self.collection, rows[start : start + 1_000])
         self._barrier(users or None)
@@ -318,13 +424,19 @@ class MilvusMemoryStore:
         kinds: Iterable[str] | None = None,
         memory_ids: Sequence[str] | None = None,
         text_keys: Sequence[str] | None = None,
+        scope: str | None = None,
         with_vectors: bool = False,
     ) -> list[StoredMemory]:
         """The users' memories matching the filters (see `memory_filter`), in no set order."""
-        expr = memory_filter(
-            user_ids, as_of=as_of, kinds=kinds, memory_ids=memory_ids, text_keys=text_keys
+        expr = self._filter(
+            user_ids,
+            as_of=as_of,
+            kinds=kinds,
+            memory_ids=memory_ids,
+            text_keys=text_keys,
+            scope=scope,
         )
-        fields = [*SCALAR_FIELDS, "embedding"] if with_vectors else list(SCALAR_FIELDS)
+        fields = [*self._fields(), "embedding"] if with_vectors else self._fields()
         out: list[StoredMemory] = []
         for row in self._query_all(expr, fields):
             vector = np.asarray(row["embedding"], dtype=np.float32) if with_vectors else None
@@ -357,10 +469,12 @@ class MilvusMemoryStore:
         *,
         as_of: datetime | None = None,
         kinds: Iterable[str] | None = None,
+        scope: str | None = None,
     ) -> list[Memory]:
-        """The user's memories true at `as_of` (all of them, history included, when None), in
-        `valid_from` order."""
-        memories = [stored.memory for stored in self.fetch([user_id], as_of=as_of, kinds=kinds)]
+        """The user's memories true at `as_of` (all of them, superseded and expired ones too,
+        when None), in `valid_from` order."""
+        found = self.fetch([user_id], as_of=as_of, kinds=kinds, scope=scope)
+        memories = [stored.memory for stored in found]
         return sorted(memories, key=lambda memory: (memory.valid_from, memory.memory_id))
 
     def search(
@@ -371,20 +485,21 @@ class MilvusMemoryStore:
         limit: int,
         as_of: datetime | None = None,
         kinds: Iterable[str] | None = None,
+        scope: str | None = None,
     ) -> list[tuple[StoredMemory, float]]:
         """The user's `limit` memories nearest to `vector` (inner product), true at `as_of`."""
         hits = self._client.search(
             self.collection,
             data=[np.asarray(vector, dtype=np.float32).tolist()],
-            filter=memory_filter([user_id], as_of=as_of, kinds=kinds),
+            filter=self._filter([user_id], as_of=as_of, kinds=kinds, scope=scope),
             limit=limit,
-            output_fields=list(SCALAR_FIELDS),
+            output_fields=self._fields(),
             search_params={"metric_type": "IP"},
         )[0]
         return [(StoredMemory(from_row(hit["entity"])), float(hit["distance"])) for hit in hits]
 
     def count(self, user_id: str | None = None) -> int:
-        """Rows of one user (every row when None), read Strong."""
+        """Rows of one user (every row when None, history rows included), read Strong."""
         expr = memory_filter([user_id]) if user_id is not None else ""
         result = self._client.query(
             self.collection,
@@ -409,12 +524,111 @@ class MilvusMemoryStore:
         return purge_milvus(self._client, [self.collection], timeout_s=timeout_s)[0]
 
     def delete_memories(self, user_id: str, memory_ids: Sequence[str]) -> int:
-        """Delete these memories of the user (others' ids are untouched); how many existed."""
+        """Delete these memories of the user and their history (others' ids are untouched);
+        how many existed."""
         if not memory_ids:
             return 0
         found = self.fetch([user_id], memory_ids=memory_ids)
         ids = [stored.memory.memory_id for stored in found]
         if ids:
             self._client.delete(self.collection, ids=ids)
+            if self.versioned:
+                listed = ", ".join(milvus_literal(memory_id) for memory_id in ids)
+                history = f"{memory_filter([user_id])} and (version_of in [{listed}])"
+                self._client.delete(self.collection, filter=history)
             self._barrier([user_id])
         return len(ids)
+
+    def revise(
+        self, old: Memory, old_vector: Vectors, new: Memory, new_vector: Vectors, at: datetime
+    ) -> None:
+        """Replace a memory by its corrected version, keeping the old one as history (replaced
+        `at`). The history row is written first, so no interruption loses the old version."""
+        self.require_versions("an edit")
+        if old.memory_id != new.memory_id or old.user_id != new.user_id:
+            raise ValueError("a revision keeps the memory's id and user")
+        checked_id(new.user_id)
+        self._client.insert(self.collection, [history_row(old, old_vector, at)])
+        self._client.delete(self.collection, ids=[checked_id(old.memory_id, "memory_id")])
+        self._client.insert(self.collection, [to_row(new, new_vector)])
+        self._barrier([new.user_id])
+
+    def history(self, user_id: str, memory_id: str) -> list[Version]:
+        """The memory's versions, oldest first, the current one last; [] when the user holds no
+        such memory."""
+        self.require_versions("history")
+        rows = self._query_all(
+            memory_filter([user_id], versions_of=memory_id), [*SCALAR_FIELDS, *VERSION_FIELDS]
+        )
+        if not any(row["memory_id"] == memory_id for row in rows):
+            return []  # only history rows left: the memory was deleted (or never existed)
+        versions = []
+        for row in rows:
+            current = row["memory_id"] == memory_id
+            if not current:
+                row = {**row, "memory_id": row["version_of"]}
+            replaced = None if current else from_micros(row["replaced_at"])
+            versions.append(Version(from_row(row), replaced))
+        return sorted(versions, key=lambda v: to_micros(v.replaced_at))
+
+    def migrate(self, batch: int = 1_000) -> int:
+        """Copy a collection made before schema 2 into schema 2 (the same memories, no scope,
+        no history) and swap it in; how many rows were copied (0: already up to date). Stop
+        writers first: rows written meanwhile may be lost. Running it again after an
+        interruption completes it (the copy is made under `<collection>_migrating` and only
+        renamed once whole)."""
+        from pymilvus import MilvusClient
+
+        staging = f"{self.collection}{MIGRATING_SUFFIX}"
+        client: MilvusClient = self._client
+        if not client.has_collection(self.collection):
+            if client.has_collection(staging):  # interrupted after the drop: finish the swap
+                client.rename_collection(staging, self.collection)
+                self._versioned = None
+            return 0
+        self._versioned = None
+        if self.versioned:
+            return 0
+        if client.has_collection(staging):
+            client.drop_collection(staging)  # an interrupted copy: start over
+        # The copy is of the collection's own model and dimension, whatever this store was given.
+        described = client.describe_collection(self.collection)
+        (dim,) = [
+            int(field["params"]["dim"])
+            for field in described["fields"]
+            if field["name"] == "embedding"
+        ]
+        target = MilvusMemoryStore(
+            client,
+            dim=dim,
+            model=described.get("description", ""),
+            collection=staging,
+            partitions=int(described.get("num_partitions") or self._partitions),
+        )
+        target.ensure_collection()
+        client.load_collection(self.collection)
+        iterator = client.query_iterator(
+            self.collection,
+            batch_size=batch,
+            filter="",
+            output_fields=[*SCALAR_FIELDS, "embedding"],
+        )
+        copied = 0
+        try:
+            while rows := iterator.next():
+                for row in rows:
+                    row.update(scope="", version_of="", replaced_at=OPEN_END)
+                client.insert(staging, rows)
+                copied += len(rows)
+        finally:
+            iterator.close()
+        target._barrier(None)
+        if target.count() != self.count():
+            raise ConfigError(
+                "memory collection", f"the copy into {staging!r} is incomplete; run it again"
+            )
+        client.drop_collection(self.collection)
+        client.rename_collection(staging, self.collection)
+        client.load_collection(self.collection)
+        self._versioned = None
+        return copied

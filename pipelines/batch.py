@@ -247,17 +247,21 @@ def _remember(
     events stored by an earlier ingest are recognized by the memory service and skipped."""
     # Imported here: Milvus and the embedding model are heavy, and most ingests need neither.
     from memory.ingest import TEXT_SIGNAL_TYPES, remember_relation
-    from memory.service import build_memory_service
+    from memory.service import WriteSummary, build_memory_service
 
     kinds = ", ".join(f"'{kind}'" for kind in TEXT_SIGNAL_TYPES)
     events = event_store.scan(con, settings).filter(f"type IN ({kinds})")
     con.register("_accepted_ids", pa.table({"event_id": accepted_ids}))
     mine = events.filter("event_id IN (SELECT event_id FROM _accepted_ids)")
-    service = build_memory_service(settings)
     try:
-        return remember_relation(service, mine).to_dict()
+        if mine.aggregate("count(*)").fetchall() == [(0,)]:
+            return WriteSummary().to_dict()  # no text: no Milvus or model to start
+        service = build_memory_service(settings)
+        try:
+            return remember_relation(service, mine).to_dict()
+        finally:
+            service.close()
     finally:
-        service.close()
         con.unregister("_accepted_ids")
 
 

@@ -4,6 +4,7 @@ pipeline, and the feature snapshots loaded into the online store."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,6 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from core.cli_errors import err_console, handle_errors
-from core.errors import InvalidInputError
 from core.settings import Settings
 from core.times import parse_time
 
@@ -31,9 +31,10 @@ from core.times import parse_time
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option(
     "--memories/--no-memories",
-    default=None,
-    help="Remember the text signals. Default: when MILVUS_URI is set or the local Milvus is "
-    "running (engram services start); --memories starts it.",
+    default=True,
+    show_default=True,
+    help="Remember the text signals (messages, reviews, searches) in Milvus: MILVUS_URI, or the "
+    "home's own server, started when text signals arrive.",
 )
 @click.pass_obj
 @handle_errors
@@ -44,16 +45,12 @@ def ingest(
     catalog: Path | None,
     as_of: str | None,
     as_json: bool,
-    memories: bool | None,
+    memories: bool,
 ) -> None:
     """Run the batch pipeline on PATH: normalize, store, enrich, aggregate, and remember the
     text signals as memories (searchable when the command returns)."""
     from pipelines.batch import run_ingest
 
-    if memories is None:
-        memories = _milvus_running(settings)
-        if not memories:
-            err_console.print("memories: skipped, no Milvus running (engram services start)")
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -78,16 +75,6 @@ def ingest(
     _print_summary(summary.to_dict())
 
 
-def _milvus_running(settings: Settings) -> bool:
-    """MILVUS_URI is set, or this home's local Milvus is up: memories cost no server start."""
-    from core.stores import local_milvus
-
-    return (
-        bool(settings.milvus_uri)
-        or local_milvus.milvus_status(settings.services_dir / "milvus") is not None
-    )
-
-
 def _print_summary(summary: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -106,6 +93,11 @@ def _print_summary(summary: dict[str, Any]) -> None:
 @click.option("--events", type=int, help="Bench preset: total events (default 10M).")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--format", "output_format", type=click.Choice(["jsonl", "parquet"]), default="jsonl")
+@click.option(
+    "--end",
+    help="Time of the last signal, RFC 3339 or 'now' (default: a fixed date, so a seed always "
+    "gives the same bytes).",
+)
 @handle_errors
 def generate(
     out: Path,
@@ -114,6 +106,7 @@ def generate(
     events: int | None,
     seed: int,
     output_format: str,
+    end: str | None,
 ) -> None:
     """Write synthetic signals, a catalog and their planted truth to OUT."""
     from pipelines.generate import GenerateConfig, write_dataset
@@ -125,6 +118,8 @@ def generate(
     overrides: dict[str, Any] = {"seed": seed, "format": output_format}
     if users is not None:
         overrides["users"] = users
+    if end is not None:
+        overrides["end"] = datetime.now(UTC) if end == "now" else parse_time(end, "end")
     config = config.replace(**overrides)
     paths = write_dataset(out, config)
     click.echo(json.dumps({k: str(v) for k, v in vars(paths).items()}))
@@ -160,13 +155,9 @@ def materialize(settings: Settings, end: str | None, as_json: bool) -> None:
     click.echo(f"{summary['views']} views, {summary['seconds']} s")
 
 
-def busiest_writer(settings: Settings) -> str:
-    """The user who wrote the most messages and reviews, read from the event store: the sample
-    of `engram memories --sample`, handed to memory's commands (memory sits below the store)."""
-    from memory.ingest import busiest_writer as busiest_in
-    from pipelines import duck, event_store
+def sample_user(settings: Settings) -> str:
+    """The user of every `--sample` (pipelines.feature_snapshots.sample_user), handed to
+    memory's commands (memory sits below the event store)."""
+    from pipelines import duck, feature_snapshots
 
-    user_id = busiest_in(event_store.scan(duck.connect(settings), settings))
-    if user_id is None:
-        raise InvalidInputError("sample", "no user has written a message yet")
-    return user_id
+    return feature_snapshots.sample_user(duck.connect(settings), settings)

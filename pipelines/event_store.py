@@ -76,6 +76,12 @@ def scan(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyR
     return con.sql(f"SELECT {_COLUMNS} FROM {_parquet_list(parts)}")
 
 
+def parts_source(settings: Settings) -> str | None:
+    """A FROM expression over the store's parts (read_parquet of each), None when it is empty."""
+    parts = _parts(settings)
+    return _parquet_list(parts) if parts else None
+
+
 def _parquet_list(paths: list[Path]) -> str:
     quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
     return f"read_parquet([{quoted}])"

@@ -29,8 +29,8 @@ PHONE_MARK = "[PHONE]"
 CARD_MARK = "[CARD]"
 
 # Any characters but spaces and delimiters around an "@", a dot and a 2+ letter top-level domain:
-# international addresses included (\p{L} classes would be as good but cost ~30 ms to compile,
-# paid on every call for a single string).
+# international addresses included (\p{L} classes would be as good but are slow to compile,
+# a cost paid on every call for a single string).
 # Quotes are left out too, so an address quoted in a reason ('a@b.io') keeps its quotes.
 _NOT_IN_EMAIL = r"\s@<>()\[\]\",;:'`"
 EMAIL_PATTERN = (

@@ -1,6 +1,6 @@
-"""`engram train`, `engram eval`, `engram rank`, `engram training-data` and `engram features
-show`: thin commands over ranking.fit, ranking.evaluate, ranking.ranker, ranking.training_data
-and the online feature reader."""
+"""`engram train`, `engram eval`, `engram rank`, `engram models`, `engram training-data` and
+`engram features show`: thin commands over ranking.fit, ranking.evaluate, ranking.ranker,
+ranking.registry, ranking.training_data and the online feature reader."""
 
 from __future__ import annotations
 
@@ -39,6 +39,64 @@ def train(settings: Settings, as_json: bool, max_users: int | None) -> None:
         f"valid NDCG@10 {metrics['valid_ndcg@10']}, {metrics['best_iteration']} trees, "
         f"{meta['seconds']} s"
     )
+
+
+@click.group()
+def models() -> None:
+    """The model registry: which versions exist and which one serves."""
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
+@click.pass_obj
+@handle_errors
+def models_list(settings: Settings, as_json: bool) -> None:
+    """Every version, oldest first, with its validation NDCG@10; the serving one is marked."""
+    from ranking import registry
+
+    serving = registry.serving_version(settings)
+    pinned = registry.pinned(settings)
+    for version in registry.versions(settings):
+        meta = json.loads(
+            (registry.registry_dir(settings) / version / registry.META_FILE).read_text()
+        )
+        row = {
+            "version": version,
+            "created_at": meta.get("created_at"),
+            "valid_ndcg@10": meta.get("metrics", {}).get("valid_ndcg@10"),
+            "serving": version == serving,
+            "pinned": version == pinned,
+        }
+        if as_json:
+            click.echo(json.dumps(row))
+            continue
+        mark = (
+            " serving (pinned)" if row["pinned"] and row["serving"] else " serving" * row["serving"]
+        )
+        click.echo(f"{version}  {row['created_at']}  NDCG@10 {row['valid_ndcg@10']}{mark}")
+
+
+@models.command("pin")
+@click.argument("version")
+@click.pass_obj
+@handle_errors
+def models_pin(settings: Settings, version: str) -> None:
+    """Serve VERSION (a rollback) until `engram models unpin`; servers follow within a refresh."""
+    from ranking import registry
+
+    registry.pin(settings, version)
+    click.echo(f"serving {version} (pinned)")
+
+
+@models.command("unpin")
+@click.pass_obj
+@handle_errors
+def models_unpin(settings: Settings) -> None:
+    """Serve the latest version again."""
+    from ranking import registry
+
+    registry.unpin(settings)
+    click.echo(f"serving {registry.serving_version(settings) or 'nothing: no model trained'}")
 
 
 @click.command("eval")
@@ -119,7 +177,9 @@ def features() -> None:
 
 @features.command("show")
 @click.argument("user_id", required=False)
-@click.option("--sample", is_flag=True, help="Show the most active user.")
+@click.option(
+    "--sample", is_flag=True, help="Show the sample user (pipelines.feature_snapshots.sample_user)."
+)
 @click.option("--service", default="ranking", show_default=True, help="Feature service to read.")
 @click.pass_obj
 @handle_errors
@@ -151,7 +211,7 @@ EXPLAINED = 5  # ranked items shown with their matched memories
 @click.argument("user_id", required=False)
 @click.option("--sample", is_flag=True, help="Rank for a sample user with history.")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--version", help="Model version (default: the latest).")
+@click.option("--version", help="Model version (default: the one serving: pinned, else latest).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ranked items as one JSON object.")
 @click.pass_obj
 @handle_errors
@@ -163,14 +223,15 @@ def rank(
     version: str | None,
     as_json: bool,
 ) -> None:
-    """Rank USER_ID's items (or a sample user's) with the latest model: title, category,
+    """Rank USER_ID's items (or a sample user's) with the serving model: title, category,
     score and why (candidate sources, top features, matched preference memories)."""
+    from ranking import registry
     from ranking.item_vectors import catalog_frame
     from ranking.ranker import load_ranker
 
     if sample == (user_id is not None):
         raise InvalidInputError("user_id", "give a USER_ID or --sample")
-    ranker = load_ranker(settings, version)
+    ranker = load_ranker(settings, version or registry.serving_version(settings))
     user = user_id or _sample_user(settings, ranker)
     result = ranker.rank(user, k)
     catalog = catalog_frame(settings).drop_duplicates("item_id").set_index("item_id")
@@ -203,15 +264,14 @@ def _text(row: Any, column: str) -> str | None:
 
 
 def _sample_user(settings: Settings, ranker: Any) -> str:
-    """The user who wrote the most (they have memories), when they have contacts too; else
-    the user with the most contacts."""
-    from memory.ingest import busiest_writer
-    from pipelines import duck, event_store
+    """The CLI's sample user (pipelines.feature_snapshots.sample_user) when they have contacts;
+    else the user with the most contacts."""
+    from pipelines import duck, feature_snapshots
 
     history = ranker.inputs.context.history
-    writer = busiest_writer(event_store.scan(duck.connect(settings), settings))
-    if writer is not None and len(history.before(writer, 2**62).items):
-        return str(writer)
+    user = feature_snapshots.sample_user(duck.connect(settings), settings)
+    if len(history.before(user, 2**62).items):
+        return user
     if not history.users:
         raise InvalidInputError("sample", "no user has any history: run `engram ingest`")
     return str(max(history.users, key=lambda u: len(history.before(u, 2**62).items)))

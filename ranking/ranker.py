@@ -168,8 +168,8 @@ class Ranker:
     ) -> RankResult:
         """The user's k best items as of `at` (default now); `candidates` limits the choice,
         `query` adds the items nearest to it in Milvus. Each item's reasons name its sources
-        and, with `explain`, the features that moved its score most (LightGBM's SHAP values:
-        about 0.1 ms per item)."""
+        and, with `explain`, the features that moved its score most (LightGBM's SHAP values,
+        computed for the k answered items only)."""
         if k < 1:
             raise InvalidInputError("k", f"must be positive, got {k}")
         moment = pd.Timestamp(at or datetime.now(UTC))

@@ -5,6 +5,10 @@ sources and the log they read) and `meta.json` (version, feature list, training 
 metrics). Versions are `vYYYYMMDD-HHMMSS[-n]`, so their sorted order is their age and `load()`
 without a version takes the latest.
 
+Serving takes the latest version unless one is pinned (`pin`; `unpin` goes back to the latest):
+a pin is the rollback when a new version serves worse. It is a file beside the versions, so
+every process reading this registry follows it at its next model check.
+
 Forgetting a user (`forget_user`) rewrites `sources.pkl` of every version without them; the
 file's *revision* (`revision`) then changes, which is how a serving process that loaded the
 version before knows to load it again.
@@ -30,6 +34,7 @@ MODEL_FILE = "model.txt"
 SOURCES_FILE = "sources.pkl"
 META_FILE = "meta.json"
 LOCK_FILE = ".lock"
+PIN_FILE = ".pinned"  # the pinned version's name; a dot file, so never taken for a version
 
 
 def registry_dir(settings: Settings) -> Path:
@@ -95,8 +100,7 @@ def load(settings: Settings, version: str | None = None) -> ModelVersion:
         if not known:
             raise ModelNotFoundError(None)
         version = known[-1]
-    if "/" in version or version.startswith("."):
-        raise InvalidInputError("version", "not a version name")
+    _check_name(version)
     if version not in known:
         raise ModelNotFoundError(version)
     path = registry_dir(settings) / version
@@ -106,6 +110,48 @@ def load(settings: Settings, version: str | None = None) -> ModelVersion:
         sources = pickle.load(handle)  # files this registry wrote itself
     meta = json.loads((path / META_FILE).read_text())
     return ModelVersion(version, booster, sources, meta, read)
+
+
+def metadata(settings: Settings, version: str) -> dict[str, Any]:
+    """A version's meta.json, without loading its model."""
+    _check_name(version)
+    if version not in versions(settings):
+        raise ModelNotFoundError(version)
+    return dict(json.loads((registry_dir(settings) / version / META_FILE).read_text()))
+
+
+def pin(settings: Settings, version: str) -> None:
+    """Serve `version` from now on, whatever is trained after it."""
+    _check_name(version)
+    if version not in versions(settings):
+        raise ModelNotFoundError(version)
+    root = registry_dir(settings)
+    partial = root / f"{PIN_FILE}.{uuid.uuid4().hex}.partial"
+    partial.write_text(version)
+    partial.replace(root / PIN_FILE)  # atomic: a reader sees the old pin or the new one
+
+
+def unpin(settings: Settings) -> None:
+    """Serve the latest version again."""
+    (registry_dir(settings) / PIN_FILE).unlink(missing_ok=True)
+
+
+def pinned(settings: Settings) -> str | None:
+    """The pinned version, or None."""
+    try:
+        return (registry_dir(settings) / PIN_FILE).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def serving_version(settings: Settings) -> str | None:
+    """What serving loads: the pinned version while it exists, else the latest (None when
+    nothing is trained)."""
+    known = versions(settings)
+    chosen = pinned(settings)
+    if chosen in known:
+        return chosen
+    return known[-1] if known else None
 
 
 def revision(settings: Settings, version: str) -> str:
@@ -182,3 +228,8 @@ def _remove(directory: Path) -> None:
     gone = directory.with_name(f".{directory.name}.forgotten")
     directory.rename(gone)
     shutil.rmtree(gone)
+
+
+def _check_name(version: str) -> None:
+    if not version or "/" in version or version.startswith("."):
+        raise InvalidInputError("version", "not a version name")

@@ -110,7 +110,10 @@ class Memory(BaseModel):
     superseded_by: str | None
     created_at: datetime
     updated_at: datetime
-    source_event_ids: list[str]
+    source_event_ids: list[str] = Field(
+        description="The signals it was learnt from; `added:...` for an added memory."
+    )
+    scope: str | None = Field(description="Its scope; null: the user's own memories.")
 
 
 class MemoryHit(Memory):
@@ -133,6 +136,29 @@ class SearchAnswer(BaseModel):
     user_id: str
     query: str
     memories: list[MemoryHit]
+
+
+class MemoriesAdded(BaseModel):
+    """The id of the memory holding each added one, in order: a new memory, or the one it
+    merged into."""
+
+    user_id: str
+    memory_ids: list[str]
+
+
+class MemoryVersion(Memory):
+    """A memory as it was until `replaced_at`."""
+
+    version: int = Field(ge=1, description="1 is the first version.")
+    replaced_at: datetime | None = Field(description="When it was replaced; null: current.")
+
+
+class MemoryHistory(BaseModel):
+    """A memory's versions, oldest first, the current one last."""
+
+    user_id: str
+    memory_id: str
+    versions: list[MemoryVersion]
 
 
 class MemoryDeleted(BaseModel):

@@ -25,12 +25,14 @@ from flask_openapi3 import OpenAPI
 from core.errors import ConfigError
 from core.settings import Settings, get_settings
 from core.stores.services import connect_redis, locate_redis_url
+from memory.llm_extract import llm_config
 from memory.store import DEFAULT_COLLECTION
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
-from serving import access_log, features, health, memories, rank, signals, users
+from serving import features, health, logs, memories, rank, signals, ui, users
 from serving.auth import (
     authorize,
+    has_keys,
     load_keys,
     parse_keys,
     refuse_keys_in_query,
@@ -83,18 +85,19 @@ def create_app(
     keys = load_keys(settings)
     if app.config.get("ENGRAM_API_KEYS"):
         keys.update(parse_keys(app.config["ENGRAM_API_KEYS"]))
-    if app.config["ENGRAM_AUTH"] and not keys:
-        raise ConfigError(
-            "ENGRAM_API_KEYS",
-            "auth is on and no API key is configured "
-            "(set ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
-        )
+    llm_config(settings)  # a bad ENGRAM_LLM_* stops the start, not the first memory request
     for module in (signals, features, memories, rank, users, health):
         app.register_api(module.bp)
 
     # Workers never start a store: `engram serve`'s supervisor does (core/stores/supervisor.py).
     redis_url = locate_redis_url(settings)
     client = connect_redis(settings, settings.engram_store_timeout_ms / 1000)
+    if app.config["ENGRAM_AUTH"] and not has_keys(keys, client):
+        raise ConfigError(
+            "ENGRAM_API_KEYS",
+            "auth is on and no API key is configured (`engram keys create`, or set "
+            "ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE; --no-auth on loopback for development)",
+        )
     redis_breaker = Breaker("redis")
     memory_handle = MemoryHandle(
         settings,
@@ -138,9 +141,10 @@ def create_app(
         # The feature registry (and the Feast SDK) now, not in the first request.
         app.extensions["engram"].features.warm()
 
+    ui.init_app(app, settings)  # the memory inspector's pages under /ui (docs/inspector.md)
     app.before_request(refuse_keys_in_query)
     metrics.init_app(app)
-    access_log.init_app(app)
+    logs.init_app(app)
     app.before_request(authorize)  # after the metrics' clock starts: a 401 is timed too
     register_error_handlers(app)
     return app

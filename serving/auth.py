@@ -1,8 +1,10 @@
 """API keys as Bearer tokens, with scopes: read, write, admin (admin implies the other two).
 
-Keys come from configuration (ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE); only their SHA-256
-digests are kept in memory, and a presented token is compared with every digest in constant
-time, so neither timing nor a memory dump of the process gives a key away. The scope a route
+Keys come from configuration (ENGRAM_API_KEYS or ENGRAM_API_KEYS_FILE), or are issued by
+`engram keys create` and kept in Redis (serving/keys.py: revocable, with a tenant and a rate
+limit). Of configured keys only their SHA-256 digests are kept in memory, and a presented token
+is compared with every digest in constant time, so neither timing nor a memory dump of the
+process gives a key away. The scope a route
 needs is the one its operation states in /openapi.json (serving/spec.py), checked before the
 request's input is read or validated. Auth is on unless the app is built with it off, which
 `engram serve --no-auth` allows only on a loopback address. A key in the query string is refused
@@ -17,14 +19,18 @@ import ipaddress
 import re
 from pathlib import Path
 
+import redis
 from flask import current_app, g, request
 from flask_openapi3 import OpenAPI
 
 from core.errors import ConfigError
 from core.settings import Settings
+from serving import keys as issued_keys
 from serving.errors import ApiError
 
 SCOPES = ("read", "write", "admin")
+KEY_ID_KEY = "engram.key_id"  # WSGI environ keys: which issued key a request came with
+TENANT_KEY = "engram.tenant"
 # Query parameters clients put keys in. A URL is logged, cached and passed on (proxies, browser
 # history, Referer): a key there is refused on every route, before anything else.
 QUERY_KEY_NAMES = frozenset({"api_key", "apikey", "key", "token", "access_token"})
@@ -117,7 +123,12 @@ def authorize() -> None:
     ext = current_app.extensions["engram"]
     scope = ext.scopes.get(request.endpoint)
     if scope is not None:
-        _check(scope, ext.api_keys)
+        _check(scope, ext.api_keys, ext.redis)
+
+
+def has_keys(keys: dict[bytes, frozenset[str]], client: redis.Redis) -> bool:
+    """Whether any key can be accepted: a configured one, or one issued into Redis."""
+    return bool(keys) or any(client.scan_iter(match=issued_keys.RECORD + "*", count=500))
 
 
 def refuse_keys_in_query() -> None:
@@ -133,14 +144,32 @@ def refuse_keys_in_query() -> None:
         )
 
 
-def _check(scope: str, keys: dict[bytes, frozenset[str]]) -> None:
+def _check(scope: str, keys: dict[bytes, frozenset[str]], client: redis.Redis) -> None:
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
-    if kind.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if kind.lower() != "bearer" or not token:
         raise ApiError(401, "send an API key as 'Authorization: Bearer <key>'", headers=_CHALLENGE)
-    scopes = scopes_of(token.strip(), keys)
+    scopes = _scopes(token, keys, client)
     if scopes is None:
         raise ApiError(401, "unknown API key", headers=_CHALLENGE)
     if scope not in scopes:
         raise ApiError(403, f"this key lacks the {scope!r} scope")
     g.scopes = scopes
+
+
+def _scopes(
+    token: str, keys: dict[bytes, frozenset[str]], client: redis.Redis
+) -> frozenset[str] | None:
+    """The scopes of a configured or issued key; None when it is neither (or revoked)."""
+    if not issued_keys.is_issued(token):
+        return scopes_of(token, keys)
+    try:
+        issued = issued_keys.check(client, token)
+    except issued_keys.RateLimited as limited:
+        raise ApiError(429, str(limited), headers={"Retry-After": "1"}) from limited
+    if issued is None:
+        return None
+    request.environ[KEY_ID_KEY] = issued.key_id  # named in the access line (serving/logs.py)
+    request.environ[TENANT_KEY] = issued.tenant
+    return issued.scopes

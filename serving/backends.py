@@ -22,6 +22,7 @@ from pymilvus.exceptions import MilvusException
 from core.errors import EngramError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
 from core.stores import feature_store
+from core.stores.feast_codec import ViewRef
 from core.stores.services import connect_milvus
 from memory.embed import Embedder, load_embedder
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
@@ -98,6 +99,11 @@ class FeatureReader:
         """Read the registry again (after a materialization applied the repo)."""
         self._reader = None
         self._next_try = 0.0
+
+    def user_views(self) -> list[ViewRef]:
+        """The service's stored views of users (features, ttl); none until the registry is read."""
+        reader = self._ensure()
+        return [] if reader is None else [v for v in reader.plan.views if v.join_key == "user_id"]
 
     def user(self, user_id: str) -> dict[str, Any]:
         """The user's features with each view's event time; 404 when none are held."""

@@ -33,6 +33,8 @@ MAX_K = 1_000
 MAX_CANDIDATES = 1_000
 MAX_QUERY_CHARS = 1_000
 MAX_KINDS = 100
+MAX_ADDED = 100  # memories per POST: each is embedded before the answer
+MAX_MEMORY_CHARS = 2_000
 
 
 def _time(value: Any) -> datetime:
@@ -59,6 +61,14 @@ Time = Annotated[
 # and descriptions only: pydantic validates it as a union, whose errors name the union's member.
 Absent = SkipJsonSchema[None]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="How many to answer.")]
+Scope = Annotated[
+    str,
+    StringConstraints(pattern=ID_PATTERN),
+    Field(description="A scope of the user's memories: a session, agent or app id."),
+]
+MemoryText = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_MEMORY_CHARS, pattern=r"\S")
+]
 
 
 class Body(BaseModel):
@@ -101,6 +111,36 @@ class SearchRequest(Body):
         None, description="Only memories of these kinds."
     )
     as_of: Time | None = Field(None, description="Memories true at this time (default now).")
+    scope: Scope | None = Field(None, description="Only memories of this scope (default: all).")
+
+
+class NewMemory(Body):
+    """One memory an application states about its user."""
+
+    text: MemoryText = Field(
+        description="What holds, in a few words: `Lives in Boston`, `I am vegetarian`."
+    )
+    kind: MemoryKind | None = Field(
+        None, description="Default: the kind the rules read in the text, else `attribute`."
+    )
+    valid_from: Time | None = Field(None, description="Since when it holds (default now).")
+    scope: Scope | None = Field(None, description="Default: the user's own memories.")
+
+
+class AddMemoriesRequest(Body):
+    """POST /v1/users/{user_id}/memories."""
+
+    memories: Annotated[list[NewMemory], Field(min_length=1, max_length=MAX_ADDED)]
+
+
+class MemoryPatch(Body):
+    """PATCH /v1/users/{user_id}/memories/{memory_id}: what to correct; the rest stays."""
+
+    text: MemoryText | None = Field(None, description="The corrected text.")
+    valid_from: Time | None = Field(None, description="Since when it holds.")
+    valid_to: Time | None = Field(
+        None, description="Until when it holds; null: it still holds (and is not superseded)."
+    )
 
 
 class UserPath(BaseModel):
@@ -137,6 +177,7 @@ class MemoriesQuery(Query):
 
     kind: list[MemoryKind] | None = Field(None, description="Only these kinds (repeatable).")
     as_of: Time | None = Field(None, description="Memories true at this time (default now).")
+    scope: Scope | None = Field(None, description="Only memories of this scope (default: all).")
 
 
 class SignalsQuery(Query):

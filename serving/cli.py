@@ -8,6 +8,7 @@ they only look the recorded addresses up.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
@@ -44,20 +45,17 @@ def serve(
     """Serve the HTTP API (docs/api.md) with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
-    from serving import access_log
+    from core.stores.services import connect_redis
+    from serving import logs
     from serving.app import create_app
-    from serving.auth import is_loopback, load_keys
+    from serving.auth import has_keys, is_loopback, load_keys
     from serving.metrics import across_workers
     from serving.worker import worker_class
 
     if no_auth and not is_loopback(host):
         raise InvalidInputError("no-auth", f"refused on {host}: bind a loopback address")
     test_config = {"ENGRAM_AUTH": False} if no_auth else None
-    # Fail here, in the master, on a key configuration error rather than in every worker.
-    if not no_auth and not load_keys(settings):
-        raise ConfigError(
-            "ENGRAM_API_KEYS", "no API key is configured (or run --no-auth on a loopback host)"
-        )
+    configured = load_keys(settings)  # a bad key configuration fails here, not in every worker
 
     # Store failures the API answers itself (503, degraded rankings) would each be logged by
     # pymilvus with its whole trace, many a second while Milvus restarts.
@@ -67,6 +65,17 @@ def serve(
             stale.unlink()
 
     supervisor = _start_supervisor(settings)
+    if not no_auth:
+        with connect_redis(settings, 5.0) as client:  # issued keys live in Redis, now up
+            found = has_keys(configured, client)
+        if not found:
+            if supervisor is not None:
+                _stop_supervisor(supervisor)
+            raise ConfigError(
+                "ENGRAM_API_KEYS",
+                "no API key is configured: `engram keys create --scopes read,write`, or set "
+                "ENGRAM_API_KEYS (or run --no-auth on a loopback host)",
+            )
 
     class Server(BaseApplication):
         def load_config(self) -> None:
@@ -82,7 +91,8 @@ def serve(
                 "graceful_timeout": 10,
                 "keepalive": 5,
                 "accesslog": "-",
-                "access_log_format": access_log.FORMAT,
+                "logger_class": logs.GunicornLogger,  # JSON lines with the request id
+                "loglevel": settings.engram_log_level,
                 # gunicorn 27's control socket is one path per machine user: servers side by
                 # side (tests, load runs) would share it. Engram is managed by signals instead.
                 "control_socket_disable": True,
@@ -165,3 +175,73 @@ def _warm_worker(worker: Any) -> None:
     # Milvus down now: memory requests answer 503 until it is back.
     with contextlib.suppress(ServiceUnavailableError):
         worker.wsgi.extensions["engram"].memories.get()
+
+
+@click.group()
+def keys() -> None:
+    """API keys issued into Redis: shown once when created, revocable on every host at once."""
+
+
+@keys.command("create")
+@click.option("--scopes", required=True, help="Comma-separated: read, write, admin.")
+@click.option("--tenant", help="Who the key is for (kept with it and named in its log lines).")
+@click.option(
+    "--rate",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Requests per second before 429 (0: no limit).",
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"key_id", "key", ...} as JSON.')
+@click.pass_obj
+@handle_errors
+def keys_create(
+    settings: Settings, scopes: str, tenant: str | None, rate: int, as_json: bool
+) -> None:
+    """Issue a key; it is printed once and stored only as a digest."""
+    from core.stores.services import connect_redis
+    from serving import keys as issued_keys
+
+    wanted = {scope.strip() for scope in scopes.split(",") if scope.strip()}
+    with connect_redis(settings) as client:
+        record, key = issued_keys.create(client, wanted, tenant, rate)
+    if as_json:
+        click.echo(json.dumps({**record.to_dict(), "key": key}))
+        return
+    click.echo(f"key_id {record.key_id} ({', '.join(sorted(record.scopes))})")
+    click.echo(f"key    {key}    (shown once: keep it now)")
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per key.")
+@click.pass_obj
+@handle_errors
+def keys_list(settings: Settings, as_json: bool) -> None:
+    """The issued keys' ids, scopes, tenants, limits and creation times (never the keys)."""
+    from core.stores.services import connect_redis
+    from serving import keys as issued_keys
+
+    with connect_redis(settings) as client:
+        records = issued_keys.listed(client)
+    for record in records:
+        row = record.to_dict()
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            scopes = ",".join(row["scopes"])
+            click.echo(f"{row['key_id']}  {scopes}  {row['tenant'] or '-'}  {row['created_at']}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@click.pass_obj
+@handle_errors
+def keys_revoke(settings: Settings, key_id: str) -> None:
+    """Revoke a key: every host refuses it from its next request."""
+    from core.stores.services import connect_redis
+    from serving import keys as issued_keys
+
+    with connect_redis(settings) as client:
+        if not issued_keys.revoke(client, key_id):
+            raise InvalidInputError("key_id", f"no key {key_id}")
+    click.echo(f"revoked {key_id}")

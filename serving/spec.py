@@ -31,7 +31,10 @@ SWAGGER_PAGE = f"{DOCS_PREFIX}/swagger"
 TAGS = {
     "signals": Tag(name="signals", description="Send signals (docs/signals.md)."),
     "features": Tag(name="features", description="A user's online features."),
-    "memories": Tag(name="memories", description="A user's memories: list, search, delete."),
+    "memories": Tag(
+        name="memories",
+        description="A user's memories: add, list, search, correct, history, delete.",
+    ),
     "ranking": Tag(name="ranking", description="Rank items for a user."),
     "users": Tag(name="users", description="Forget a user in every store."),
     "service": Tag(name="service", description="Health, readiness, metrics, this document."),
@@ -42,6 +45,7 @@ ERRORS = {
     401: "No API key, an unknown one, or a key in the query string (refused on every route).",
     403: "The key lacks the scope this operation needs.",
     404: "Not found.",
+    409: "The memory collection predates scopes and history: run `engram memories migrate`.",
     413: "Body or batch too large.",
     415: "Unsupported content type.",
     503: "A store the operation needs is unavailable; retry later (Retry-After).",

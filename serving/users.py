@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint
@@ -11,7 +13,7 @@ from core.errors import ServiceUnavailableError
 from forget.everywhere import forget_everywhere
 from serving.answers import Forgotten
 from serving.bodies import UserPath
-from serving.extension import engram
+from serving.extension import Engram, engram
 from serving.spec import operation
 
 bp = APIBlueprint("users", __name__)
@@ -26,11 +28,17 @@ FORGET_TIMEOUT_S = 10.0
 )
 def forget_user(path: UserPath) -> Response:
     """Forget a user in every store; answers what each store removed."""
-    ext = engram()
+    return jsonify(forget(engram(), path.user_id))
+
+
+def forget(ext: Engram, user_id: str) -> dict[str, Any]:
+    """Forget the user in every store (forget/everywhere.py) with the API's bounded store
+    calls; what each store removed. A store that fails is a ServiceUnavailableError (503) and
+    opens its breaker. The API's DELETE and the inspector's form both call this."""
     try:
-        removed = forget_everywhere(
+        return forget_everywhere(
             ext.settings,
-            path.user_id,
+            user_id,
             collection=ext.memories.collection,
             timeout_s=FORGET_TIMEOUT_S,
         )
@@ -40,4 +48,3 @@ def forget_user(path: UserPath) -> Response:
     except MilvusException as error:
         ext.memories.breaker.failure(error.message)
         raise ServiceUnavailableError("milvus", error.message) from error
-    return jsonify(removed)

@@ -1,8 +1,8 @@
 """The pieces serving borrows from other packages, found here and nowhere else.
 
-- the model: `ranking.ranker.load_ranker` of the registry's latest version, reloaded only when
-  a newer version appears; None while nothing is trained (the app then ranks by popularity,
-  flagged degraded "no model");
+- the model: `ranking.ranker.load_ranker` of the version the registry serves (pinned, else the
+  latest), reloaded only when that changes; None while nothing is trained (the app then ranks
+  by popularity, flagged degraded "no model");
 - the stream: `pipelines.stream.producer.produce` appends accepted signals, normalized and
   redacted (it refuses with 503 when the unprocessed backlog is full: backpressure, not loss);
 - ?sync=true: `pipelines.stream.process.process_batch`, the stream consumer's own step, with
@@ -34,32 +34,32 @@ STREAM_FIELD = producer.FIELD
 
 
 def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | None:
-    """The ranker of the registry's latest version: `current` when that is the one in use and
-    its sources were not rewritten since (a forget: ranking.registry.forget_user), None while
-    nothing is trained."""
+    """The ranker of the version the registry serves (the pinned one, else the latest):
+    `current` when that is the one in use and its sources were not rewritten since (a forget:
+    ranking.registry.forget_user), None while nothing is trained."""
     from ranking import registry
     from ranking.ranker import load_ranker
 
-    known = registry.versions(settings)
-    if not known:
+    version = registry.serving_version(settings)
+    if version is None:
         return None
     if (
         current is not None
-        and getattr(current, "version", None) == known[-1]
-        and getattr(current, "revision", None) == registry.revision(settings, known[-1])
+        and getattr(current, "version", None) == version
+        and getattr(current, "revision", None) == registry.revision(settings, version)
     ):
         return current
     try:
         ranker: Ranker = load_ranker(
             settings,
-            known[-1],
+            version,
             milvus_timeout_s=settings.engram_milvus_timeout_ms / 1000,
             redis_timeout_s=settings.engram_store_timeout_ms / 1000,
         )
     except EngramError as error:
-        log.warning("model %s not loaded: %s", known[-1], error)
+        log.warning("model %s not loaded: %s", version, error)
         return current
-    log.info("model %s loaded", known[-1])
+    log.info("model %s loaded", version)
     return ranker
 
 

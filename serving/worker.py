@@ -10,7 +10,7 @@
   the API's JSON error shape (serving/errors.py) here.
 - gunicorn's error log quoted the request line and headers of a bad request, and so any key
   sent in a query string and any user id in the path: it names the client and the kind of
-  error only here. The access log format is serving/access_log.py's.
+  error only here. The log lines are serving/logs.py's.
 """
 
 from __future__ import annotations

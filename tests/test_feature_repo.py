@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+import time
+import urllib.request
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,13 @@ from feast.repo_operations import parse_repo
 from feast.types import Array, Float32, Float64, Int64, String, UnixTimestamp
 
 from core.settings import Settings
-from core.stores.feature_store import FEATURE_REPO, feast_environment, repo_config, repo_objects
+from core.stores.feature_store import (
+    FEATURE_REPO,
+    feast_environment,
+    repo_config,
+    repo_objects,
+)
+from core.stores.local_redis import free_port
 from pipelines.feature_specs import ITEM_FEATURES, USER_FEATURES, FeatureSpec
 
 FEAST_TYPES = {
@@ -172,3 +184,34 @@ def test_the_feast_cli_reads_the_same_config_from_the_environment(
     assert by_cli.online_store.connection_string == "127.0.0.1:6390,db=3"
     assert by_engram.offline_store.type == by_cli.offline_store.type == "duckdb"
     assert by_engram.entity_key_serialization_version == 3
+
+
+def test_feast_ui_serves_the_repo(tmp_path: Path, redis_server: str) -> None:
+    """`feast ui` in feature_repo/ with `engram feast-env`'s variables answers with the project."""
+    settings = Settings(engram_home=tmp_path / "home", redis_url=redis_server)
+    settings.engram_home.mkdir()
+    port = free_port()
+    env = {**os.environ, **feast_environment(settings, redis_server)}
+    command = [str(Path(sys.executable).with_name("feast")), "ui", "--host", "127.0.0.1"]
+    ui = subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=FEATURE_REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert ui.poll() is None, ui.stderr.read().decode()[-2000:] if ui.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/projects-list.json") as got:
+                    projects = json.load(got)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "feast ui did not answer within 90 s"
+                time.sleep(0.5)
+        assert [p["id"] for p in projects["projects"]] == ["engram"]
+    finally:
+        ui.terminate()
+        ui.wait(timeout=10)

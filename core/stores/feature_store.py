@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from core.errors import ConfigError
+from core.locks import exclusive
 from core.settings import Settings
 from core.stores.feast_codec import feast_connection_string
 
@@ -82,11 +83,19 @@ def repo_config(
 def open_store(
     settings: Settings, redis_url: str, *, repo_path: Path = FEATURE_REPO
 ) -> FeatureStore:
-    """Engram's FeatureStore; the registry (SQLite in ENGRAM_HOME) is created on first use."""
+    """Engram's FeatureStore; the registry (SQLite in ENGRAM_HOME) is created on first use.
+
+    Processes opening one home at once (an API's workers, say) take turns: two creating the
+    registry's tables together make one of them fail."""
     from feast import FeatureStore
 
-    settings.engram_home.mkdir(parents=True, exist_ok=True)
-    return FeatureStore(config=repo_config(settings, redis_url, repo_path=repo_path))
+    config = repo_config(settings, redis_url, repo_path=repo_path)
+    with exclusive(_registry_lock(settings)):
+        return FeatureStore(config=config)
+
+
+def _registry_lock(settings: Settings) -> Path:
+    return settings.engram_home / ".feast-registry.lock"
 
 
 def snapshot_path(settings: Settings, declared: str) -> str:
@@ -131,7 +140,7 @@ def repo_objects(settings: Settings, *, repo_path: Path = FEATURE_REPO) -> list[
 def apply_repo(store: FeatureStore, settings: Settings, *, repo_path: Path = FEATURE_REPO) -> int:
     """Register the repo's objects; safe to repeat (materialization intervals are kept)."""
     objects = repo_objects(settings, repo_path=repo_path)
-    with warnings.catch_warnings():
+    with exclusive(_registry_lock(settings)), warnings.catch_warnings():
         # Feast flags every on-demand view as experimental on each apply; it is noise here.
         warnings.filterwarnings("ignore", "On demand feature view is an experimental feature")
         store.apply(objects)

@@ -10,6 +10,7 @@ server's recorded address up again when it moved to another port.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -127,6 +128,7 @@ def connect_milvus(settings: Settings, timeout_s: float | None = None) -> Any:
     from pymilvus import MilvusClient
     from pymilvus.exceptions import MilvusException
 
+    _quiet_iterators()
     if timeout_s is not None:
         return _BoundedClient(lambda: locate_milvus_uri(settings), timeout_s)
     uri = resolve_milvus_uri(settings)
@@ -134,6 +136,18 @@ def connect_milvus(settings: Settings, timeout_s: float | None = None) -> Any:
         return MilvusClient(uri=uri)
     except MilvusException as error:
         raise ServiceUnavailableError("milvus", f"{uri}: {error.message}") from error
+
+
+def _drop_session_ts_warning(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("failed to get mvccTs")
+
+
+def _quiet_iterators() -> None:
+    """Milvus 2.3 (the embedded server) gives query iterators no session timestamp; pymilvus
+    then uses its own clock, as it should, but warns on every iterator. Only that line goes."""
+    log = logging.getLogger("pymilvus.client.iterator.query_iterator")
+    if _drop_session_ts_warning not in log.filters:
+        log.addFilter(_drop_session_ts_warning)
 
 
 class _BoundedClient:

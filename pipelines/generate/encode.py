@@ -14,22 +14,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.contract import SIGNAL_TYPES, UTC_TS
+from core.contract import SIGNAL_SCHEMA, SIGNAL_TYPES, UTC_TS
 from pipelines.generate.build import Dataset, utc_offset_text
 from pipelines.generate.events import DEVICES, SESSION_PREFIXES, SPEAKERS
 
-PARQUET_SCHEMA = pa.schema(
-    [
-        pa.field("event_id", pa.string(), nullable=False),
-        pa.field("user_id", pa.string(), nullable=False),
-        pa.field("ts", UTC_TS, nullable=False),
-        pa.field("type", pa.string(), nullable=False),
-        pa.field("item_id", pa.string()),
-        pa.field("value", pa.float64()),
-        pa.field("text", pa.string()),
-        pa.field("context", pa.string()),  # the context object as JSON text
-    ]
-)
+PARQUET_SCHEMA = SIGNAL_SCHEMA
 _DAY_S = 86_400
 _FLOAT_STEP_MS = 125
 _SESSION_DIGITS = 6

@@ -17,7 +17,6 @@ shares the block's memory. Parsing and validation happen later, in `normalize`.
 
 from __future__ import annotations
 
-import glob as globbing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from core.errors import SourceError
+from pipelines.sources.files import source_files
 
 RAW_SCHEMA = pa.schema(
     [
@@ -46,19 +46,7 @@ _BLANK_FIRST_BYTES = frozenset(b" \t\r\n\x0b\x0c")
 
 def jsonl_files(path: Path) -> list[Path]:
     """The files a path names: itself, the *.jsonl files of a directory, or a glob's matches."""
-    if any(char in str(path) for char in "*?["):
-        files = sorted(Path(name) for name in globbing.glob(str(path)) if Path(name).is_file())
-        if not files:
-            raise SourceError(str(path), "the pattern matches no file")
-        return files
-    if path.is_dir():
-        files = sorted(child for child in path.glob("*.jsonl") if child.is_file())
-        if not files:
-            raise SourceError(str(path), "the directory holds no *.jsonl file")
-        return files
-    if not path.is_file():
-        raise SourceError(str(path), "no such file")
-    return [path]
+    return source_files(path, "*.jsonl")
 
 
 def read_jsonl(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:

@@ -14,30 +14,18 @@ isAdjustedToUTC=true, or RFC 3339 strings).
 
 from __future__ import annotations
 
-import glob as globbing
 from pathlib import Path
 
 import duckdb
 
 from core.errors import SourceError
 from pipelines.signal_rules import FIELDS, REQUIRED_TYPED_COLUMNS
+from pipelines.sources.files import source_files
 
 
 def parquet_files(path: Path) -> list[Path]:
     """The files a path names: itself, the *.parquet files of a directory, or a glob's matches."""
-    if any(char in str(path) for char in "*?["):
-        files = sorted(Path(name) for name in globbing.glob(str(path)) if Path(name).is_file())
-        if not files:
-            raise SourceError(str(path), "the pattern matches no file")
-        return files
-    if path.is_dir():
-        files = sorted(child for child in path.glob("*.parquet") if child.is_file())
-        if not files:
-            raise SourceError(str(path), "the directory holds no *.parquet file")
-        return files
-    if not path.is_file():
-        raise SourceError(str(path), "no such file")
-    return [path]
+    return source_files(path, "*.parquet")
 
 
 def read_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> duckdb.DuckDBPyRelation:

@@ -81,7 +81,7 @@ class StreamContext:
     items: OnlineWriter
     marks: RejectionMarks
     memory: MemorySink | None = None
-    # The checking query planned once for the context (a fresh plan costs 50-90 ms a batch).
+    # The checking query planned once for the context: planning it for every batch is costly.
     normalizer: RecordNormalizer | None = None
     _catalog: pa.Table | None = None
     _catalog_mtime: float = -1.0

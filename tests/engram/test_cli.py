@@ -22,8 +22,10 @@ OWNERS = {
     "train": "ranking.cli",
     "eval": "ranking.cli",
     "rank": "ranking.cli",
+    "models": "ranking.cli",
     "forget": "forget.cli",
     "serve": "serving.cli",
+    "keys": "serving.cli",
     "loadtest": "loadtest.cli",
 }
 

@@ -16,6 +16,7 @@ from pymilvus import MilvusClient
 from core.settings import Settings, get_settings
 from core.stores.feast_codec import redis_key
 from engram.cli import main
+from memory.ingest import TEXT_SIGNAL_TYPES
 from memory.store import DEFAULT_COLLECTION, milvus_literal
 from pipelines import dead_letter, duck, event_store
 from pipelines.batch import run_ingest
@@ -243,19 +244,27 @@ def test_cli_search_list_batch_and_forget(
     assert rows_of(milvus_uri, "bob") != []
 
 
-def test_cli_ingest_skips_memories_when_no_milvus_runs(
-    tmp_path: Path, signals_file: Path, monkeypatch: pytest.MonkeyPatch
+def test_cli_ingest_without_text_starts_no_milvus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Memories are on by default; a source with no text signal needs neither Milvus nor a model."""
+    views = tmp_path / "views.jsonl"
+    views.write_text(
+        "\n".join(
+            json.dumps(signal) for signal in SIGNALS if signal["type"] not in TEXT_SIGNAL_TYPES
+        )
+        + "\n"
+    )
     monkeypatch.setenv("ENGRAM_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MILVUS_URI", raising=False)
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(main, ["ingest", str(signals_file), "--json"])
+        result = CliRunner().invoke(main, ["ingest", str(views), "--json"])
     finally:
         get_settings.cache_clear()
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.splitlines()[-1])["memories"] == {}
-    assert "memories: skipped" in result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["accepted"] > 0 and summary["memories"]["signals"] == 0
     assert not (tmp_path / "home" / "services" / "milvus").exists()
 
 

@@ -166,6 +166,21 @@ def test_memories_of_other_users_never_merge() -> None:
     assert plan([theirs], [mine]).inserted == 1
 
 
+def test_a_scope_is_a_space_of_its_own_and_placements_are_reported() -> None:
+    mine = v(memory("m1", "Likes jazz"))
+    scoped = v(memory("m2", "Likes jazz", at=1).evolve(scope="agent-1"))
+    changes = plan([scoped], [mine])
+    assert changes.inserted == 1 and changes.placed == {"m2": "m2"}
+    again = v(memory("m3", "likes jazz", at=2).evolve(scope="agent-1"))
+    changes = plan([again], [mine, scoped])
+    assert changes.merged == 1 and changes.placed == {"m3": "m2"}  # the scoped one, not m1
+    # A slot's chain is per scope: another scope's value supersedes nothing here.
+    boston = location("m4", "Boston", at=0)
+    seattle = v(location("m5", "Seattle", at=5).memory.evolve(scope="agent-1"))
+    changes = plan([seattle], [boston])
+    assert (changes.inserted, changes.superseded, changes.replacing) == (1, 0, [])
+
+
 # --- supersession ------------------------------------------------------------------------------
 
 

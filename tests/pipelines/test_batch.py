@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from core.settings import Settings
 from engram.cli import main
-from pipelines import dead_letter
+from pipelines import dead_letter, duck, event_store, feature_snapshots
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir, run_ingest
 from pipelines.generate import GenerateConfig, load_truth, write_dataset
 
@@ -106,6 +106,7 @@ def test_cli_json_summary_has_the_documented_keys(settings: Settings, dataset: P
             "--catalog",
             str(dataset / "catalog.jsonl"),
             "--json",
+            "--no-memories",
             "--as-of",
             "2026-11-01T00:00:00Z",
         ],
@@ -159,3 +160,20 @@ def test_small_batches_store_the_same_events(
         return event_store.scan(duck.connect(home), home).project(columns).fetchall()
 
     assert stored(small) == stored(settings)
+
+
+def test_the_sample_user_is_active_in_the_last_day_and_wrote_the_most(
+    settings: Settings, dataset: Path
+) -> None:
+    _ingest(settings, dataset)
+    con = duck.connect(settings)
+    user = feature_snapshots.sample_user(con, settings)
+    per_user = event_store.scan(con, settings).aggregate(
+        "user_id, max(ts) AS last, count(*) FILTER (WHERE type IN ('message', 'review')"
+        " AND coalesce(speaker, 'user') = 'user') AS written",
+        "user_id",
+    )
+    rows = {r[0]: r[1:] for r in per_user.fetchall()}
+    newest = max(last for last, _ in rows.values())
+    recent = {u: written for u, (last, written) in rows.items() if last > newest - timedelta(1)}
+    assert user in recent and recent[user] == max(recent.values()) > 0

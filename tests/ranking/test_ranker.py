@@ -19,10 +19,12 @@ from memory.embed import Embedder
 from pipelines.batch import run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
 from pipelines.materialize import materialize_incremental
+from ranking import registry
 from ranking.candidates import generate
 from ranking.fit import train_and_save
 from ranking.ranker import Ranker, load_ranker
 from ranking.train import training_matrix
+from serving.wiring import load_model
 from tests.feature_home import AS_OF
 
 REDIS_DB = 9
@@ -123,3 +125,16 @@ def test_the_served_ranker_degrades_within_the_redis_timeout(
     time.sleep(2.1)  # the breaker's cool-down
     assert client.post("/v1/rank", json=body).json["degraded"] is False  # type: ignore[index]
     app.extensions["engram"].close()
+
+
+def test_serving_follows_a_pin_and_goes_back_to_the_latest(ranker: Ranker) -> None:
+    settings = ranker.settings
+    trained = registry.load(settings)
+    meta = {k: v for k, v in trained.meta.items() if k not in ("version", "created_at")}
+    newer = registry.save(settings, trained.booster, trained.sources, meta)
+    registry.pin(settings, trained.version)
+    served = load_model(settings)
+    assert served is not None and served.version == trained.version
+    registry.unpin(settings)
+    served = load_model(settings, served)
+    assert served is not None and served.version == newer

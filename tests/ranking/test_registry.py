@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+
 import lightgbm as lgb
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from core.errors import ModelNotFoundError
-from core.settings import Settings
+from core.errors import InvalidInputError, ModelNotFoundError
+from core.settings import Settings, get_settings
+from engram.cli import main
 from ranking import registry
 
 
@@ -33,3 +38,49 @@ def test_a_missing_model_is_a_clear_error(settings: Settings) -> None:
     registry.save(settings, booster(), {}, {"features": []})
     with pytest.raises(ModelNotFoundError):
         registry.load(settings, "v19990101-000000")
+
+
+def test_a_pin_chooses_what_serves_until_unpinned(settings: Settings) -> None:
+    assert registry.serving_version(settings) is None
+    first = registry.save(settings, booster(), {}, {"features": []})
+    second = registry.save(settings, booster(), {}, {"features": []})
+    assert registry.serving_version(settings) == second
+    registry.pin(settings, first)
+    third = registry.save(settings, booster(), {}, {"features": []})
+    assert registry.pinned(settings) == first and registry.serving_version(settings) == first
+    assert registry.versions(settings) == [first, second, third]  # the pin is not a version
+    registry.unpin(settings)
+    assert registry.serving_version(settings) == third
+    with pytest.raises(ModelNotFoundError):
+        registry.pin(settings, "v19990101-000000")
+    with pytest.raises(InvalidInputError):
+        registry.pin(settings, "../elsewhere")
+
+
+@pytest.fixture
+def cli_home(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The settings' home as the CLI's (the group reads its settings from the environment)."""
+    monkeypatch.setenv("ENGRAM_HOME", str(settings.engram_home))
+    get_settings.cache_clear()
+    yield settings
+    get_settings.cache_clear()
+
+
+def test_models_commands_list_pin_and_unpin(cli_home: Settings) -> None:
+    settings = cli_home
+    first = registry.save(settings, booster(), {}, {"features": [], "metrics": {}})
+    second = registry.save(settings, booster(), {}, {"features": [], "metrics": {}})
+    runner = CliRunner()
+
+    def listed() -> list[dict[str, object]]:
+        result = runner.invoke(main, ["models", "list", "--json"])
+        assert result.exit_code == 0, result.output
+        return [json.loads(line) for line in result.output.splitlines()]
+
+    assert [(r["version"], r["serving"]) for r in listed()] == [(first, False), (second, True)]
+    assert runner.invoke(main, ["models", "pin", first]).exit_code == 0
+    assert [(r["serving"], r["pinned"]) for r in listed()] == [(True, True), (False, False)]
+    refused = runner.invoke(main, ["models", "pin", "v19990101-000000"])
+    assert refused.exit_code != 0 and "v19990101-000000" in refused.output
+    assert runner.invoke(main, ["models", "unpin"]).exit_code == 0
+    assert [r["serving"] for r in listed()] == [False, True]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner
 
@@ -86,3 +88,11 @@ def test_a_key_in_the_query_string_is_refused_on_every_route(
             assert answer.json is not None and answer.json["field"] == name
             assert "Authorization: Bearer" in answer.json["detail"]
             assert KEYS["read"] not in answer.get_data(as_text=True)
+
+
+def test_bad_llm_settings_stop_the_start(tmp_path: Path) -> None:
+    from serving.app import create_app
+
+    settings = Settings(engram_home=tmp_path, engram_llm_base_url="ftp://model.local")
+    with pytest.raises(ConfigError, match="engram_llm_base_url"):
+        create_app(settings, {"ENGRAM_AUTH": False})

@@ -88,8 +88,9 @@ def test_serve_refuses_to_start_without_keys(
         result = CliRunner().invoke(main, ["serve", "--port", "1"])
     finally:
         get_settings.cache_clear()
+        local_redis.stop_redis(tmp_path / "home" / "services" / "redis")  # where issued keys live
     assert result.exit_code == 1
-    assert "ENGRAM_API_KEYS" in result.output
+    assert "ENGRAM_API_KEYS" in result.output and "engram keys create" in result.output
 
 
 def _timed(url: str, body: Any = None) -> tuple[int, Any, float]:

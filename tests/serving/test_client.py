@@ -25,7 +25,15 @@ CONFIG = f"package_name_override: {PACKAGE}\npost_hooks: []\n"
 OPERATIONS = {
     "signals": {"post_signals"},
     "features": {"get_features"},
-    "memories": {"list_memories", "search_memories", "delete_memory"},
+    "memories": {
+        "add_memories",
+        "list_memories",
+        "get_memory",
+        "search_memories",
+        "update_memory",
+        "memory_history",
+        "delete_memory",
+    },
     "ranking": {"rank"},
     "users": {"forget_user"},
     "service": {"healthz", "readyz", "metrics", "openapi"},

@@ -247,10 +247,39 @@ def test_the_logs_hold_no_key_no_user_id_and_no_query(server: Server) -> None:
     everything = access + server.error_log.read_text()
     for secret in (SECRET_USER, SECRET_KEY, *KEYS.values(), "api_key", "token="):
         assert secret not in everything, secret
-    lines = re.findall(r'"(GET|DELETE) (\S+)" (\d{3}) \d+ \d+ms$', access, re.MULTILINE)
-    assert ("GET", "/v1/users/<user_id>/features", "404") in lines
-    assert ("GET", "/v1/users/<user_id>/memories", "401") in lines
-    assert ("DELETE", "/v1/users/<user_id>", "401") in lines
+    lines = {(e["method"], e["route"], e["status"]) for e in _access_lines(server)}
+    assert ("GET", "/v1/users/<user_id>/features", 404) in lines
+    assert ("GET", "/v1/users/<user_id>/memories", 401) in lines
+    assert ("DELETE", "/v1/users/<user_id>", 401) in lines
+
+
+def _access_lines(server: Server) -> list[dict[str, Any]]:
+    """The access log's lines, each one JSON object."""
+    entries = [json.loads(line) for line in server.access_log.read_text().splitlines()]
+    return [e for e in entries if e["logger"] == "gunicorn.access"]
+
+
+def test_each_answer_carries_its_request_id_and_so_does_its_log_line(server: Server) -> None:
+    write = {"Authorization": f"Bearer {KEYS['write']}", "Content-Type": "application/json"}
+    text = "my sister Ines-7c1e lives in Porto"
+    signal = {"event_id": "rid-1", "user_id": "rid_user", "ts": "2026-11-01T00:00:00Z"}
+    body = json.dumps([{**signal, "type": "message", "text": text}]).encode()
+    given = urllib.request.Request(
+        f"{server.base}/v1/signals",
+        data=body,
+        headers={**write, "X-Request-ID": "client-req.42"},
+    )
+    with urllib.request.urlopen(given) as answer:
+        assert answer.status == 202 and answer.headers["X-Request-ID"] == "client-req.42"
+    odd = urllib.request.Request(f"{server.base}/healthz", headers={"X-Request-ID": "a b\u00e9"})
+    with urllib.request.urlopen(odd) as answer:
+        made = answer.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    time.sleep(0.5)  # the workers' log lines reach the files
+    by_id = {e["request_id"]: e for e in _access_lines(server)}
+    assert by_id["client-req.42"]["route"] == "/v1/signals" and by_id[made]["status"] == 200
+    everything = server.access_log.read_text() + server.error_log.read_text()
+    assert "Ines-7c1e" not in everything and "Porto" not in everything
 
 
 def test_a_query_key_is_answered_401_saying_how_to_send_it(server: Server) -> None:
