@@ -136,7 +136,8 @@ def rank_index(
     period = named_period(query)
     if period is not None:
         fused[rows] += weights.period * index.within(*period)[rows]
-    # Each live episode borrows from its best live neighbour (a dead one lends nothing).
+    # Each live episode closes part of the gap to its best live neighbour (a dead one lends
+    # nothing); a turn already above its neighbours keeps its score.
     floor = float(fused[rows].min())
     lent = np.where(live, fused, floor)
     neighbours = index.neighbours[rows]
