@@ -325,7 +325,14 @@ def bench_recall(
         "hybrid": DEFAULT_WEIGHTS,
         "hybrid_without_lexical": replace(DEFAULT_WEIGHTS, dense=1.0, lexical=0.0),
         "memories_dense_only": Weights(
-            dense=1.0, lexical=0.0, recency=0.0, confidence=0.0, episode=1.0
+            dense=1.0,
+            lexical=0.0,
+            named=0.0,
+            context=0.0,
+            reply=0.0,
+            recency=0.0,
+            confidence=0.0,
+            episode=1.0,
         ),
     }
     for query in queries:

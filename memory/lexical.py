@@ -1,9 +1,13 @@
-"""Lexical scoring of memories: Okapi BM25 over a small set of texts, computed in process.
+"""Lexical scoring of memories: Okapi BM25 computed in process.
 
-Milvus 2.3 has no full-text or sparse-vector search, so the lexical half of hybrid search scores
-the candidate memories the dense search returned (all of a user's live memories when they fit in
-the candidate pool; see memory.service). A user holds tens to hundreds of memories, so an index
-built per query costs well under a millisecond and can never be stale; no cache is kept.
+Milvus 2.3 has no full-text or sparse-vector search, so the lexical half of hybrid search runs
+here. `LexicalIndex` is what search uses: postings of word stems built once per user's memories
+(memory.index, cached by memory.service until the user's memories change), scored per query with
+numpy, one posting list per query term. `BM25` and `normalized_scores` score a handful of texts
+without an index (tests, benchmarks).
+
+Stems (`stem`) fold the inflections of one word so "painted", "painting" and "paints" meet
+"paint": a few English suffixes stripped, nothing learned; "hiking" and "hike" both become "hik".
 """
 
 from __future__ import annotations
@@ -44,6 +48,70 @@ def terms(text: str) -> list[str]:
             word = word[:-1]
         out.append(word)
     return out
+
+
+def stem(word: str) -> str:
+    """A light stem: one of -ing, -ed, -es, -s, -ly stripped (3 letters kept), then a doubled
+    final consonant and a final "e" ("running" -> run, "hiked" -> hik, "hike" -> hik)."""
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("e"):
+        word = word[:-1]
+    return word
+
+
+_SUFFIXES = ("ing", "ed", "es", "s", "ly")
+
+
+def stems(text: str) -> list[str]:
+    """The stems of the content words of `text` (`terms`, then `stem`)."""
+    return [stem(word) for word in terms(text)]
+
+
+class LexicalIndex:
+    """BM25 over a fixed list of documents, as postings of stems: built once, scored per query
+    with one vectorised step per query term (no loop over documents)."""
+
+    def __init__(self, documents: Sequence[str]) -> None:
+        postings: dict[str, tuple[list[int], list[int]]] = {}
+        lengths = np.zeros(len(documents), dtype=np.float64)
+        for position, text in enumerate(documents):
+            counts = Counter(stems(text))
+            lengths[position] = sum(counts.values())
+            for term, tf in counts.items():
+                docs, tfs = postings.setdefault(term, ([], []))
+                docs.append(position)
+                tfs.append(tf)
+        self.size = len(documents)
+        self._postings = {
+            term: (np.array(docs, dtype=np.int64), np.array(tfs, dtype=np.float64))
+            for term, (docs, tfs) in postings.items()
+        }
+        average = float(lengths.mean()) if self.size and lengths.mean() > 0 else 1.0
+        self._norm = K1 * (1.0 - B + B * lengths / average)
+
+    def idf(self, term: str) -> float:
+        """Inverse document frequency of a stem, never negative (Lucene's "+1" variant)."""
+        df = len(self._postings[term][0]) if term in self._postings else 0
+        return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
+
+    def scores(self, query: str) -> tuple[npt.NDArray[np.float64], float]:
+        """One BM25 score per document, and the ceiling: what a document of average length
+        holding every query stem once scores (0.0 when the query has no content word)."""
+        out = np.zeros(self.size, dtype=np.float64)
+        ceiling = 0.0
+        for term in set(stems(query)):
+            weight = self.idf(term)
+            ceiling += weight
+            if term not in self._postings:
+                continue
+            docs, tf = self._postings[term]
+            out[docs] += weight * tf * (K1 + 1.0) / (tf + self._norm[docs])
+        return out, ceiling
 
 
 class BM25:

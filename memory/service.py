@@ -10,9 +10,13 @@ call, plan merges and supersessions (memory.lifecycle) and write the changes wit
 so they are searchable on return.
 
 Search: embed the query, ask Milvus for the user's `pool` nearest memories true at `as_of`
-(filtered on the server by user, time and kind), then rank them with lexical, recency and
-confidence parts (memory.search). When the pool comes back full the user may hold more live
-memories than it, so their texts are read too and lexical matches outside the pool join it.
+(filtered on the server by user, time and kind), then rank every live memory of the user with
+the index of them this service keeps (memory.index: vectors, BM25 postings, neighbours, times;
+ranked by memory.search). The index is read from Milvus once and kept for `INDEX_TTL` in an LRU
+of `INDEX_USERS` users; it is dropped when this service writes or forgets the user, and rebuilt
+when the fresh pool holds a memory it lacks or holds differently (another process wrote). Hits
+that did not come from the fresh pool are read again from Milvus before they are returned, so a
+memory forgotten or closed elsewhere is never answered from a stale index.
 
 Added memories (`add_memories`, memory.added) take the write path's lifecycle step: an
 application's statements are merged and superseded exactly as extracted ones. `update_memory`
@@ -22,9 +26,10 @@ corrects one memory and keeps the version it replaces (`history`).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -39,10 +44,11 @@ from memory.added import KEEP, Keep, NewMemory, added_memory, edited
 from memory.behaviour import search_burst_intents
 from memory.embed import DIM, Embedder
 from memory.extract import Extractor, RuleExtractor, TextSignal, episode_memory
+from memory.index import MemoryIndex
 from memory.lifecycle import Vectored, plan, text_key, unseen
 from memory.llm_extract import ExtractReport, LLMExtractor, llm_config
 from memory.records import Memory, ScoredMemory
-from memory.search import DEFAULT_WEIGHTS, Weights, rank
+from memory.search import DEFAULT_WEIGHTS, Weights, rank_index
 from memory.store import DEFAULT_COLLECTION, MilvusMemoryStore, Version, checked_id
 
 POOL = 100  # dense candidates per search (at least k): more than most users' live memories
@@ -55,6 +61,12 @@ USERS_PER_READ = 200
 # How long a forget waits for the compaction that removes deleted rows from disk; one that
 # takes longer still finishes on the server.
 PURGE_TIMEOUT_S = 30.0
+# Users whose search index is kept, and for how long at most: an index of 600 memories holds
+# ~2 MB of vectors (its own and the context ones), one of 50 memories ~150 KB. Writes by
+# another process reach an index through the fresh dense pool at once when they rank near the
+# query, and through the expiry otherwise.
+INDEX_USERS = 256
+INDEX_TTL_S = 300.0
 
 
 @dataclass
@@ -103,6 +115,8 @@ class MemoryService:
         self._search_bursts = search_bursts
         self._pool = pool
         self.weights = weights
+        self._indexes: OrderedDict[str, tuple[float, MemoryIndex]] = OrderedDict()
+        self._indexes_lock = threading.Lock()
         # Reads added and edited texts for their kind, slot and value (memory.added): always the
         # rules, also when a model extracts, since they are cheap and need no network.
         self._rules = RuleExtractor()
@@ -204,6 +218,7 @@ class MemoryService:
         old_vector = _vector(old.vector)
         vector = old_vector if new.text == old.memory.text else self.embedder.embed([new.text])[0]
         self.store.revise(old.memory, old_vector, new, vector, at)
+        self._drop_indexes([user_id])
         return new
 
     def get_memory(self, user_id: str, memory_id: str) -> Memory | None:
@@ -260,6 +275,7 @@ class MemoryService:
         summary.superseded += changes.superseded
         summary.unchanged += changes.unchanged
         summary.written += len(changes.writes)
+        self._drop_indexes(users)
         if changes.writes:
             self.store.write(
                 [item.memory for item in changes.writes],
@@ -288,19 +304,93 @@ class MemoryService:
         wanted = None if kinds is None else sorted(set(kinds))
         vector = self.embedder.embed([query])[0]
         pool = max(self._pool, k)
-        hits = self.store.search(user_id, vector, limit=pool, as_of=at, kinds=wanted, scope=scope)
-        candidates = [stored.memory for stored, _ in hits]
-        dense = [score for _, score in hits]
-        if len(hits) == pool:
-            # The user may hold more live memories than the pool: give lexical matches outside
-            # it the pool's lowest dense score, an upper bound of their own.
-            inside = {memory.memory_id for memory in candidates}
-            floor = min(dense)
-            for stored in self.store.fetch([user_id], as_of=at, kinds=wanted, scope=scope):
-                if stored.memory.memory_id not in inside:
-                    candidates.append(stored.memory)
-                    dense.append(floor)
-        return rank(query, candidates, dense, as_of=at, k=k, kinds=wanted, weights=self.weights)
+        fresh = {
+            stored.memory.memory_id: stored.memory
+            for stored, _ in self.store.search(
+                user_id, vector, limit=pool, as_of=at, kinds=wanted, scope=scope
+            )
+        }
+        if not fresh:
+            return []
+        index = self._index(user_id, fresh)
+        # The service builds every index with vectors.
+        assert index.vectors is not None and index.context_vectors is not None
+        query_vector = np.asarray(vector, dtype=np.float32)
+        hits = rank_index(
+            query,
+            index,
+            (index.vectors @ query_vector).astype(np.float64),
+            as_of=at,
+            k=k,
+            kinds=wanted,
+            weights=self.weights,
+            context_dense=(index.context_vectors @ query_vector).astype(np.float64),
+            scope=scope,
+        )
+        return self._checked(user_id, hits, fresh, at, wanted, scope)
+
+    def _index(self, user_id: str, fresh: dict[str, Memory]) -> MemoryIndex:
+        """The user's search index: the kept one while it is young and agrees with the fresh
+        pool, else one read from the store (every memory of the user, with vectors)."""
+        with self._indexes_lock:
+            kept = self._indexes.get(user_id)
+            if kept is not None:
+                self._indexes.move_to_end(user_id)
+        if kept is not None and time.monotonic() - kept[0] < INDEX_TTL_S:
+            index = kept[1]
+            rows = index.rows
+            if all(
+                memory_id in rows and index.memories[rows[memory_id]] == memory
+                for memory_id, memory in fresh.items()
+            ):
+                return index
+        stored = self.store.fetch([user_id], with_vectors=True)
+        vectors = (
+            np.stack([_vector(item.vector) for item in stored])
+            if stored
+            else np.zeros((0, self.embedder.dim), dtype=np.float32)
+        )
+        index = MemoryIndex.build([item.memory for item in stored], vectors)
+        with self._indexes_lock:
+            self._indexes[user_id] = (time.monotonic(), index)
+            self._indexes.move_to_end(user_id)
+            while len(self._indexes) > INDEX_USERS:
+                self._indexes.popitem(last=False)
+        return index
+
+    def _checked(
+        self,
+        user_id: str,
+        hits: list[ScoredMemory],
+        fresh: dict[str, Memory],
+        at: datetime,
+        kinds: list[str] | None,
+        scope: str | None,
+    ) -> list[ScoredMemory]:
+        """`hits` as the store holds them now: hits outside the fresh pool are read again
+        (true at `at`), and those gone or changed are dropped along with the stale index."""
+        unsure = [hit.memory.memory_id for hit in hits if hit.memory.memory_id not in fresh]
+        if not unsure:
+            return hits
+        now = {
+            item.memory.memory_id: item.memory
+            for item in self.store.fetch(
+                [user_id], as_of=at, kinds=kinds, memory_ids=unsure, scope=scope
+            )
+        }
+        kept = [
+            hit
+            for hit in hits
+            if fresh.get(hit.memory.memory_id, now.get(hit.memory.memory_id)) == hit.memory
+        ]
+        if len(kept) < len(hits):
+            self._drop_indexes([user_id])
+        return kept
+
+    def _drop_indexes(self, user_ids: Iterable[str]) -> None:
+        with self._indexes_lock:
+            for user_id in user_ids:
+                self._indexes.pop(user_id, None)
 
     def list(
         self,
@@ -321,6 +411,7 @@ class MemoryService:
         """Delete every memory of the user and compact the collection, so they leave its
         segments on disk too (core/stores/log_retention.py); returns how many were deleted."""
         deleted = self.store.delete_user(user_id)
+        self._drop_indexes([user_id])
         if deleted:
             self.store.purge(purge_timeout_s)
         return deleted
@@ -328,7 +419,9 @@ class MemoryService:
     def forget_memory(self, user_id: str, memory_id: str) -> bool:
         """Delete one memory of the user and its history; False when the user holds no such
         memory."""
-        return self.store.delete_memories(user_id, [memory_id]) > 0
+        deleted = self.store.delete_memories(user_id, [memory_id]) > 0
+        self._drop_indexes([user_id])
+        return deleted
 
 
 def _vector(vector: Any) -> np.ndarray:

@@ -136,3 +136,55 @@ def test_hits_carry_their_score_parts() -> None:
 def test_recency_halves_every_half_life() -> None:
     assert recency(memory("a", "x", age_days=0), NOW) == 1.0
     assert abs(recency(memory("a", "x", age_days=30), NOW) - 0.5) < 1e-9
+
+
+# --- what a conversation adds ----------------------------------------------------------------
+
+
+def test_the_reply_to_a_matching_turn_comes_along() -> None:
+    def said(memory_id: str, text: str, minutes: float) -> Memory:
+        at = NOW - timedelta(days=3) + timedelta(minutes=minutes)
+        return memory(memory_id, text, kind="episode", confidence=1.0).evolve(
+            valid_from=at, created_at=at, updated_at=at
+        )
+
+    asked = said("asked", "What did you paint last week?", 0)
+    reply = said("reply", "A sunset over the lake!", 0.5)
+    other = said("other", "We went to the beach", 24 * 60)  # the next day's conversation
+    filler = [said(f"f{i}", f"filler {i}", 3 * 24 * 60 + i) for i in range(6)]
+    dense = [0.7, 0.2, 0.3] + [0.1] * 6
+    got = ids("what did she paint", [asked, reply, other, *filler], dense)
+    assert got[:3] == ["asked", "reply", "other"]
+    alone = ids(
+        "what did she paint", [asked, reply, other, *filler], dense, weights=Weights(context=0.0)
+    )
+    assert alone.index("reply") > alone.index("other")
+
+
+def test_a_question_naming_a_person_prefers_their_own_lines() -> None:
+    mine = memory("mine", "Melanie: we went camping", kind="episode")
+    theirs = memory("theirs", "Caroline: we went camping", kind="episode")
+    assert ids("where did Melanie go camping", [theirs, mine], [0.5, 0.5]) == ["mine", "theirs"]
+    assert ids("where did Caroline go camping", [theirs, mine], [0.5, 0.5]) == ["theirs", "mine"]
+
+
+def test_inflections_match_lexically() -> None:
+    candidates = [memory("a", "I painted a sunrise"), memory("b", "I printed a sunrise")]
+    assert ids("when did she paint", candidates, [0.5, 0.5]) == ["a", "b"]
+
+
+def test_a_period_the_question_names_prefers_what_was_said_in_it() -> None:
+    def said(memory_id: str, at: datetime) -> Memory:
+        return memory(memory_id, "I started a new painting", kind="episode").evolve(
+            valid_from=at, created_at=at, updated_at=at
+        )
+
+    april, may = (
+        said("april", datetime(2026, 4, 12, tzinfo=UTC)),
+        said("may", NOW - timedelta(days=2)),
+    )
+    assert ids("what did she start painting in April 2026?", [april, may], [0.5, 0.5]) == [
+        "april",
+        "may",
+    ]
+    assert ids("what did she start painting?", [april, may], [0.5, 0.5]) == ["may", "april"]

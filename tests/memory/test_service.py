@@ -11,6 +11,7 @@ from pymilvus import MilvusClient
 
 from core.errors import InvalidInputError
 from memory import embed
+from memory.added import NewMemory
 from memory.extract import RuleExtractor, TextSignal
 from memory.records import ScoredMemory
 from memory.service import MemoryService, answer_queries
@@ -237,3 +238,40 @@ def test_search_arguments_are_checked(service: MemoryService) -> None:
         service.search(user(), "x", k=0)
     with pytest.raises(InvalidInputError, match="kinds"):
         service.search(user(), "x", k=3, kinds=["opinion"])
+
+
+def test_a_kept_index_never_answers_what_another_process_changed(service: MemoryService) -> None:
+    me = user()
+    service.remember(
+        [
+            says(me, 1, "I really love jazz", T0),
+            says(me, 2, "we have a cat at home, his name is Biscuit", T0 + timedelta(minutes=1)),
+            says(me, 3, "I moved to Seattle last year", T0 + timedelta(days=2)),
+        ]
+    )
+    # Another process: its own service, and so its own kept indexes, on the same store.
+    reader = MemoryService(service.store, service.embedder, service.extractor, pool=1)
+    [cat] = [
+        hit for hit in reader.search(me, "Biscuit the cat", k=5) if "Biscuit" in hit.memory.text
+    ]
+    assert service.forget_memory(me, cat.memory.memory_id)
+    assert cat.memory.memory_id not in [
+        hit.memory.memory_id for hit in reader.search(me, "Biscuit the cat", k=5)
+    ]
+    service.remember([says(me, 4, "we adopted a parrot called Kiwi", T0 + timedelta(days=3))])
+    assert "we adopted a parrot called Kiwi" in texts(reader.search(me, "Kiwi the parrot", k=2))
+
+
+def test_a_search_in_a_scope_sees_that_scope_and_a_correction_at_once(
+    service: MemoryService,
+) -> None:
+    me = user()
+    service.remember([says(me, 1, "I live in Boston", T0)])
+    [window] = service.add_memories(me, [NewMemory("Prefers window seats", scope="app-1")], now=T0)
+    service.add_memories(me, [NewMemory("Prefers aisle seats", scope="app-2")], now=T0)
+    assert texts(service.search(me, "seat preference", k=5, scope="app-1")) == [
+        "Prefers window seats"
+    ]
+    assert len(service.search(me, "seat preference", k=5)) == 4  # every scope: the index is kept
+    service.update_memory(me, window, text="Prefers exit rows", now=T0 + timedelta(hours=1))
+    assert texts(service.search(me, "seat preference", k=5, scope="app-1")) == ["Prefers exit rows"]
