@@ -122,7 +122,7 @@ def test_a_second_host_sees_what_the_first_applied_and_materialized(
     assert cache.stat().st_mtime == changed + 5
     os.utime(cache, (changed - 5, changed - 5))  # cached before it: read again
     assert load_layout(serving_host, redis_url) == layout
-    assert cache.stat().st_mtime > changed
+    assert cache.stat().st_mtime > changed - 5  # written again (now, maybe within that second)
 
 
 def test_an_unreachable_registry_has_no_change_time(tmp_path: Path) -> None:
