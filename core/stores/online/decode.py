@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from core.errors import InvalidInputError
 from core.stores.online.layout import ValueKind, value_kind
 from core.stores.online.value_proto import NULL_TIMESTAMP, TAG, Value
 from core.stores.online.varints import VECTOR_MIN, decode_varints
+from core.times import from_epoch_micros, join_epoch_micros
 
 _FROM_STRING = Value.FromString
 # Oneof fields whose Python value is already what Feast's to_dict returns.
@@ -28,7 +29,7 @@ _FIXED_ROWS = {
 
 
 def _to_datetime(seconds: int) -> datetime | None:
-    return None if seconds == NULL_TIMESTAMP else datetime.fromtimestamp(seconds, tz=UTC)
+    return None if seconds == NULL_TIMESTAMP else from_epoch_micros(join_epoch_micros(seconds))
 
 
 def decode_value(raw: bytes | None) -> Any:

@@ -34,6 +34,7 @@ def _valid(array: pa.Array) -> np.ndarray:
 def _epoch_seconds(array: pa.Array, field: str) -> np.ndarray:
     """Whole epoch seconds of a timestamp column in any Arrow unit (Feast stores seconds)."""
     if pa.types.is_timestamp(array.type):
+        # Arrow units per second, to floor a column in its own unit (Feast stores whole seconds).
         per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
         raw = array.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
         return np.floor_divide(raw, per_second[array.type.unit])

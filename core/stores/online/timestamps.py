@@ -58,10 +58,26 @@ def event_micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     return array.cast(pa.timestamp("us", tz=array.type.tz)).cast(pa.int64()).to_numpy()
 
 
-def stamp_micros(raw: bytes) -> int:
-    """Epoch microseconds of one stored `_ts:` value (exact; Feast writes no finer)."""
-    ts = Timestamp.FromString(raw)
-    return int(join_epoch_micros(ts.seconds, ts.nanos // 1000))
+def stamps_micros(raws: Sequence[bytes | None], missing: int) -> np.ndarray:
+    """Epoch microseconds (int64, exact: Feast writes no finer) of stored `_ts:` values, `missing`
+    where None; in one pass when every stamp holds whole seconds, else stamp by stamp."""
+    out = np.full(len(raws), missing, np.int64)
+    present = [i for i, raw in enumerate(raws) if raw is not None]
+    if not present:
+        return out
+    stored = [raw for raw in raws if raw is not None]
+    whole = decode_varints(stored, 0x08) if len(stored) >= VECTOR_MIN else None
+    if whole is not None:
+        out[present] = join_epoch_micros(whole)
+        return out
+    parse = Timestamp.FromString
+    seconds, nanos = [], []
+    for raw in stored:
+        stamp = parse(raw)
+        seconds.append(stamp.seconds)
+        nanos.append(stamp.nanos)
+    out[present] = join_epoch_micros(np.array(seconds, np.int64), np.array(nanos, np.int64) // 1000)
+    return out
 
 
 def stamp_seconds(raw: bytes) -> float:

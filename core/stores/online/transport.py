@@ -50,7 +50,8 @@ class RawConnection:
 
     def replies(self, count: int) -> list[Any]:
         """The next `count` replies, in order."""
-        return [self._connection.read_response(disable_decoding=True) for _ in range(count)]
+        read = self._connection.read_response
+        return [read(disable_decoding=True) for _ in range(count)]
 
     def __exit__(
         self,

@@ -25,7 +25,7 @@ from core.errors import InvalidInputError
 from core.stores.online import layout
 from core.stores.online.encode import encode_fixed, encode_values
 from core.stores.online.layout import ViewRef, feature_field, redis_keys
-from core.stores.online.timestamps import encode_event_timestamps, event_micros, stamp_micros
+from core.stores.online.timestamps import encode_event_timestamps, event_micros, stamps_micros
 from core.stores.online.transport import RawConnection
 from core.stores.online.value_proto import FIXED_WIDTH_KINDS
 from core.stores.online.varints import concat_to_list, constant
@@ -132,12 +132,8 @@ def _hmget_stamps(views: Sequence[ViewRef], keys: list[bytes]) -> bytes:
 
 def _read_stamps(connection: RawConnection, n_keys: int, n_views: int) -> np.ndarray:
     """Replies of `_hmget_stamps`: epoch µs per key and view, _NONE where Redis holds none."""
-    out = np.full((n_keys, n_views), _NONE, np.int64)
-    for i in range(n_keys):
-        for j, raw in enumerate(connection.reply()):
-            if raw is not None:
-                out[i, j] = stamp_micros(raw)
-    return out
+    stored = [raw for reply in connection.replies(n_keys) for raw in reply]
+    return stamps_micros(stored, _NONE).reshape(n_keys, n_views)
 
 
 def write_rows(
@@ -247,5 +243,4 @@ def write_view_rows(
 
 
 def _drain(connection: RawConnection, count: int) -> None:
-    for _ in range(count):
-        connection.reply()
+    connection.replies(count)

@@ -18,7 +18,7 @@ from core.stores.online.timestamps import (
     encode_event_timestamp,
     encode_event_timestamps,
     event_micros,
-    stamp_micros,
+    stamps_micros,
 )
 from core.stores.online.varints import matrix_to_list
 
@@ -58,11 +58,15 @@ def test_event_timestamps_drop_nanoseconds_like_feast() -> None:
     assert got == expected
 
 
-@given(st.lists(st.integers(-(2**50), 2**50), min_size=1, max_size=40))
-def test_stored_stamps_read_back_as_the_microseconds_written(micros: list[int]) -> None:
+@given(st.lists(st.integers(-(2**50), 2**50), min_size=1, max_size=40), st.booleans())
+def test_stored_stamps_read_back_as_the_micros_written(micros: list[int], whole: bool) -> None:
+    if whole:
+        micros = [m // 10**6 * 10**6 for m in micros] * 32  # whole seconds, 32+: one pass
     column = pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC"))
     assert event_micros(column).tolist() == micros
-    assert [stamp_micros(_stamp(m)) for m in micros] == micros
+    raws = [_stamp(m) for m in micros]
+    assert stamps_micros([*raws, None], -1).tolist() == [*micros, -1]
+    assert stamps_micros([None, None], 7).tolist() == [7, 7]
 
 
 def test_event_times_must_be_present_timestamps() -> None:
