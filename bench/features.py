@@ -38,10 +38,11 @@ import redis
 
 from core.settings import Settings
 from core.stores import feature_store, local_redis
+from core.stores.online.plan import service_plan
+from core.stores.online.read_service import ServiceReader
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir
 from pipelines.feature_specs import ITEM_FEATURES, USER_FEATURES, FeatureSpec, snapshot_schema
 from pipelines.materialize import materialize_incremental
-from ranking.online_features import ServiceReader, service_plan
 
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)
 CATEGORIES = np.array([f"category_{i:02d}" for i in range(16)])

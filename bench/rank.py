@@ -54,17 +54,17 @@ def latency(requests: int, n_candidates: int, warmup: int) -> dict[str, dict[str
     import numpy as np
     import pandas as pd
 
-    from core.stores.services import resolve_redis_url
+    from core.stores.services import connect_redis
     from core.times import epoch_micros
     from ranking.candidates import generate
     from ranking.features import assemble, assemble_user
     from ranking.ranker import load_ranker
-    from serving.backends import RankService, redis_client
+    from serving.backends import RankService
     from serving.breaker import Breaker
 
     settings = get_settings()
     ranker = load_ranker(settings)
-    client = redis_client(resolve_redis_url(settings), settings.engram_store_timeout_ms)
+    client = connect_redis(settings, settings.engram_store_timeout_ms / 1000)  # as the app's
     rank_service = RankService(settings, Breaker("redis"), lambda _s, _m: ranker, client=client)
     rank_service.refresh()
     inputs = ranker.inputs

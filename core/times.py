@@ -5,6 +5,7 @@ round them)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.contract import EPOCH_MAX_SECONDS, EPOCH_MIN_SECONDS
 from core.errors import InvalidInputError
@@ -15,6 +16,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EARLIEST = datetime.fromtimestamp(EPOCH_MIN_SECONDS, UTC)
 LATEST = datetime.fromtimestamp(EPOCH_MAX_SECONDS, UTC)
 _MICROSECOND = timedelta(microseconds=1)
+_MICROS_PER_SECOND = 1_000_000
 
 
 def parse_time(value: object, field: str = "as_of") -> datetime | None:
@@ -55,3 +57,20 @@ def epoch_micros(moment: datetime, field: str = "time") -> int:
 def from_epoch_micros(micros: int) -> datetime:
     """The UTC time `micros` microseconds after the epoch (exact)."""
     return EPOCH + timedelta(microseconds=int(micros))
+
+
+def split_epoch_micros(micros: Any) -> tuple[Any, Any]:
+    """Whole epoch seconds and the microseconds left over (in [0, 1e6)), of epoch microseconds:
+    an int or a numpy int64 array, floored as a protobuf Timestamp holds a time."""
+    return divmod(micros, _MICROS_PER_SECOND)
+
+
+def join_epoch_micros(seconds: Any, micros: Any = 0) -> Any:
+    """Epoch microseconds of whole epoch seconds plus microseconds (ints or numpy arrays): the
+    inverse of `split_epoch_micros`, exact."""
+    return seconds * _MICROS_PER_SECOND + micros
+
+
+def epoch_seconds(micros: Any) -> Any:
+    """Epoch seconds as floats (float64 arrays for numpy) of epoch microseconds."""
+    return micros / _MICROS_PER_SECOND

@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from core.stores.feast_codec import redis_key
 from core.stores.feature_store import project_name
+from core.stores.online.layout import redis_key
 from pipelines.stream.consumer import ConsumerConfig
 from pipelines.stream.producer import STREAM, forget_entries
 from pipelines.stream.state import forget_user_state

@@ -1,14 +1,10 @@
 """Bulk materialization: feature rows from Parquet or Arrow into Feast's Redis online store, fast.
 
-Writes exactly what `feast materialize` writes (keys, fields and values from
-core/stores/feast_codec.py: one HSET of every feature plus `_ts:view` per entity, EXPIRE when the
-store sets `key_ttl_seconds`), so Feast's get_online_features and Engram's fast reader both read it
-back.
-Where Feast builds a proto object per value and a redis-py command per row, this encodes whole
-columns with numpy, frames the Redis protocol itself and streams chunks on one connection,
-reading a chunk's replies only after the next one is sent, so Redis works while Python encodes.
-Views over one source are written in one pass: one read and sort of the file, one HSET per
-entity holding every view's fields (the hash ends up as Feast's one HSET per view leaves it).
+Writes exactly what `feast materialize` writes, through the online format's bulk writer
+(core/stores/online/write.py: one HSET of every feature plus `_ts:view` per entity, encoded by
+column and streamed on one connection), so Feast's get_online_features and Engram's fast reader
+both read it back. Views over one source are written in one pass: one read and sort of the
+file, one HSET per entity holding every view's fields.
 
 Feast's semantics are kept: rows with start <= event time <= end, the newest row per entity
 (ties broken by the created timestamp), rows not newer than what Redis already holds for the view
@@ -19,8 +15,6 @@ One difference: a view never materialized starts from the beginning, not at now 
 
 from __future__ import annotations
 
-import functools
-import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,32 +22,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import redis
-from google.protobuf.timestamp_pb2 import Timestamp
 
-from core.errors import InvalidInputError, ServiceUnavailableError, SourceError
+from core.errors import InvalidInputError, SourceError
 from core.settings import Settings
-from core.stores import feast_codec
-from core.stores.feast_codec import FIXED_WIDTH_KINDS, ViewRef
+from core.stores.online.layout import view_ref
+from core.stores.online.write import CHUNK_ROWS, write_view_rows
 from core.times import EPOCH
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the registry-facing runners use it
     from feast import FeatureStore
-
-CHUNK_ROWS = 20_000
-_NONE = np.iinfo(np.int64).min
-_CRLF = b"\r\n"
-# "$<n>\r\n" for every value length a fixed-width segment can have, as a byte matrix.
-_DIGITS = np.zeros((100, 6), np.uint8)
-_DIGITS_LEN = np.zeros(100, np.int64)
-for _n in range(100):
-    _text = b"$%d\r\n" % _n
-    _DIGITS[_n, : len(_text)] = np.frombuffer(_text, np.uint8)
-    _DIGITS_LEN[_n] = len(_text)
 
 
 @dataclass(frozen=True)
@@ -102,246 +83,6 @@ def _scalar(moment: datetime, ts_type: pa.DataType) -> pa.Scalar:
     if getattr(ts_type, "tz", None) is None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)  # naive times are UTC, as in Feast
     return pa.scalar(moment, type=ts_type)
-
-
-def _event_micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    if not pa.types.is_timestamp(array.type):
-        raise InvalidInputError("timestamp", f"event times must be timestamps, got {array.type}")
-    if array.null_count:
-        raise InvalidInputError("timestamp", "a row has no event time")
-    return array.cast(pa.timestamp("us", tz=array.type.tz)).cast(pa.int64()).to_numpy()
-
-
-def _framed_fixed(
-    field: bytes, matrix: np.ndarray, lengths: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Parts of one field-value pair in the Redis protocol, per row, from a matrix of values."""
-    n = len(lengths)
-    head = b"$%d\r\n%s\r\n" % (len(field), field)
-    return [
-        _const(head, n),
-        (_DIGITS[lengths], _DIGITS_LEN[lengths]),
-        (matrix, lengths),
-        _const(_CRLF, n),
-    ]
-
-
-def _const(value: bytes, n: int) -> tuple[np.ndarray, np.ndarray]:
-    row = np.frombuffer(value, np.uint8)
-    return np.broadcast_to(row, (n, len(row))), np.full(n, len(row), np.int64)
-
-
-def _framed_values(field: bytes, values: list[bytes]) -> list[bytes]:
-    head = b"$%d\r\n%s\r\n" % (len(field), field)
-    return [b"%s$%d\r\n%s\r\n" % (head, len(v), v) for v in values]
-
-
-def _as_views(views: ViewRef | Sequence[ViewRef]) -> tuple[ViewRef, ...]:
-    group = (views,) if isinstance(views, ViewRef) else tuple(views)
-    if not group:
-        raise InvalidInputError("views", "no view to write")
-    if len({v.join_key for v in group}) != 1:
-        raise InvalidInputError("views", "views written together must share one join key")
-    return group
-
-
-def encode_hsets(
-    table: pa.Table,
-    project: str,
-    views: ViewRef | Sequence[ViewRef],
-    timestamp_field: str,
-    *,
-    key_ttl_seconds: int | None = None,
-    keys: list[bytes] | None = None,
-) -> tuple[bytes, list[bytes]]:
-    """The Redis protocol of one HSET (and EXPIRE) per row for all views, and the keys. Pure.
-
-    One HSET holding several views' fields leaves the hash exactly as one HSET per view does.
-    `keys`, when the caller has them already, are the rows' Redis keys in order.
-    """
-    group = _as_views(views)
-    if keys is None:
-        keys = _keys(project, group[0].join_key, table)
-    fixed: list[tuple[np.ndarray, np.ndarray]] = []
-    variable = []
-    n_fields = 0
-    for view in group:
-        for ref in view.features:
-            if ref.name not in table.column_names:
-                raise InvalidInputError(ref.name, f"missing from the rows of {view.name}")
-            field = feast_codec.feature_field(view.name, ref.name)
-            if ref.kind in FIXED_WIDTH_KINDS:
-                matrix, lengths = feast_codec.encode_fixed(table[ref.name], ref.kind, ref.name)
-                fixed += _framed_fixed(field, matrix, lengths)
-            else:
-                values = feast_codec.encode_values(table[ref.name], ref.kind, ref.name)
-                variable.append(_framed_values(field, values))
-        n_fields += len(view.features) + 1
-    stamps = feast_codec.encode_event_timestamps(_event_micros(table[timestamp_field]))
-    for view in group:
-        fixed += _framed_fixed(feast_codec.timestamp_field(view.name), *stamps)
-    rows = feast_codec.concat_to_list(fixed)
-    head = b"*%d\r\n$4\r\nHSET\r\n" % (2 + 2 * n_fields)
-    heads = [b"%s$%d\r\n%s\r\n" % (head, len(k), k) for k in keys]
-    parts: list[Sequence[bytes]] = [heads, rows, *variable]
-    if key_ttl_seconds:
-        ttl = b"$%d\r\n%d\r\n" % (len(str(key_ttl_seconds)), key_ttl_seconds)
-        parts.append([b"*3\r\n$6\r\nEXPIRE\r\n$%d\r\n%s\r\n%s" % (len(k), k, ttl) for k in keys])
-    return b"".join(itertools.chain.from_iterable(zip(*parts, strict=True))), keys
-
-
-def _keys(project: str, join_key: str, table: pa.Table) -> list[bytes]:
-    ids = table[join_key].to_pylist()
-    if None in ids:
-        raise InvalidInputError(join_key, "join key has null values")
-    return feast_codec.redis_keys(project, join_key, ids)
-
-
-def _connection(client: redis.Redis) -> Any:
-    try:
-        return client.connection_pool.get_connection()
-    except (redis.ConnectionError, redis.TimeoutError) as e:
-        raise ServiceUnavailableError("redis", str(e)) from e
-
-
-def _hmget_stamps(views: Sequence[ViewRef], keys: list[bytes]) -> bytes:
-    """HMGET of every view's `_ts:` field per key, as one protocol payload. Pure."""
-    fields = [feast_codec.timestamp_field(v.name) for v in views]
-    head = b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields))
-    tail = b"".join(b"$%d\r\n%s\r\n" % (len(f), f) for f in fields)
-    return b"".join(b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail) for k in keys)
-
-
-def _read_stamps(connection: Any, n_keys: int, n_views: int) -> np.ndarray:
-    """Replies of `_hmget_stamps`: epoch µs per key and view, _NONE where Redis holds none."""
-    out = np.full((n_keys, n_views), _NONE, np.int64)
-    for i in range(n_keys):
-        for j, raw in enumerate(connection.read_response(disable_decoding=True)):
-            if raw is not None:
-                stamp = Timestamp.FromString(raw)
-                out[i, j] = stamp.seconds * 1_000_000 + stamp.nanos // 1000
-    return out
-
-
-def write_rows(
-    client: redis.Redis,
-    project: str,
-    view: ViewRef,
-    table: pa.Table,
-    *,
-    timestamp_field: str = "event_timestamp",
-    skip_older: bool = True,
-    key_ttl_seconds: int | None = None,
-    chunk_rows: int = CHUNK_ROWS,
-) -> int:
-    """Write one row per entity (already the latest) into Feast's hashes; returns rows written."""
-    return write_view_rows(
-        client,
-        project,
-        [view],
-        table,
-        timestamp_field=timestamp_field,
-        skip_older=skip_older,
-        key_ttl_seconds=key_ttl_seconds,
-        chunk_rows=chunk_rows,
-    )[view.name]
-
-
-def _chunk_payload(
-    chunk: pa.Table,
-    keys: list[bytes],
-    project: str,
-    views: tuple[ViewRef, ...],
-    newer: np.ndarray | None,
-    timestamp_field: str,
-    key_ttl_seconds: int | None,
-) -> tuple[list[bytes], int, np.ndarray]:
-    """Commands for one chunk: one HSET per row for the views it is newer for. Pure."""
-    encode = functools.partial(
-        encode_hsets,
-        project=project,
-        timestamp_field=timestamp_field,
-        key_ttl_seconds=key_ttl_seconds,
-    )
-    if newer is None:
-        newer = np.ones((chunk.num_rows, len(views)), bool)
-    # Usually every view is newer (or none): one HSET with all of them; per view otherwise.
-    every = newer.all(axis=1)
-    selections = [(every, views)]
-    selections += [(newer[:, j] & ~every, (view,)) for j, view in enumerate(views)]
-    payloads = []
-    commands = 0
-    for rows, group in selections:
-        if not rows.any():
-            continue
-        if rows.all():
-            rows_table, rows_keys = chunk, keys
-        else:
-            rows_table = chunk.filter(pa.array(rows))
-            rows_keys = [keys[i] for i in np.flatnonzero(rows).tolist()]
-        payloads.append(encode(rows_table, views=group, keys=rows_keys)[0])
-        commands += rows_table.num_rows * (2 if key_ttl_seconds else 1)
-    return payloads, commands, newer.sum(axis=0)
-
-
-def write_view_rows(
-    client: redis.Redis,
-    project: str,
-    views: Sequence[ViewRef],
-    table: pa.Table,
-    *,
-    timestamp_field: str = "event_timestamp",
-    skip_older: bool = True,
-    key_ttl_seconds: int | None = None,
-    chunk_rows: int = CHUNK_ROWS,
-) -> dict[str, int]:
-    """Write the rows of views sharing a join key in one pass; rows written per view."""
-    group = _as_views(views)
-    written = np.zeros(len(group), np.int64)
-    chunks = [table.slice(start, chunk_rows) for start in range(0, table.num_rows, chunk_rows)]
-    join_key = group[0].join_key
-    connection = _connection(client)
-    pending = 0
-    try:
-        keys = _keys(project, join_key, chunks[0]) if chunks else []
-        if skip_older and chunks:
-            # Feast skips a row unless it is newer than the stored one, so stamps are read first.
-            connection.send_packed_command([_hmget_stamps(group, keys)])
-            stored = _read_stamps(connection, len(keys), len(group))
-        for k, chunk in enumerate(chunks):
-            newer = _event_micros(chunk[timestamp_field])[:, None] > stored if skip_older else None
-            payloads, commands, counts = _chunk_payload(
-                chunk, keys, project, group, newer, timestamp_field, key_ttl_seconds
-            )
-            ahead = k + 1 < len(chunks)
-            if ahead:
-                keys = _keys(project, join_key, chunks[k + 1])
-                if skip_older:
-                    # The next chunk's stamps go out ahead of this chunk's writes (its keys are
-                    # others), so the next chunk is encoded while Redis writes this one.
-                    payloads.insert(0, _hmget_stamps(group, keys))
-            connection.send_packed_command(payloads)
-            _drain(connection, pending)  # the previous chunk's writes
-            if ahead and skip_older:
-                stored = _read_stamps(connection, len(keys), len(group))
-            pending = commands
-            written += counts
-        _drain(connection, pending)
-    except (redis.ConnectionError, redis.TimeoutError) as e:
-        connection.disconnect()
-        raise ServiceUnavailableError("redis", str(e)) from e
-    except BaseException:
-        connection.disconnect()  # unread replies must not go back to the pool
-        raise
-    finally:
-        client.connection_pool.release(connection)
-    return {view.name: int(n) for view, n in zip(group, written, strict=True)}
-
-
-def _drain(connection: Any, count: int) -> None:
-    for _ in range(count):
-        connection.read_response(disable_decoding=True)
 
 
 def read_source(
@@ -406,7 +147,7 @@ def _source_key(feature_view: Any) -> tuple[str, str, str, str]:
     if source.field_mapping:
         raise InvalidInputError(feature_view.name, "sources with a field_mapping are not supported")
     path = source.path if isinstance(source, FileSource) else f"<{source.name}>"
-    join_key = feast_codec.view_ref(feature_view).join_key
+    join_key = view_ref(feature_view).join_key
     return path, join_key, source.timestamp_field, source.created_timestamp_column or ""
 
 
@@ -430,7 +171,7 @@ def materialize_views(
     if len(keys) != 1:
         raise InvalidInputError("views", f"{list(view_names)} do not share one batch source")
     _, join_key, ts_field, created = next(iter(keys))
-    views = [feast_codec.view_ref(fv) for fv in feature_views]
+    views = [view_ref(fv) for fv in feature_views]
     source = feature_views[0].batch_source
     if table is None:
         if not isinstance(source, FileSource):

@@ -188,9 +188,9 @@ def features_show(settings: Settings, user_id: str | None, sample: bool, service
     import redis
 
     from core.stores import feature_store
+    from core.stores.online.read_service import user_features
     from core.stores.services import resolve_redis_url
     from pipelines import duck, feature_snapshots
-    from ranking.online_features import user_features
 
     if user_id is None:
         if not sample:

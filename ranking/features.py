@@ -3,7 +3,7 @@
 `assemble` is the only place features are computed, for training and for serving alike, so the
 two cannot drift. Its inputs differ only in where the feature-service rows come from: Feast's
 point-in-time join for training (ranking.training_data), the online store for serving
-(ranking.online_features); both give the `ranking` service's values for (user, item, time).
+(core.stores.online.read_service); both give the `ranking` service's values for (user, item, time).
 
 Besides the service's user, item and category-match features it computes, from the user's
 contacts strictly before the row's time:

@@ -18,10 +18,10 @@ import pandas as pd
 
 from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
+from core.stores.online.cache import EntityCache
 from core.times import epoch_micros
 from ranking.baselines import to_micros
 from ranking.candidates import generate_user
-from ranking.entity_cache import EntityCache
 from ranking.features import assemble_user
 from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
@@ -54,9 +54,9 @@ class Ranker:
         self.settings = settings
         self.model = model
         self.inputs = inputs
-        self._reader = reader  # ranking.online_features.ServiceReader
+        self._reader = reader  # core.stores.online.read_service.ServiceReader
         # Item rows from the process (read again every ENGRAM_ITEM_CACHE_SECONDS), the user's
-        # row live: see ranking.entity_cache.
+        # row live: see core.stores.online.cache.
         self._cached: dict[str, EntityCache] = {}
         if settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys:
             self._cached["item_id"] = EntityCache(
@@ -248,11 +248,12 @@ def load_ranker(
     from pymilvus.exceptions import MilvusException
 
     from core.stores import feature_store
+    from core.stores.online.plan import service_plan
+    from core.stores.online.read_service import ServiceReader
     from core.stores.services import connect_redis, locate_redis_url, resolve_redis_url
     from memory.embed import load_embedder
     from ranking import registry
     from ranking.item_vectors import connect_item_store
-    from ranking.online_features import ServiceReader, service_plan
 
     model = registry.load(settings, version)
     embedder = embedder or load_embedder(settings)

@@ -77,7 +77,7 @@ def ranking_inputs(
     store: FeatureStore | None = None,
 ) -> RankingInputs:
     """Sources, context and the feature service's outputs for this data."""
-    from ranking.online_features import service_plan
+    from core.stores.online.plan import service_plan
     from ranking.training_data import offline_store
 
     store = store or offline_store(settings)

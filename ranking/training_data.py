@@ -120,7 +120,7 @@ def training_frame(
     """The labels, in their order, with the service's features as of each label's time."""
     from feast.errors import FeatureServiceNotFoundException
 
-    from ranking.online_features import service_plan
+    from core.stores.online.plan import service_plan
 
     labels = check_labels(labels)
     store = store or offline_store(settings)

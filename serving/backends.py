@@ -22,13 +22,14 @@ from pymilvus.exceptions import MilvusException
 from core.errors import EngramError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
 from core.stores import feature_store
-from core.stores.feast_codec import ViewRef
+from core.stores.online.layout import ViewRef
+from core.stores.online.plan import service_plan
+from core.stores.online.read_service import ServiceReader, user_row
 from core.stores.services import connect_milvus
 from memory.embed import Embedder, load_embedder
 from memory.service import EMBED_THREADS, MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
 from pipelines.stream.tombstones import read_tombstones
-from ranking.online_features import ServiceReader, service_plan, user_row
 from serving.breaker import Breaker
 from serving.popularity import Popularity, PopularityRanker, load_popularity
 from serving.ports import HoldsUsers, Ranked, Ranker

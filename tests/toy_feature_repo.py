@@ -17,7 +17,7 @@ from feast.infra.online_stores.redis import RedisOnlineStoreConfig
 from feast.types import Array, Bool, Float32, Float64, Int64, String, UnixTimestamp
 from feast.value_type import ValueType
 
-from core.stores.feast_codec import feast_connection_string
+from core.stores.online.layout import feast_connection_string
 
 PROJECT = "toy"
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

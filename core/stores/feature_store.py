@@ -24,7 +24,7 @@ import yaml
 from core.errors import ConfigError
 from core.locks import exclusive
 from core.settings import Settings
-from core.stores.feast_codec import feast_connection_string
+from core.stores.online.layout import feast_connection_string
 
 if TYPE_CHECKING:  # the SDK takes seconds to import; only the functions below load it
     from feast import FeatureStore, RepoConfig

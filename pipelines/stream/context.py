@@ -20,9 +20,9 @@ import redis
 
 from core.contract import CATALOG_SCHEMA
 from core.settings import Settings
+from core.stores.online.push import OnlineWriter
 from pipelines import catalog_store, duck
 from pipelines.normalize import RecordNormalizer
-from pipelines.stream.online import OnlineWriter
 from pipelines.stream.state import DEFAULT_DEDUP_TTL_SECONDS, RejectionMarks, WindowState
 from pipelines.stream.views import ITEM_PUSH_SOURCE, USER_PUSH_SOURCE, PushLayout
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from core.stores.feast_codec import FeatureRef, ValueKind, ViewRef, view_ref
+from core.stores.online.layout import FeatureRef, ValueKind, ViewRef, view_ref
 
 USER_PUSH_SOURCE = "user_stats_push_source"
 ITEM_PUSH_SOURCE = "item_stats_push_source"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,9 +14,12 @@ from core.times import (
     EARLIEST,
     LATEST,
     epoch_micros,
+    epoch_seconds,
     from_epoch_micros,
+    join_epoch_micros,
     parse_contract_time,
     parse_time,
+    split_epoch_micros,
 )
 
 
@@ -78,3 +82,21 @@ def test_a_naive_time_has_no_epoch() -> None:
     with pytest.raises(InvalidInputError) as raised:
         epoch_micros(datetime(2026, 11, 1), "as_of")
     assert (raised.value.field, raised.value.reason) == ("as_of", "needs a UTC offset")
+
+
+@given(st.lists(st.integers(-(2**60), 2**60), min_size=1, max_size=30))
+def test_epoch_micros_split_into_whole_seconds_and_join_back(micros: list[int]) -> None:
+    for value in micros:
+        seconds, rest = split_epoch_micros(value)
+        assert 0 <= rest < 10**6 and seconds == value // 10**6
+        assert join_epoch_micros(seconds, rest) == value
+    array = np.array(micros, np.int64)
+    seconds, rest = split_epoch_micros(array)
+    assert seconds.tolist() == [m // 10**6 for m in micros]
+    np.testing.assert_array_equal(join_epoch_micros(seconds, rest), array)
+
+
+def test_epoch_seconds_of_micros_are_floats() -> None:
+    at = datetime(2026, 11, 1, 0, 0, 0, 250_000, tzinfo=UTC)
+    assert epoch_seconds(epoch_micros(at)) == at.timestamp()
+    np.testing.assert_array_equal(epoch_seconds(np.array([1_500_000, -500_000])), [1.5, -0.5])

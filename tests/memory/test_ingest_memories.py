@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from pymilvus import MilvusClient
 
 from core.settings import Settings, get_settings
-from core.stores.feast_codec import redis_key
+from core.stores.online.layout import redis_key
 from engram.cli import main
 from memory.ingest import TEXT_SIGNAL_TYPES
 from memory.store import DEFAULT_COLLECTION, milvus_literal

@@ -15,14 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidInputError, SourceError
-from core.stores.feast_codec import FeatureRef, ValueKind, ViewRef, redis_keys
+from core.stores.online.layout import redis_keys
 from pipelines.materialize import (
     latest_rows,
     materialize_incremental,
     materialize_view,
     read_source,
-    write_rows,
-    write_view_rows,
 )
 from tests.toy_feature_repo import NOW, PROJECT, ToyRepo, build_toy_repo
 
@@ -97,65 +95,6 @@ def test_incremental_carries_on_from_feasts_last_run(repo: ToyRepo, client: redi
     assert result.rows_read == 31  # the boundary row again: Feast's interval is closed
     assert result.rows_written == 30  # ... and skipped, being no newer than what is stored
     assert repo.store.get_feature_view("item_stats").most_recent_end_time == NOW
-
-
-def test_older_rows_never_overwrite_newer_ones(repo: ToyRepo, client: redis.Redis) -> None:
-    view = ViewRef(
-        "user_recent", "user_id", (FeatureRef("user_recent", "views_1h", ValueKind.INT64),)
-    )
-    ts = pa.timestamp("us", tz="UTC")
-
-    def rows(value: int, at: datetime) -> pa.Table:
-        return pa.table(
-            {"user_id": ["u0"], "event_timestamp": pa.array([at], ts), "views_1h": [value]}
-        )
-
-    assert write_rows(client, PROJECT, view, rows(1, NOW)) == 1
-    assert write_rows(client, PROJECT, view, rows(2, NOW - timedelta(seconds=1))) == 0
-    assert write_rows(client, PROJECT, view, rows(3, NOW)) == 0  # same instant: kept, as Feast
-    assert write_rows(client, PROJECT, view, rows(4, NOW), skip_older=False) == 1
-    assert write_rows(client, PROJECT, view, rows(5, NOW + timedelta(microseconds=1))) == 1
-    assert feast_read(repo, "user_recent", "user_id", ["u0"])["views_1h"] == [5]
-
-
-def test_views_written_together_keep_each_views_newest_row(
-    repo: ToyRepo, client: redis.Redis
-) -> None:
-    recent = ViewRef(
-        "user_recent", "user_id", (FeatureRef("user_recent", "views_1h", ValueKind.INT64),)
-    )
-    stats = ViewRef(
-        "user_stats", "user_id", (FeatureRef("user_stats", "n_events", ValueKind.INT64),)
-    )
-    ts = pa.timestamp("us", tz="UTC")
-
-    def rows(value: int, at: datetime, users: tuple[str, ...] = ("u0", "u1")) -> pa.Table:
-        return pa.table(
-            {
-                "user_id": list(users),
-                "event_timestamp": pa.array([at] * len(users), ts),
-                "views_1h": [value] * len(users),
-                "n_events": [value * 10] * len(users),
-            }
-        )
-
-    both = [recent, stats]
-    assert write_view_rows(client, PROJECT, both, rows(1, NOW)) == {
-        "user_recent": 2,
-        "user_stats": 2,
-    }
-    # A push made u0's user_recent newer than what the next batch brings.
-    assert write_rows(client, PROJECT, recent, rows(2, NOW + timedelta(seconds=1), ("u0",))) == 1
-    half = NOW + timedelta(milliseconds=500)
-    assert write_view_rows(client, PROJECT, both, rows(3, half), chunk_rows=1) == {
-        "user_recent": 1,
-        "user_stats": 2,
-    }
-    assert feast_read(repo, "user_recent", "user_id", ["u0", "u1"])["views_1h"] == [2, 3]
-    got = repo.store.get_online_features(
-        features=["user_stats:n_events"], entity_rows=[{"user_id": u} for u in ("u0", "u1")]
-    ).to_dict()
-    assert got["n_events"] == [30, 30]
 
 
 def test_key_ttl_seconds_expires_keys_like_feast(redis_url: str, tmp_path: Path) -> None:

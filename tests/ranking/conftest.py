@@ -6,8 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.stores.online.plan import service_plan
+from core.stores.online.read_service import ServiceReader
 from memory import embed
-from ranking.online_features import ServiceReader, service_plan
 from tests.feature_home import FeatureHome, feature_home
 
 

@@ -22,7 +22,7 @@ import redis
 from pymilvus import MilvusClient
 
 from core.settings import Settings
-from core.stores.feast_codec import redis_key
+from core.stores.online.layout import redis_key
 from forget.audit import audit
 from forget.everywhere import forget_everywhere, forget_marked
 from memory.service import MemoryService, build_memory_service

@@ -1,6 +1,6 @@
 """Micro-batched online writes: snapshot rows into Feast's Redis hashes, as a push writes them.
 
-Fields and values come from core/stores/feast_codec.py, so the hash holds what
+Fields and values come from layout.py and encode.py, so the hash holds what
 `store.push(push_source, rows)` would leave (one field per feature of every view over the push
 source, and `_ts:<view>`), and `get_online_features` reads it. Two differences from Feast's push,
 both needed by a stream: a row replaces a stored row of the *same* event time (a late event
@@ -17,8 +17,10 @@ from collections.abc import Sequence
 import pyarrow as pa
 import redis
 
-from core.stores import feast_codec
-from core.stores.feast_codec import ViewRef
+from core.stores.online.encode import encode_values
+from core.stores.online.layout import ViewRef, feature_field, redis_keys, timestamp_field
+from core.stores.online.timestamps import encode_event_timestamps, event_micros
+from core.stores.online.varints import matrix_to_list
 
 # KEYS: the Feast hash of each row. ARGV: per row the state key, the state version (event count),
 # the row's event time in microseconds, the number of field/value pairs, then the pairs.
@@ -55,16 +57,15 @@ class OnlineWriter:
 
     def row_fields(self, table: pa.Table) -> list[list[bytes]]:
         """Per row: the hash's field/value pairs, flattened, exactly as Feast encodes them. Pure."""
-        micros = table["event_timestamp"].cast(pa.int64()).to_numpy()
-        stamps = feast_codec.matrix_to_list(*feast_codec.encode_event_timestamps(micros))
+        stamps = matrix_to_list(*encode_event_timestamps(event_micros(table["event_timestamp"])))
         rows: list[list[bytes]] = [[] for _ in range(table.num_rows)]
         for view in self.views:
             for ref in view.features:
-                field = feast_codec.feature_field(view.name, ref.name)
-                values = feast_codec.encode_values(table[ref.name], ref.kind, ref.name)
+                field = feature_field(view.name, ref.name)
+                values = encode_values(table[ref.name], ref.kind, ref.name)
                 for row, value in zip(rows, values, strict=True):
                     row += (field, value)
-            ts_field = feast_codec.timestamp_field(view.name)
+            ts_field = timestamp_field(view.name)
             for row, stamp in zip(rows, stamps, strict=True):
                 row += (ts_field, stamp)
         return rows
@@ -73,7 +74,7 @@ class OnlineWriter:
         """Delete these entities' rows (every view over the push source); how many existed."""
         if not ids:
             return 0
-        keys = feast_codec.redis_keys(self.project, self.join_key, list(ids))
+        keys = redis_keys(self.project, self.join_key, list(ids))
         return int(self.client.delete(*keys))  # type: ignore[arg-type]
 
     def write(self, table: pa.Table, state_keys: Sequence[str], versions: Sequence[int]) -> int:
@@ -81,8 +82,8 @@ class OnlineWriter:
         if table.num_rows == 0:
             return 0
         ids = table[self.join_key].to_pylist()
-        keys = feast_codec.redis_keys(self.project, self.join_key, ids)
-        micros = table["event_timestamp"].cast(pa.int64()).to_numpy()
+        keys = redis_keys(self.project, self.join_key, ids)
+        micros = event_micros(table["event_timestamp"])
         args: list[bytes | str | int] = []
         for state, version, t, fields in zip(
             state_keys, versions, micros.tolist(), self.row_fields(table), strict=True

@@ -2,7 +2,7 @@
 
 A ranking request scores about 600 candidate items. Reading their feature rows from Redis on
 every request costs more than everything else the ranker does (one EVAL over 600 hashes, then
-decoding 600 x 25 values: about 6 ms of the request on the demo preset), yet item features move
+decoding 600 x 25 values; docs/benchmarks.md has the figures), yet item features move
 slowly: counts over a day, a week, a month. `EntityCache` reads every entity of one join key (the
 model's catalog) in a few chunked EVALs, decodes them once into a float matrix and serves rows
 from it until it is `max_age_s` old, then reads everything again on the next request. A user's
@@ -27,9 +27,11 @@ from typing import Any
 
 import numpy as np
 
-from core.stores import feast_codec
-from core.stores.feast_codec import ValueKind
-from ranking.online_features import OnlineFeatureReader, OnlineFeatures
+from core.stores.online.decode import decode_column
+from core.stores.online.layout import ValueKind
+from core.stores.online.read import OnlineFeatureReader, OnlineFeatures
+from core.stores.online.timestamps import decode_event_seconds, decode_event_timestamp
+from core.times import epoch_micros, epoch_seconds
 
 CHUNK = 1_000  # entities per EVAL on refresh: one EVAL blocks Redis while it runs
 
@@ -53,7 +55,7 @@ class CachedRows:
     def event_times(self) -> dict[str, list[datetime | None]]:
         """Each view's event time per entity (None where the view has no row)."""
         return {
-            view: [feast_codec.decode_event_timestamp(raws[i]) for i in self._at]
+            view: [decode_event_timestamp(raws[i]) for i in self._at]
             for view, raws in self._stamps.items()
         }
 
@@ -65,7 +67,7 @@ class CachedRows:
             None if hidden else column[i]
             for i, hidden in zip(self._at, self._hidden[:, j], strict=True)
         ]
-        return feast_codec.decode_column(raws, self.types[name])
+        return decode_column(raws, self.types[name])
 
     def numeric(self, name: str) -> np.ndarray:
         """One numeric feature as float64, NaN when missing."""
@@ -139,7 +141,7 @@ class EntityCache:
         block = snap.matrix[at]
         hidden = np.zeros(block.shape, dtype=bool)
         if enforce_ttl and np.isfinite(self._ttl_s).any():
-            now_s = (now or datetime.now(UTC)).timestamp()
+            now_s = epoch_seconds(epoch_micros(now or datetime.now(UTC), "now"))
             # A view's values older than its ttl are missing (NaN stamps: no row, already NaN).
             stale = snap.stamps_s[at] < now_s - self._ttl_s
             hidden = stale[:, self._view_of]
@@ -204,7 +206,7 @@ class EntityCache:
     def _seconds(self, read: OnlineFeatures) -> np.ndarray:
         out = np.full((len(read.ids), len(self._view_names)), np.nan)
         for j, view in enumerate(self._view_names):
-            out[:, j] = feast_codec.decode_event_seconds(read.stamps[view])
+            out[:, j] = decode_event_seconds(read.stamps[view])
         return out
 
 

@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.stores import feast_codec
+from core.stores.online.cache import EntityCache
+from core.stores.online.encode import encode_values
+from core.stores.online.layout import feature_field, redis_keys
+from core.stores.online.read_service import ServiceReader
 from pipelines.catalog_store import catalog_path
-from ranking.entity_cache import EntityCache
-from ranking.online_features import ServiceReader
 from tests.feature_home import AS_OF, FeatureHome
 
 
@@ -77,12 +78,12 @@ def test_rows_are_read_again_once_older_than_max_age(
         for r in v.features
         if r.name == "item_events_all"
     ]
-    key = feast_codec.redis_keys(home.store.project, "item_id", [item])[0]
-    field = feast_codec.feature_field(ref.view, ref.name)
+    key = redis_keys(home.store.project, "item_id", [item])[0]
+    field = feature_field(ref.view, ref.name)
     client = home.client()
     original = client.hget(key, field)
     try:
-        client.hset(key, field, feast_codec.encode_values(pa.array([int(before) + 5]), ref.kind)[0])
+        client.hset(key, field, encode_values(pa.array([int(before) + 5]), ref.kind)[0])
         clock.now = 29.0
         assert cache.rows([item]).numeric("item_events_all")[0] == before  # still the old read
         clock.now = 31.0
