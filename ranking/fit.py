@@ -16,7 +16,7 @@ import pandas as pd
 from core.errors import InvalidInputError
 from core.settings import Settings
 from memory.embed import Embedder, load_embedder
-from ranking import registry
+from ranking import precomputed, registry
 from ranking.history import load_interactions
 from ranking.item_vectors import ITEMS_COLLECTION, build_item_vectors, catalog_frame
 from ranking.split import temporal_split
@@ -75,6 +75,20 @@ def train_and_save(
             "rows": len(candidates.frame),
         },
     }
+    # Each user's candidates now, as a request after this training would generate them.
+    stored = precomputed.compute(
+        inputs.sources,
+        inputs.context.history,
+        inputs.items,
+        pd.Timestamp.now(tz="UTC"),
+        int(settings.engram_candidates_budget_mb * 2**20),
+    )
+    meta["precomputed"] = {
+        "users": len(stored.users),
+        "candidates": len(stored.codes),
+        "bytes": stored.nbytes,
+        "at": stored.at.isoformat(),
+    }
     state = {"models": models, "interactions": interactions, "categories": categories}
-    version = registry.save(settings, fitted.booster, state, meta)
+    version = registry.save(settings, fitted.booster, state, meta, stored)
     return {"version": version, **meta, "seconds": round(time.perf_counter() - began, 2)}
