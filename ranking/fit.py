@@ -4,6 +4,8 @@ Labels: each user's last 20% of interactions, and the 20% before those (ranking.
 candidates and features as of each user's cutoff, point in time. The candidate sources are fit
 on the whole log (they read only the past of any time they score), saved with the booster so the
 server ranks with exactly what was trained; the item vectors go to Milvus's `items` collection.
+Last, every user's candidates as of now are computed and saved with them (ranking.precomputed),
+so that the server need not score the catalog for a request without candidates.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def train_and_save(
         },
     }
     # Each user's candidates now, as a request after this training would generate them.
+    stored_began = time.perf_counter()
     stored = precomputed.compute(
         inputs.sources,
         inputs.context.history,
@@ -88,6 +91,7 @@ def train_and_save(
         "candidates": len(stored.codes),
         "bytes": stored.nbytes,
         "at": stored.at.isoformat(),
+        "seconds": round(time.perf_counter() - stored_began, 2),
     }
     state = {"models": models, "interactions": interactions, "categories": categories}
     version = registry.save(settings, fitted.booster, state, meta, stored)
