@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         description="How long the ranker reuses item feature rows it read "
         "from Redis (0: read them on every request). User rows are always read live.",
     )
+    engram_candidates_budget_mb: float = Field(
+        default=256.0,
+        ge=0,
+        description="`engram train`: storage for each user's candidates computed ahead and "
+        "held by every serving process (most active users first; the others are generated per "
+        "request). 0: none computed ahead.",
+    )
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
     )

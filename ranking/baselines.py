@@ -1,4 +1,5 @@
-"""Baseline recommenders: global and recent popularity, item-kNN and ALS, on interaction frames.
+"""Baseline recommenders: global and recent popularity, item-kNN, ALS and EASE, on interaction
+frames.
 
 Every model scores the fitted catalog for a batch of users at their own cutoffs, drops the
 excluded items (normally those the user touched before the cutoff: `Split.seen`) and keeps the
@@ -17,6 +18,7 @@ ones (the usual per-user-split compromise, and what serving wants: train on ever
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal, Protocol, Self, TypeAlias
 
@@ -500,7 +502,74 @@ class ALS(_ProfileModel):
         # User factors are solved from the profile as of the cutoff, never from the fit, so a
         # user's later contacts in the fitted matrix do not shape their scores.
         users = side.recalculate_user(np.arange(profiles.shape[0]), profiles)
-        return np.asarray(users, dtype=np.float64) @ np.asarray(side.item_factors).T
+        return np.asarray(users, dtype=np.float64) @ _float64_factors(side).T
+
+
+class EASE(_ProfileModel):
+    """Embarrassingly shallow autoencoder (Steck, WWW 2019): the item-item weights that best
+    rebuild each user's row from the other items, in closed form,
+    B = I - P diag(1 / diag(P)) with P = (X'X + lambda I)^-1 (diagonal of B zero), and a
+    user's scores x_u B. Items touched by fewer than `min_contacts` users are left out of the
+    inversion (their scores are 0), which bounds its cost: n^3 in the items kept."""
+
+    def __init__(
+        self,
+        regularization: float = 200.0,
+        confidence: Literal["weight", "contact"] = "contact",
+        min_contacts: int = 1,
+        retrain_growth: float | None = None,
+        min_events: int = 1_000,
+    ) -> None:
+        self.name = "ease" if retrain_growth is None else "ease_asof"
+        self.point_in_time = retrain_growth is not None
+        self.regularization = regularization  # lambda: Steck's best values were 200 to 1000
+        # "contact": 1 per user and item touched (the paper's binary matrix); "weight": summed
+        # signal weights, low ratings negative.
+        self.confidence = confidence
+        self.min_contacts = min_contacts
+        self.retrain_growth = retrain_growth
+        self.min_events = min_events
+
+    def _values(self, weights: np.ndarray) -> np.ndarray:
+        return weights if self.confidence == "weight" else np.ones(len(weights))
+
+    def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
+        matrix = super()._finish(matrix)
+        if self.confidence == "contact":
+            matrix.data[:] = 1.0
+        return matrix
+
+    def _learn(self, matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        users_per_item = np.asarray((matrix != 0).sum(axis=0)).ravel()
+        kept = np.flatnonzero(users_per_item >= max(self.min_contacts, 1))
+        part = sp.csc_matrix(matrix[:, kept], dtype=np.float64)
+        gram = np.asarray((part.T @ part).toarray())
+        gram[np.diag_indices_from(gram)] += self.regularization
+        inverse = np.linalg.inv(gram)
+        weights = inverse / -np.diag(inverse)
+        weights[np.diag_indices_from(weights)] = 0.0
+        return kept, weights.astype(np.float32)
+
+    def _apply(self, side: tuple[np.ndarray, np.ndarray], profiles: sp.csr_matrix) -> np.ndarray:
+        kept, weights = side
+        scores = np.zeros((profiles.shape[0], len(self.items)))
+        scores[:, kept] = np.asarray(sp.csr_matrix(profiles)[:, kept] @ weights, dtype=np.float64)
+        return scores
+
+
+_FACTORS64: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+
+
+def _float64_factors(side: Any) -> np.ndarray:
+    """The ALS side's item factors as float64, converted once per side: the product with the
+    float64 user factors would otherwise copy the catalog's float32 factors on every call
+    (numpy converts them anyway, so the scores are the same). Kept beside the side, not in
+    it, so that saved models stay as they were."""
+    factors = _FACTORS64.get(side)
+    if factors is None:
+        factors = np.ascontiguousarray(side.item_factors, dtype=np.float64)
+        _FACTORS64[side] = factors
+    return factors
 
 
 def _pruned_cosine(contacts: sp.csr_matrix, neighbors: int, block: int) -> sp.csr_matrix:

@@ -121,6 +121,14 @@ def models_unpin(settings: Settings) -> None:
     type=click.Path(path_type=Path),
     help="Directory of the Markdown report and plots (default: in the run's home).",
 )
+@click.option(
+    "--seeds",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 20),
+    help="Train and score every seeded model this many times (seeds 0..N-1): metrics are "
+    "the means, `metrics_std` their spread.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_obj
 @handle_errors
@@ -130,6 +138,7 @@ def evaluate(
     input_format: str,
     catalog: Path | None,
     report_dir: Path | None,
+    seeds: int,
     as_json: bool,
 ) -> None:
     """Ingest DATA into a fresh home, train the ranker and compare it with the baselines on a
@@ -144,11 +153,12 @@ def evaluate(
         catalog=catalog,
         report_dir=report_dir,
         default_report=True,
+        seeds=seeds,
     )
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return
-    click.echo(metrics_table(result.metrics))
+    click.echo(metrics_table(result.metrics, result.metrics_std if seeds > 1 else None))
     click.echo()
     click.echo(candidates_table(result.candidates))
     click.echo(f"\nreport: {result.report}")

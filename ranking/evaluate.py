@@ -5,7 +5,8 @@ Per-user temporal split (ranking.split): every user with at least 5 interactions
 of what lies before the cutoffs (each user's last 20% of the train part are its labels), so it
 never sees a test label; its candidates and features at test time are as of each user's cutoff.
 Baselines, in the same run: global and recent popularity, item-kNN and ALS retrained along the
-log (point in time), and ALS fit once on the train part (the usual per-user-split compromise).
+log (point in time), and ALS and EASE fit once on the train part (the usual per-user-split
+compromise). `seeds` repeats every seeded model with other seeds and reports mean and spread.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.errors import InvalidInputError
 from core.settings import Settings
 from memory.embed import Embedder, load_embedder
-from ranking.baselines import ALS, GlobalPopularity, ItemKNN, RecentPopularity, Recommender
+from ranking.baselines import (
+    ALS,
+    EASE,
+    GlobalPopularity,
+    ItemKNN,
+    RecentPopularity,
+    Recommender,
+)
 from ranking.candidates import source_recall
 from ranking.item_vectors import build_item_vectors, catalog_frame, connect_item_store
 from ranking.metrics import evaluate
@@ -52,12 +62,18 @@ def run_eval(
     embedder: Embedder | None = None,
     report_dir: Path | None = None,
     default_report: bool = False,
+    seeds: int = 1,
 ) -> EvalResult:
     """Ingest `data` into a fresh home, then train and evaluate the ranker and the baselines.
 
     `settings` gives Milvus and the embedding model; the data lives in `work_dir` (default:
-    ENGRAM_HOME/eval/<time>), so the main offline store is left alone.
+    ENGRAM_HOME/eval/<time>), so the main offline store is left alone. With `seeds` > 1 every
+    seeded model (the candidate sources' ALS, the ranker, the ALS baselines) is trained and
+    scored once per seed 0..seeds-1 on the same split; `metrics` are the means over the seeds
+    and `metrics_std` their standard deviations (0 for the deterministic baselines).
     """
+    if seeds < 1:
+        raise InvalidInputError("seeds", f"must be at least 1, got {seeds}")
     from pipelines.batch import run_ingest
     from ranking.history import load_interactions
 
@@ -67,7 +83,7 @@ def run_eval(
     def lap(name: str) -> None:
         nonlocal clock
         now = time.perf_counter()
-        seconds[name] = round(now - clock, 2)
+        seconds[name] = round(seconds.get(name, 0.0) + now - clock, 2)
         clock = now
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -86,43 +102,38 @@ def run_eval(
     categories = catalog_rows.set_index("item_id")["category"]
     lap("item_vectors")
 
-    models = fit_source_models(split.history)
-    inputs = ranking_inputs(local, split.history, models, vectors, categories)
-    lap("fit_sources")
-
     slices = label_slices(temporal_split(split.train), LABEL_SLICES)
-    fitted, _ = train_ranker(local, inputs, slices)
-    lap("train_ranker")
-
+    catalog_size = 0
     test_at = pd.DatetimeIndex(split.cutoffs.to_numpy()).tz_convert("UTC")
-    candidates, matrix = model_rows(local, inputs, split.users, test_at, split.seen)
-    scores = fitted.booster.predict(matrix, num_iteration=fitted.best_iteration)
-    recommendations: dict[str, dict[str, list[str]]] = {
-        "lightgbm": top_items(candidates.frame, scores, K)
-    }
-    lap("rank_test")
-
-    catalog_size = len(inputs.items)
-    baselines: list[Recommender] = [
-        GlobalPopularity(),
-        RecentPopularity(),
-        ItemKNN(retrain_growth=0.25),
-        ALS(retrain_growth=0.25),
-        ALS(),
+    runs: list[dict[str, dict[str, list[str]]]] = []
+    first: dict[str, Any] = {}
+    for seed in range(seeds):
+        models = fit_source_models(split.history, seed=seed)
+        inputs = ranking_inputs(local, split.history, models, vectors, categories)
+        lap("fit_sources")
+        fitted, _ = train_ranker(local, inputs, slices, seed=seed)
+        lap("train_ranker")
+        candidates, matrix = model_rows(local, inputs, split.users, test_at, split.seen)
+        scores = fitted.booster.predict(matrix, num_iteration=fitted.best_iteration)
+        recommendations = {"lightgbm": top_items(candidates.frame, scores, K)}
+        lap("rank_test")
+        for name, model in _baselines(seed, deterministic=seed == 0).items():
+            model.fit(split.history if model.point_in_time else split.train)
+            recommendations[name] = model.recommend(split.users, split.cutoffs, K, split.seen)
+        lap("baselines")
+        runs.append(recommendations)
+        if seed == 0:
+            catalog_size = len(inputs.items)
+            first = {"candidates": candidates, "fitted": fitted, "inputs": inputs}
+    # Deterministic baselines (no seed: same data, same answer) are trained once.
+    for later in runs[1:]:
+        later.update({name: recs for name, recs in runs[0].items() if name not in later})
+    per_seed = [
+        {name: evaluate(recs, split.relevant, catalog_size) for name, recs in run.items()}
+        for run in runs
     ]
-    names = ["popularity", "recent_popularity", "item_knn", "als_asof", "als"]
-    for name, model in zip(names, baselines, strict=True):
-        model.fit(split.history if model.point_in_time else split.train)
-        recommendations[name] = model.recommend(split.users, split.cutoffs, K, split.seen)
-    lap("baselines")
-
-    metrics = {
-        name: {
-            key: round(value, 4)
-            for key, value in evaluate(recs, split.relevant, catalog_size).items()
-        }
-        for name, recs in recommendations.items()
-    }
+    metrics, spread = _mean_and_std(per_seed)
+    fitted, inputs = first["fitted"], first["inputs"]
     result = EvalResult(
         split={
             **asdict(split.stats),
@@ -131,18 +142,20 @@ def run_eval(
             "catalog_size": catalog_size,
             "train_label_slices": len(slices),
             "train_label_groups": sum(len(s.cutoffs) for s in slices),
+            "seeds": seeds,
         },
         metrics=metrics,
-        candidates=_rounded(source_recall(candidates, split.relevant, split.cutoffs)),
+        metrics_std=spread,
+        candidates=_rounded(source_recall(first["candidates"], split.relevant, split.cutoffs)),
         training={
             "best_iteration": fitted.best_iteration,
             "valid_ndcg@10": round(fitted.valid_ndcg10, 4),
             "train_groups": fitted.train_groups,
             "valid_groups": fitted.valid_groups,
             "features": len(inputs.features),
-            "rows_test": len(candidates.frame),
+            "rows_test": len(first["candidates"].frame),
         },
-        ndcg_curve=_ndcg_curve(recommendations, split.relevant),
+        ndcg_curve=_ndcg_curve(runs[0], split.relevant),
         importance={k: round(float(v), 1) for k, v in importance(fitted.booster).items()},
         seconds={**seconds, **{k: round(v, 2) for k, v in inputs.seconds.items()}},
     )
@@ -152,6 +165,37 @@ def run_eval(
     if report_dir is not None:
         result.report = str(write_report(result, report_dir))
     return result
+
+
+def _baselines(seed: int, deterministic: bool) -> dict[str, Recommender]:
+    """The baselines to train for a seed: the seeded ones always, the others when asked."""
+    seeded: dict[str, Recommender] = {
+        "als_asof": ALS(retrain_growth=0.25, seed=seed),
+        "als": ALS(seed=seed),
+    }
+    if not deterministic:
+        return seeded
+    return {
+        "popularity": GlobalPopularity(),
+        "recent_popularity": RecentPopularity(),
+        "item_knn": ItemKNN(retrain_growth=0.25),
+        "ease": EASE(),
+        **seeded,
+    }
+
+
+def _mean_and_std(
+    per_seed: list[dict[str, dict[str, float]]],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Each model's metrics averaged over the seeds, and their (population) standard deviation."""
+    means: dict[str, dict[str, float]] = {}
+    spread: dict[str, dict[str, float]] = {}
+    for name in per_seed[0]:
+        keys = per_seed[0][name]
+        values = {key: np.array([run[name][key] for run in per_seed]) for key in keys}
+        means[name] = {key: round(float(v.mean()), 4) for key, v in values.items()}
+        spread[name] = {key: round(float(v.std()), 4) for key, v in values.items()}
+    return means, spread
 
 
 def _drop_collection(settings: Settings, embedder: Embedder, collection: str) -> None:

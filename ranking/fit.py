@@ -4,6 +4,8 @@ Labels: each user's last 20% of interactions, and the 20% before those (ranking.
 candidates and features as of each user's cutoff, point in time. The candidate sources are fit
 on the whole log (they read only the past of any time they score), saved with the booster so the
 server ranks with exactly what was trained; the item vectors go to Milvus's `items` collection.
+Last, every user's candidates as of now are computed and saved with them (ranking.precomputed),
+so that the server need not score the catalog for a request without candidates.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pandas as pd
 from core.errors import InvalidInputError
 from core.settings import Settings
 from memory.embed import Embedder, load_embedder
-from ranking import registry
+from ranking import precomputed, registry
 from ranking.history import load_interactions
 from ranking.item_vectors import ITEMS_COLLECTION, build_item_vectors, catalog_frame
 from ranking.split import temporal_split
@@ -75,6 +77,22 @@ def train_and_save(
             "rows": len(candidates.frame),
         },
     }
+    # Each user's candidates now, as a request after this training would generate them.
+    stored_began = time.perf_counter()
+    stored = precomputed.compute(
+        inputs.sources,
+        inputs.context.history,
+        inputs.items,
+        pd.Timestamp.now(tz="UTC"),
+        int(settings.engram_candidates_budget_mb * 2**20),
+    )
+    meta["precomputed"] = {
+        "users": len(stored.users),
+        "candidates": len(stored.codes),
+        "bytes": stored.nbytes,
+        "at": stored.at.isoformat(),
+        "seconds": round(time.perf_counter() - stored_began, 2),
+    }
     state = {"models": models, "interactions": interactions, "categories": categories}
-    version = registry.save(settings, fitted.booster, state, meta)
+    version = registry.save(settings, fitted.booster, state, meta, stored)
     return {"version": version, **meta, "seconds": round(time.perf_counter() - began, 2)}

@@ -37,9 +37,11 @@ EARLY_STOPPING = 50
 MAX_NEGATIVES = 100  # negatives kept per training group
 
 
-def _sample_negatives(labels: np.ndarray, groups: np.ndarray, limit: int) -> np.ndarray:
+def _sample_negatives(
+    labels: np.ndarray, groups: np.ndarray, limit: int, seed: int = 0
+) -> np.ndarray:
     """True for every positive and for at most `limit` random negatives per group. Pure."""
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     noise = rng.random(len(labels))
     frame = pd.DataFrame({"g": groups, "neg": labels <= 0, "noise": noise})
     order = frame[frame["neg"]].groupby("g")["noise"].rank(method="first")
@@ -76,8 +78,10 @@ def fit_lambdarank(
     valid_share: float = 0.2,
     rounds: int = MAX_ROUNDS,
     max_negatives: int = MAX_NEGATIVES,
+    seed: int = 0,
 ) -> Fitted:
-    """Fit on the groups (rows grouped by `groups`) whose time is earlier, stop on the later."""
+    """Fit on the groups (rows grouped by `groups`) whose time is earlier, stop on the later.
+    `seed` draws the sampled negatives and LightGBM's bagging and feature sampling."""
     import lightgbm as lgb
 
     if not len(matrix) == len(labels) == len(groups) == len(times):
@@ -97,7 +101,7 @@ def fit_lambdarank(
     is_valid = groups.isin(valid_groups).to_numpy()
     # Lambdarank's cost grows with the square of a group's size: training groups keep their
     # positives and a seeded sample of negatives; validation groups stay whole.
-    sampled = _sample_negatives(labels, groups.to_numpy(), max_negatives) | is_valid
+    sampled = _sample_negatives(labels, groups.to_numpy(), max_negatives, seed) | is_valid
     keep = np.flatnonzero(sampled)
     matrix, labels, groups, is_valid = (
         matrix.iloc[keep],
@@ -115,7 +119,7 @@ def fit_lambdarank(
         matrix[is_valid], labels[is_valid], group=group_sizes(groups[is_valid]), reference=train
     )
     booster = lgb.train(
-        PARAMS,
+        {**PARAMS, "seed": seed},
         train,
         num_boost_round=rounds,
         valid_sets=[valid],

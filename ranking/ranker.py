@@ -9,19 +9,21 @@ missing, as the point-in-time join does) and orders them by the model's score.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import redis
 
 from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
 from core.stores.online.cache import EntityCache
 from core.times import epoch_micros
 from ranking.baselines import to_micros
-from ranking.candidates import generate_user
+from ranking.candidates import UserCandidates, generate_user
 from ranking.features import assemble_user
 from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
@@ -55,16 +57,18 @@ class Ranker:
         self.model = model
         self.inputs = inputs
         self._reader = reader  # core.stores.online.read_service.ServiceReader
-        # Item rows from the process (read again every ENGRAM_ITEM_CACHE_SECONDS), the user's
-        # row live: see core.stores.online.cache.
+        # Item rows from the process, the user's row live (core.stores.online.cache). The rows are
+        # read whole by `refresh_items` (now, then from the server's background thread every
+        # ENGRAM_ITEM_CACHE_SECONDS) and swapped in at once: a request never reads them.
         self._cached: dict[str, EntityCache] = {}
-        if settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys:
-            self._cached["item_id"] = EntityCache(
-                reader.stored_reader,
-                "item_id",
-                list(inputs.items),
-                settings.engram_item_cache_seconds,
-            )
+        self._cache_items = (
+            settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys
+        )
+        self.refresh_items()
+        # Each user's candidates from training, when the version kept them (see `stored`).
+        self._stored = model.candidates
+        if self._stored is not None and self._stored.names != inputs.source_names:
+            self._stored = None  # computed for other sources: generated live instead
         self._item_store = item_store
         self._embedder = embedder
         categories = inputs.context.categories
@@ -74,6 +78,26 @@ class Ranker:
             if isinstance(category, str)
         }
         inputs.context.table  # noqa: B018  (built now, not on the first request)
+
+    @property
+    def item_refresh_seconds(self) -> float:
+        """How often `refresh_items` should run (0: never, the item rows are read live)."""
+        return self.settings.engram_item_cache_seconds if self._cache_items else 0.0
+
+    def refresh_items(self) -> None:
+        """Read every catalog item's feature rows now and swap them in whole. Requests keep
+        the previous rows until the swap, so none waits for a read; the rows never expire on
+        their own (a refresh that fails keeps them)."""
+        if not self._cache_items:
+            return
+        fresh = EntityCache(
+            self._reader.stored_reader, "item_id", list(self.inputs.items), math.inf
+        )
+        try:
+            fresh.rows(list(self.inputs.items[:1]))  # the first use reads the whole catalog
+        except (redis.RedisError, OSError) as error:
+            raise ServiceUnavailableError("redis", str(error)) from error
+        self._cached = {"item_id": fresh}
 
     @property
     def version(self) -> str:
@@ -97,6 +121,8 @@ class Ranker:
         self.inputs.context.forget_user(user_id)
         for source in self.inputs.sources:
             source.forget_user(user_id)
+        if self._stored is not None:
+            self._stored = self._stored.without(user_id)
 
     def features(self, frame: pd.DataFrame, at: datetime) -> pd.DataFrame:
         """The model matrix of candidate rows of one user at `at`, service read online."""
@@ -176,26 +202,13 @@ class Ranker:
         if moment.tzinfo is None:
             raise InvalidInputError("at", "needs a UTC offset")
         moment = moment.tz_convert("UTC")
-        history = self.inputs.context.history
-        seen = set(history.before(user_id, int(to_micros([moment])[0])).items)
-        inputs = self.inputs
-        only = list(candidates) if candidates is not None else None
-        if query:
-            hits = [item for item, _ in self._query_hits(query)]
-            if only is None:
-                base = generate_user(inputs.sources, user_id, moment, inputs.items, seen)
-                only = base.item_ids.tolist()
-            only = list(dict.fromkeys([*only, *(h for h in hits if h not in seen)]))
-        found = generate_user(
-            inputs.sources,
-            user_id,
-            moment,
-            inputs.items,
-            seen if candidates is None else (),
-            only=only,
-        )
+        found = self.stored(user_id) if candidates is None and not query and at is None else None
+        if found is None:
+            found = self._generate(user_id, moment, candidates, query)
         if not len(found.item_ids):
-            if not seen and candidates is None:
+            history = self.inputs.context.history
+            micros = int(to_micros([moment])[0])
+            if candidates is None and not len(history.before(user_id, micros).items):
                 raise UnknownUserError(user_id)
             return RankResult([], self.version)
         item_ids = found.item_ids
@@ -226,6 +239,41 @@ class Ranker:
                 ]
         items = [(str(item_ids[i]), float(scores[i])) for i in order]
         return RankResult(items, self.version, reasons)
+
+    def stored(self, user_id: str) -> UserCandidates | None:
+        """The user's candidates computed when the model was trained (ranking.precomputed;
+        None when it did not keep them): what a request without candidates, query or time
+        ranks, instead of the sources scoring the catalog."""
+        kept = self._stored
+        return None if kept is None else kept.get(user_id)
+
+    def _generate(
+        self,
+        user_id: str,
+        moment: pd.Timestamp,
+        candidates: list[str] | None,
+        query: str | None,
+    ) -> UserCandidates:
+        """The sources' candidates as of `moment`: the given ones, or each source's best items
+        the user has not touched; plus the items nearest a text query."""
+        inputs = self.inputs
+        history = inputs.context.history
+        seen = set(history.before(user_id, int(to_micros([moment])[0])).items)
+        only = list(candidates) if candidates is not None else None
+        if query:
+            hits = [item for item, _ in self._query_hits(query)]
+            if only is None:
+                base = generate_user(inputs.sources, user_id, moment, inputs.items, seen)
+                only = base.item_ids.tolist()
+            only = list(dict.fromkeys([*only, *(h for h in hits if h not in seen)]))
+        return generate_user(
+            inputs.sources,
+            user_id,
+            moment,
+            inputs.items,
+            seen if candidates is None else (),
+            only=only,
+        )
 
     def _query_hits(self, query: str) -> list[tuple[str, float]]:
         if self._item_store is None or self._embedder is None:

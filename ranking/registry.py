@@ -1,9 +1,10 @@
 """A small on-disk model registry: ENGRAM_HOME/models/registry/<version>/.
 
 Each version holds `model.txt` (the LightGBM booster), `sources.pkl` (the fitted candidate
-sources and the log they read) and `meta.json` (version, feature list, training window,
-metrics). Versions are `vYYYYMMDD-HHMMSS[-n]`, so their sorted order is their age and `load()`
-without a version takes the latest.
+sources and the log they read), `meta.json` (version, feature list, training window,
+metrics) and, when training computed them, `candidates.npz` (each user's candidates:
+ranking.precomputed). Versions are `vYYYYMMDD-HHMMSS[-n]`, so their sorted order is their age
+and `load()` without a version takes the latest.
 
 Serving takes the latest version unless one is pinned (`pin`; `unpin` goes back to the latest):
 a pin is the rollback when a new version serves worse. It is a file beside the versions, so
@@ -29,6 +30,8 @@ from typing import Any
 from core.errors import InvalidInputError, ModelNotFoundError
 from core.locks import exclusive
 from core.settings import Settings
+from ranking import precomputed
+from ranking.precomputed import StoredCandidates
 
 MODEL_FILE = "model.txt"
 SOURCES_FILE = "sources.pkl"
@@ -51,6 +54,7 @@ class ModelVersion:
     sources: dict[str, Any]
     meta: dict[str, Any]
     revision: str = ""  # which write of sources.pkl was read (see `revision`)
+    candidates: StoredCandidates | None = None  # each user's, computed at training
 
     @property
     def features(self) -> list[str]:
@@ -67,7 +71,13 @@ def new_version(root: Path, now: datetime | None = None) -> str:
     return version
 
 
-def save(settings: Settings, booster: Any, sources: dict[str, Any], meta: dict[str, Any]) -> str:
+def save(
+    settings: Settings,
+    booster: Any,
+    sources: dict[str, Any],
+    meta: dict[str, Any],
+    candidates: StoredCandidates | None = None,
+) -> str:
     """Write a new version and return its name; the metadata gains `version` and `created_at`."""
     root = registry_dir(settings)
     root.mkdir(parents=True, exist_ok=True)
@@ -77,6 +87,8 @@ def save(settings: Settings, booster: Any, sources: dict[str, Any], meta: dict[s
     booster.save_model(str(partial / MODEL_FILE))
     with (partial / SOURCES_FILE).open("wb") as handle:
         pickle.dump(sources, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    if candidates is not None:
+        (partial / precomputed.FILE).write_bytes(candidates.to_bytes())
     full = {"version": version, "created_at": datetime.now(UTC).isoformat(), **meta}
     (partial / META_FILE).write_text(json.dumps(full, indent=2, default=str))
     partial.rename(root / version)  # readers never see a half-written version
@@ -109,7 +121,9 @@ def load(settings: Settings, version: str | None = None) -> ModelVersion:
         read = _revision(os.fstat(handle.fileno()))  # of the file read, whatever replaces it
         sources = pickle.load(handle)  # files this registry wrote itself
     meta = json.loads((path / META_FILE).read_text())
-    return ModelVersion(version, booster, sources, meta, read)
+    stored = path / precomputed.FILE
+    candidates = precomputed.load(stored) if stored.is_file() else None
+    return ModelVersion(version, booster, sources, meta, read, candidates)
 
 
 def metadata(settings: Settings, version: str) -> dict[str, Any]:
@@ -183,7 +197,8 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
     user factors, no co-occurrence or embedding history, and the item sides (ALS item factors,
     kNN similarities, pair counts, popularity) are learned again without them when the version
     is next loaded. The booster (model.txt) was fitted on everyone's rows and keeps what it
-    learned until the next `engram train`; meta.json names no user. A version whose log held
+    learned until the next `engram train`; meta.json names no user; the user's precomputed
+    candidates leave candidates.npz (rewritten before sources.pkl). A version whose log held
     nobody else is removed whole. Each file is replaced atomically (a reader gets the old file
     or the new one) and forgets take a lock, so two never undo each other's rewrite.
     """
@@ -206,6 +221,9 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
             if kept.empty:
                 _remove(root / version)
                 continue
+            stored = root / version / precomputed.FILE
+            if stored.is_file():  # first: a reader that sees the new sources sees these too
+                _write_atomically(precomputed.load(stored).without(user_id).to_bytes(), stored)
             models = {name: model.fit(kept) for name, model in state["models"].items()}
             _dump_atomically({**state, "interactions": kept, "models": models}, path)
     return ForgetSummary(versions_changed, interactions)
@@ -216,6 +234,18 @@ def _dump_atomically(state: dict[str, Any], path: Path) -> None:
     try:
         with temporary.open("wb") as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_atomically(data: bytes, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

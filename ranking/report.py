@@ -15,9 +15,10 @@ class EvalResult:
     """Everything `engram eval` reports."""
 
     split: dict[str, Any]
-    metrics: dict[str, dict[str, float]]
+    metrics: dict[str, dict[str, float]]  # model -> metric, the mean over the seeds
     candidates: dict[str, dict[str, float]]
     training: dict[str, Any]
+    metrics_std: dict[str, dict[str, float]] = field(default_factory=dict)  # over the seeds
     ndcg_curve: dict[str, dict[int, float]] = field(default_factory=dict)
     importance: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -32,13 +33,20 @@ class EvalResult:
         return out
 
 
-def metrics_table(metrics: dict[str, dict[str, float]]) -> str:
-    """The models' metrics as a Markdown table, best NDCG@10 first. Pure."""
+def metrics_table(
+    metrics: dict[str, dict[str, float]], spread: dict[str, dict[str, float]] | None = None
+) -> str:
+    """The models' metrics as a Markdown table, best NDCG@10 first; with `spread` (standard
+    deviations over seeds), each cell is mean ± std. Pure."""
     lines = ["| model | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for name, row in sorted(metrics.items(), key=lambda kv: -kv[1].get("ndcg@10", 0.0)):
-        lines.append(
-            f"| {name} | " + " | ".join(f"{row.get(m, float('nan')):.4f}" for m in METRICS) + " |"
-        )
+        cells = []
+        for m in METRICS:
+            cell = f"{row.get(m, float('nan')):.4f}"
+            if spread:
+                cell += f" ± {spread.get(name, {}).get(m, float('nan')):.4f}"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -88,13 +96,14 @@ def write_report(result: EvalResult, out_dir: Path) -> Path:
     plt.close(figure)
 
     split = result.split
+    seeds = int(split.get("seeds", 1))
     text = "\n\n".join(
         [
             "# Ranking evaluation",
             f"Per-user temporal split: {split['evaluated_users']} users evaluated, "
             f"{split['relevant_pairs']} relevant held-out pairs, catalog {split['catalog_size']}.",
-            "## Metrics (k = 10 unless stated)",
-            metrics_table(result.metrics),
+            f"## Metrics (k = 10 unless stated; mean over {seeds} seed(s))",
+            metrics_table(result.metrics, result.metrics_std if seeds > 1 else None),
             "## Candidate recall (test cutoffs)",
             candidates_table(result.candidates),
             "## Training",

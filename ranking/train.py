@@ -36,13 +36,16 @@ LABEL_SLICES = 2  # label cutoffs per user, one before the other
 RETRAIN_GROWTH = 0.25  # item-kNN and ALS retrained along the log: point in time at any cutoff
 
 
-def fit_source_models(interactions: pd.DataFrame, growth: float = RETRAIN_GROWTH) -> dict[str, Any]:
-    """The point-in-time candidate models, fit on the whole log (each reads only the past)."""
+def fit_source_models(
+    interactions: pd.DataFrame, growth: float = RETRAIN_GROWTH, seed: int = 0
+) -> dict[str, Any]:
+    """The point-in-time candidate models, fit on the whole log (each reads only the past);
+    `seed` starts ALS's factors."""
     return {
         "popularity": RecentPopularity().fit(interactions),
         "cooccurrence": SequentialCooccurrence().fit(interactions),
         "item_knn": ItemKNN(retrain_growth=growth).fit(interactions),
-        "als": ALS(retrain_growth=growth).fit(interactions),
+        "als": ALS(retrain_growth=growth, seed=seed).fit(interactions),
     }
 
 
@@ -178,7 +181,7 @@ def label_slices(split: Split, count: int = 2) -> list[LabelSlice]:
 
 
 def train_ranker(
-    settings: Settings, inputs: RankingInputs, slices: Sequence[LabelSlice]
+    settings: Settings, inputs: RankingInputs, slices: Sequence[LabelSlice], seed: int = 0
 ) -> tuple[Fitted, CandidateSet]:
     """Lambdarank on candidates at each slice's label cutoffs, labelled by what came after."""
     frames, matrices, labels, lists = [], [], [], {}
@@ -193,7 +196,7 @@ def train_ranker(
     frame = pd.concat(frames, ignore_index=True)
     matrix = pd.concat(matrices, ignore_index=True)
     group = frame["user_id"].astype(str) + "@" + frame["at"].astype(str)
-    fitted = fit_lambdarank(matrix, np.concatenate(labels), group, frame["at"])
+    fitted = fit_lambdarank(matrix, np.concatenate(labels), group, frame["at"], seed=seed)
     return fitted, CandidateSet(frame, lists)
 
 

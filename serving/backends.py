@@ -9,7 +9,9 @@ server, and a restarted server is found again at its recorded address.
 
 from __future__ import annotations
 
+import gc
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -31,8 +33,13 @@ from memory.service import EMBED_THREADS, MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
 from pipelines.stream.tombstones import read_tombstones
 from serving.breaker import Breaker
-from serving.popularity import Popularity, PopularityRanker, load_popularity
-from serving.ports import HoldsUsers, Ranked, Ranker
+from serving.popularity import (
+    Popularity,
+    PopularityRanker,
+    load_popularity,
+    popularity_inputs,
+)
+from serving.ports import HoldsUsers, Ranked, Ranker, RefreshesItems
 
 log = logging.getLogger("engram.serving")
 
@@ -61,6 +68,25 @@ def guarded(breaker: Breaker, service: str, call: Callable[[], Any]) -> Any:
         raise
     breaker.success()
     return result
+
+
+def settle_heap() -> None:
+    """After a model swap in a serving process whose heap was frozen (`freeze_heap`): collect
+    the old model's cycles once and freeze again. A no-op where nothing was frozen (tests,
+    commands)."""
+    if gc.get_freeze_count():
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+
+
+def freeze_heap() -> None:
+    """Move every object alive now (the model, its log and sources: ~400k objects on
+    MovieLens) out of the collector's reach: a full collection then scans only what requests
+    made since, instead of stalling a request for the whole heap's scan (hundreds of ms).
+    Called once a worker has loaded everything, before it takes requests."""
+    gc.collect()
+    gc.freeze()
 
 
 class FeatureReader:
@@ -238,6 +264,7 @@ class RankService:
         # Each copy with the server time (ms) its load began, swapped together.
         self._model: tuple[Ranker | None, int] = (None, 0)
         self._popularity: tuple[PopularityRanker, int] = (PopularityRanker(Popularity()), 0)
+        self._popularity_inputs: object = None
         self._stop = threading.Event()
 
     @property
@@ -250,13 +277,17 @@ class RankService:
         """The popularity table in use."""
         return self._popularity[0]
 
-    def refresh(self) -> None:
-        """Reload the model and the popularity table (a failed load keeps the old one)."""
+    def refresh(self, force: bool = True) -> None:
+        """Reload the model and the popularity table (a failed load keeps the old one); without
+        `force`, the table only when the files it is read from changed."""
         began = self._server_ms()
-        try:
-            self._popularity = (PopularityRanker(self._load_popular(self._settings)), began)
-        except EngramError as error:
-            log.warning("popularity not reloaded: %s", error)
+        read_from = popularity_inputs(self._settings)
+        if force or read_from != self._popularity_inputs:
+            try:
+                self._popularity = (PopularityRanker(self._load_popular(self._settings)), began)
+                self._popularity_inputs = read_from
+            except EngramError as error:
+                log.warning("popularity not reloaded: %s", error)
         self._reload_model(began)
 
     def _reload_model(self, began: int) -> None:
@@ -265,6 +296,7 @@ class RankService:
         model = self._load_model(self._settings, current)
         if model is not current:
             self._model = (model, began)
+            settle_heap()
 
     def _server_ms(self) -> int:
         """The Redis server's time in ms; 0 when it cannot be read, so that any forget counts
@@ -279,20 +311,46 @@ class RankService:
             return 0
         return int(seconds) * 1_000 + int(micros) // 1_000
 
+    def refresh_items(self) -> None:
+        """Read the model's item rows again (ranking.ranker.Ranker.refresh_items); a failed
+        read keeps the rows in use."""
+        model = self.model
+        if not isinstance(model, RefreshesItems) or model.item_refresh_seconds <= 0:
+            return
+        try:
+            model.refresh_items()
+        except EngramError as error:
+            log.warning("item rows not refreshed: %s", error)
+
     def start_refresh(self, every: float = REFRESH_S, retry: float = MODEL_RETRY_S) -> None:
         """Reload in a daemon thread every `every` seconds; while there is no model (none
-        trained yet, or a store was down when it loaded), look for it every `retry` seconds."""
+        trained yet, or a store was down when it loaded), look for it every `retry` seconds.
+        The same thread re-reads the model's item rows every `item_refresh_seconds`: the
+        periodic work of serving runs here, and requests only read what it swaps in."""
+
+        def items_period() -> float:
+            model = self.model
+            if isinstance(model, RefreshesItems) and model.item_refresh_seconds > 0:
+                return model.item_refresh_seconds
+            return math.inf
 
         def loop() -> None:
             due = time.monotonic() + every
+            items_due = time.monotonic() + items_period()
             while not self._stop.wait(
-                retry if self.model is None else max(0.0, due - time.monotonic())
+                retry if self.model is None else max(0.0, min(due, items_due) - time.monotonic())
             ):
-                if time.monotonic() < due:
-                    self._reload_model(self._server_ms())
+                now = time.monotonic()
+                if now >= items_due:
+                    self.refresh_items()
+                    items_due = time.monotonic() + items_period()
+                if now < due:
+                    if self.model is None:
+                        self._reload_model(self._server_ms())
                     continue
-                self.refresh()
+                self.refresh(force=False)
                 due = time.monotonic() + every
+                items_due = min(items_due, time.monotonic() + items_period())
 
         threading.Thread(target=loop, name="engram-refresh", daemon=True).start()
 

@@ -169,12 +169,15 @@ def _worker_exited(_server: Any, worker: Any) -> None:
 
 def _warm_worker(worker: Any) -> None:
     """gunicorn's post_worker_init hook: the embedding model and the memory collection load
-    before the worker takes requests, not in its first memory search (about a second)."""
+    before the worker takes requests, not in its first memory search (about a second); then
+    the heap is frozen (serving.backends.freeze_heap)."""
     from core.errors import ServiceUnavailableError
+    from serving.backends import freeze_heap
 
     # Milvus down now: memory requests answer 503 until it is back.
     with contextlib.suppress(ServiceUnavailableError):
         worker.wsgi.extensions["engram"].memories.get()
+    freeze_heap()
 
 
 @click.group()

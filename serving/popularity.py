@@ -83,6 +83,22 @@ class PopularityRanker:
         return rank_by_popularity(self.popularity, user_id, k, candidates)
 
 
+def popularity_inputs(settings: Settings) -> tuple[tuple[str, int, int], ...]:
+    """Name, size and modification time of every file `load_popularity` reads: equal between
+    two calls when nothing it reads was rewritten (ingest, stream parts, a forget)."""
+    events = event_store.events_dir(settings)
+    parts = sorted(events.glob("part-*.parquet")) if events.is_dir() else []
+    paths = [features_dir(settings) / ITEM_FEATURES_FILE, *parts]
+    out = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        out.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return tuple(out)
+
+
 def load_popularity(settings: Settings) -> Popularity:
     """Read the item snapshot and the event store into a Popularity (empty when none exist)."""
     con = duckdb.connect()

@@ -59,6 +59,21 @@ class HoldsUsers(Protocol):
         ...
 
 
+@runtime_checkable
+class RefreshesItems(Protocol):
+    """A ranker holding item rows in the process, re-read whole by the server's background
+    thread (never by a request)."""
+
+    @property
+    def item_refresh_seconds(self) -> float:
+        """Seconds between reads (0: none)."""
+        ...
+
+    def refresh_items(self) -> None:
+        """Read the rows again and swap them in; the old rows serve until then."""
+        ...
+
+
 class Producer(Protocol):
     """Appends signals (JSON text, one per record) to the signals stream; returns their ids."""
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from core.errors import InvalidInputError
 from ranking.baselines import (
     ALS,
+    EASE,
     GlobalPopularity,
     ItemKNN,
     Popularity,
@@ -193,10 +194,17 @@ def test_pruned_cosine_is_the_cosine_without_self_when_nothing_is_pruned() -> No
 
 @pytest.mark.parametrize(
     "model",
-    [ItemKNN(neighbors=5), ItemKNN(retrain_growth=0.5, min_events=20), ALS(factors=4)],
-    ids=["item_knn", "item_knn_asof", "als"],
+    [
+        ItemKNN(neighbors=5),
+        ItemKNN(retrain_growth=0.5, min_events=20),
+        ALS(factors=4),
+        EASE(regularization=5.0),
+    ],
+    ids=["item_knn", "item_knn_asof", "als", "ease"],
 )
-def test_collaborative_models_recommend_within_the_users_taste(model: ItemKNN | ALS) -> None:
+def test_collaborative_models_recommend_within_the_users_taste(
+    model: ItemKNN | ALS | EASE,
+) -> None:
     frame = clustered_log()
     model.fit(frame)
     users = ["a0", "a1", "b0"]
@@ -258,3 +266,30 @@ def test_invalid_requests_are_refused() -> None:
         model.recommend(["x"], [pd.Timestamp("2024-01-01")], k=1)
     with pytest.raises(InvalidInputError):
         GlobalPopularity().fit(log([("u", "a", 1.0)]).drop(columns="weight"))
+
+
+def test_ease_is_the_closed_form_of_steck_2019() -> None:
+    frame = clustered_log()
+    model = EASE(regularization=7.0).fit(frame)
+    users = ["a0", "b3"]
+    # Brute force: X (users x items, binary), B = argmin |X - XB|^2 + l|B|^2 with diag(B) = 0.
+    matrix = pd.crosstab(frame["user_id"], frame["item_id"]).clip(upper=1)
+    matrix = matrix.reindex(columns=model.items).to_numpy(dtype=float)
+    gram = matrix.T @ matrix + 7.0 * np.eye(matrix.shape[1])
+    inverse = np.linalg.inv(gram)
+    weights = np.eye(len(inverse)) - inverse / np.diag(inverse)
+    rows = [list(model.users).index(u) for u in users]
+    expected = matrix[rows] @ weights
+    got = model.score_batch(users, [at(100)] * 2, list(model.items))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_als_scores_are_the_float64_product_of_the_factors() -> None:
+    frame = clustered_log()
+    model = ALS(factors=4, seed=1).fit(frame)
+    side = model._sides[len(model._ts)]
+    profiles = model._profiles(["a0", "b1"], np.array([2**62, 2**62]))
+    users = side.recalculate_user(np.arange(2), profiles)
+    expected = np.asarray(users, dtype=np.float64) @ np.asarray(side.item_factors).T
+    for _ in range(2):  # the converted factors are kept after the first call
+        np.testing.assert_array_equal(model._apply(side, profiles), expected)

@@ -128,3 +128,26 @@ def test_forgetting_rewrites_every_version_without_the_user(settings: Settings) 
             scores(model, [GONE], items), scores(model, [STRANGER], items), equal_nan=True
         ), name
     assert registry.forget_user(settings, GONE) == registry.ForgetSummary()
+
+
+def test_forgetting_drops_the_users_precomputed_candidates(settings: Settings) -> None:
+    from ranking import precomputed
+    from ranking.candidates import ModelSource
+
+    log = clustered_log()
+    models = fitted(log)
+    sources = [ModelSource(name, model) for name, model in models.items()]
+    items = pd.Index(sorted(set(log["item_id"])))
+    stored = precomputed.compute(sources, UserHistory(log), items, at(90), budget_bytes=2**30)
+    categories = pd.Series("c", index=items)
+    state = {"models": models, "interactions": log, "categories": categories}
+    version = registry.save(settings, booster(), state, {"features": []}, stored)
+    assert GONE in registry.load(settings, version).candidates  # type: ignore[operator]
+
+    registry.forget_user(settings, GONE)
+
+    kept = registry.load(settings, version).candidates
+    assert kept is not None and GONE not in kept
+    assert sorted(kept.users) == sorted(u for u in stored.users if u != GONE)
+    other = str(kept.users[0])
+    assert kept.get(other).item_ids.tolist() == stored.get(other).item_ids.tolist()  # type: ignore[union-attr]

@@ -20,7 +20,7 @@ from pipelines.batch import run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
 from pipelines.materialize import materialize_incremental
 from ranking import registry
-from ranking.candidates import generate
+from ranking.candidates import generate, generate_user
 from ranking.fit import train_and_save
 from ranking.ranker import Ranker, load_ranker
 from ranking.train import training_matrix
@@ -138,3 +138,42 @@ def test_serving_follows_a_pin_and_goes_back_to_the_latest(ranker: Ranker) -> No
     registry.unpin(settings)
     served = load_model(settings, served)
     assert served is not None and served.version == newer
+
+
+def test_a_request_without_candidates_or_time_ranks_the_candidates_from_training(
+    ranker: Ranker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = active_user(ranker)
+    stored = ranker.model.candidates
+    assert stored is not None and user in stored
+    kept = ranker.stored(user)
+    assert kept is not None
+    seen = ranker.inputs.context.history.before(user, int(stored.at.value // 1000)).items
+    live = generate_user(ranker.inputs.sources, user, stored.at, ranker.inputs.items, seen)
+    assert kept.item_ids.tolist() == live.item_ids.tolist()
+    np.testing.assert_array_equal(kept.scores, live.scores)
+    np.testing.assert_array_equal(kept.ranks, live.ranks)
+    # Without a time the sources are not asked: the stored rows are ranked.
+    monkeypatch.setattr(ranker.inputs, "sources", [])
+    now = ranker.rank(user, k=5, explain=False)
+    assert len(now.items) == 5 and {i for i, _ in now.items} <= set(kept.item_ids)
+    assert ranker.rank(user, k=5, at=AT).items == []  # with one, they are
+
+
+def test_requests_never_read_the_item_rows_a_refresh_swaps_them(ranker: Ranker) -> None:
+    user = active_user(ranker)
+    cache = ranker._cached["item_id"]
+    for _ in range(3):
+        ranker.rank(user, k=3, at=AT, explain=False)
+    assert ranker._cached["item_id"] is cache and cache.refreshes == 1  # read when built
+    ranker.refresh_items()
+    fresh = ranker._cached["item_id"]
+    assert fresh is not cache and fresh.refreshes == 1 and fresh.size == cache.size
+
+
+def test_one_thread_predicts_what_the_default_thread_pool_predicts(ranker: Ranker) -> None:
+    user = active_user(ranker)
+    at = pd.DatetimeIndex([pd.Timestamp(AT)])
+    frame = generate(ranker.inputs.sources, [user], at, ranker.inputs.items).frame
+    matrix = ranker.matrix(frame, AT)
+    np.testing.assert_array_equal(ranker.score(matrix), ranker.model.booster.predict(matrix))

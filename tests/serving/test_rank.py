@@ -209,3 +209,39 @@ def test_a_slow_redis_degrades_quickly(make_app: AppFactory, stoppable_redis: Re
 
     time.sleep(1.5 + COOLDOWN_S)
     assert client.post("/v1/rank", json=body, headers=read).json["degraded"] is False  # type: ignore[index]
+
+
+class RefreshingRanker(RedisScoreRanker):
+    """The stand-in with item rows to re-read, as the LightGBM ranker has."""
+
+    item_refresh_seconds = 0.05
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.refreshed: list[str] = []
+
+    def refresh_items(self) -> None:
+        import threading
+
+        self.refreshed.append(threading.current_thread().name)
+
+
+def test_item_rows_are_refreshed_by_the_background_thread_only(
+    make_app: AppFactory, redis_url: str
+) -> None:
+    model = RefreshingRanker(redis_url)
+    app = make_app(ENGRAM_RANKER=model)
+    client = app.test_client()
+    for _ in range(5):
+        answer = client.post("/v1/rank", json={"user_id": "ana", "k": 1}, headers=bearer("read"))
+        assert answer.status_code == 200
+    assert model.refreshed == []  # requests never refresh
+    ranking = app.extensions["engram"].ranking
+    ranking.start_refresh(every=60.0)
+    try:
+        deadline = time.monotonic() + 5.0
+        while len(model.refreshed) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        ranking.stop()
+    assert len(model.refreshed) >= 3 and set(model.refreshed) == {"engram-refresh"}
