@@ -25,6 +25,7 @@ import pytest
 import redis
 
 from core.stores import local_redis
+from serving import keys
 from serving.wiring import SIGNALS_STREAM
 from tests.serving.conftest import API_KEYS, KEYS
 
@@ -288,3 +289,27 @@ def test_a_query_key_is_answered_401_saying_how_to_send_it(server: Server) -> No
     assert refused.value.code == 401
     body = json.loads(refused.value.read())
     assert body["field"] == "api_key" and "Authorization: Bearer" in body["detail"]
+
+
+def test_an_issued_key_is_named_by_id_in_the_log_and_refused_by_every_worker_once_revoked(
+    server: Server, redis_server: str
+) -> None:
+    with redis.Redis.from_url(redis_server) as client:
+        record, key = keys.create(client, {"read"}, tenant="shop-7")
+        path = f"{server.base}/v1/users/nobody/features"
+        asked = urllib.request.Request(path, headers={"Authorization": f"Bearer {key}"})
+        with pytest.raises(urllib.error.HTTPError) as accepted:
+            urllib.request.urlopen(asked)
+        assert accepted.value.code == 404  # past auth: nobody has features
+        keys.revoke(client, record.key_id)
+    revoked_at = time.monotonic()
+    for _ in range(2 * WORKERS):  # whichever worker answers
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(asked)
+        assert refused.value.code == 401
+    assert time.monotonic() - revoked_at < 1.0 * 2 * WORKERS
+    time.sleep(0.5)  # the workers' log lines reach the files
+    named = [e for e in _access_lines(server) if e.get("key_id") == record.key_id]
+    assert [e["status"] for e in named][:1] == [404] and named[0]["tenant"] == "shop-7"
+    everything = server.access_log.read_text() + server.error_log.read_text()
+    assert key not in everything and key.rsplit("_", 1)[1] not in everything
