@@ -12,21 +12,9 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-_MONTHS = [
-    "january",
-    "february",
-    "march",
-    "april",
-    "may",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-]
-_MONTH = r"(?P<month>" + "|".join(_MONTHS) + r")"
+from memory.timeparse import MONTHS
+
+_MONTH = r"(?P<month>" + "|".join(MONTHS) + r")"
 _YEAR = r"(?P<year>(?:19|20)\d\d)"
 _DAY = r"(?P<day>\d{1,2})(?:st|nd|rd|th)?"
 _DAY_MONTH_YEAR = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE)
@@ -40,7 +28,7 @@ def named_period(text: str) -> tuple[datetime, datetime] | None:
     for pattern in (_DAY_MONTH_YEAR, _MONTH_DAY_YEAR):
         match = pattern.search(text)
         if match:
-            year, month = int(match["year"]), _MONTHS.index(match["month"].lower()) + 1
+            year, month = int(match["year"]), MONTHS.index(match["month"].lower()) + 1
             try:
                 start = datetime(year, month, int(match["day"]), tzinfo=UTC)
             except ValueError:  # "31 February": not a day
@@ -48,7 +36,7 @@ def named_period(text: str) -> tuple[datetime, datetime] | None:
             return start, start + timedelta(days=1)
     match = _MONTH_YEAR.search(text)
     if match:
-        year, month = int(match["year"]), _MONTHS.index(match["month"].lower()) + 1
+        year, month = int(match["year"]), MONTHS.index(match["month"].lower()) + 1
         end_year, end_month = (year + 1, 1) if month == 12 else (year, month + 1)
         return datetime(year, month, 1, tzinfo=UTC), datetime(end_year, end_month, 1, tzinfo=UTC)
     match = _IN_YEAR.search(text)

@@ -38,7 +38,7 @@ _NUMBERS = {
     "few": 3,
     "several": 3,
 }
-_MONTHS = [
+MONTHS = [  # month names in order (memory/periods.py reads them too)
     "january",
     "february",
     "march",
@@ -67,7 +67,7 @@ _UNIT = r"(?P<unit>day|week|month|year)s?"
 _REL = r"(?P<rel>last|next|this(?:\s+past)?)"
 _SEASON = r"(?P<season>spring|summer|autumn|fall|winter)"
 _WEEKDAY = r"(?P<weekday>" + "|".join(_WEEKDAYS) + ")"
-_MONTH = r"(?P<month>" + "|".join(_MONTHS) + ")"
+_MONTH = r"(?P<month>" + "|".join(MONTHS) + ")"
 _IN = r"(?:in|since|back in)"
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("ago", _compile(rf"\b{_NUM}\s+{_UNIT}\s+ago\b")),
@@ -174,7 +174,7 @@ def _resolve(kind: str, match: re.Match[str], base: datetime, direction: Directi
             delta = delta + 7 if delta <= 0 else delta
         return _day(base) + timedelta(days=delta)
     if kind in ("rel_month", "in_month"):
-        month = _MONTHS.index(groups["month"].lower()) + 1
+        month = MONTHS.index(groups["month"].lower()) + 1
         if kind == "rel_month" and step != 0:
             direction = "past" if step < 0 else "future"
         return _nearest_month(base, month, direction)
