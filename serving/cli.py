@@ -64,18 +64,16 @@ def serve(
         for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
             stale.unlink()
 
-    supervisor = _start_supervisor(settings)
-    if not no_auth:
-        with connect_redis(settings, 5.0) as client:  # issued keys live in Redis, now up
+    if not no_auth and not configured:
+        with connect_redis(settings) as client:  # issued keys live in Redis (started if local)
             found = has_keys(configured, client)
         if not found:
-            if supervisor is not None:
-                _stop_supervisor(supervisor)
             raise ConfigError(
                 "ENGRAM_API_KEYS",
                 "no API key is configured: `engram keys create --scopes read,write`, or set "
                 "ENGRAM_API_KEYS (or run --no-auth on a loopback host)",
             )
+    supervisor = _start_supervisor(settings)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
