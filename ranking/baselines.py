@@ -337,8 +337,12 @@ class _ProfileModel(_CatalogModel):
         their contacts until the model is fitted again (ranking.registry.forget_user)."""
         self._rows.pop(user_id, None)
 
+    # "weight": summed signal weights, a negative sum (low ratings) meaning disliked; "contact":
+    # 1 per user and item touched. Models that offer the choice set it in their constructor.
+    confidence = "weight"
+
     def _values(self, weights: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        return weights if self.confidence == "weight" else np.ones(len(weights))
 
     def _learn(self, matrix: sp.csr_matrix) -> Any:
         raise NotImplementedError
@@ -357,6 +361,8 @@ class _ProfileModel(_CatalogModel):
     def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         matrix.sum_duplicates()
         matrix.eliminate_zeros()  # weights that cancel out say nothing
+        if self.confidence == "contact":
+            matrix.data[:] = 1.0
         return matrix
 
     def _profiles(self, user_ids: Sequence[str], cutoffs: np.ndarray) -> sp.csr_matrix:
@@ -472,14 +478,8 @@ class ALS(_ProfileModel):
         self.seed = seed
         self.threads = threads
 
-    def _values(self, weights: np.ndarray) -> np.ndarray:
-        return weights if self.confidence == "weight" else np.ones(len(weights))
-
     def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        matrix = super()._finish(matrix)
-        if self.confidence == "contact":
-            matrix.data[:] = 1.0
-        return sp.csr_matrix(matrix, dtype=np.float32)
+        return sp.csr_matrix(super()._finish(matrix), dtype=np.float32)
 
     def _learn(self, matrix: sp.csr_matrix) -> Any:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -530,14 +530,8 @@ class EASE(_ProfileModel):
         self.retrain_growth = retrain_growth
         self.min_events = min_events
 
-    def _values(self, weights: np.ndarray) -> np.ndarray:
-        return weights if self.confidence == "weight" else np.ones(len(weights))
-
     def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        matrix = super()._finish(matrix)
-        if self.confidence == "contact":
-            matrix.data[:] = 1.0
-        return matrix
+        return sp.csr_matrix(super()._finish(matrix), dtype=np.float32)
 
     def _learn(self, matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         users_per_item = np.asarray((matrix != 0).sum(axis=0)).ravel()
