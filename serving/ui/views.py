@@ -348,6 +348,12 @@ def forget_user(user_id: str) -> Any:
     return render_template("forgotten.html", user_id=user_id, removed=removed)
 
 
+@bp.route("/<path:unknown>", methods=["GET", "POST"])
+def not_a_page(unknown: str) -> Any:
+    """A path under /ui that names no page gets the inspector's 404 page, not the API's JSON."""
+    raise PageError(404, f"/ui/{unknown} is no page of the inspector: start from /ui/")
+
+
 def _safe_next(target: str | None) -> str:
     """Where to go after login: a path of the inspector only (never another site)."""
     if target and target.startswith("/ui/") and not target.startswith("/ui//"):

@@ -98,3 +98,13 @@ def test_an_issued_key_signs_in_and_its_revocation_ends_the_session(
         assert client.get("/ui/users/ana").status_code == 200
         keys.revoke(store, record.key_id)
     assert client.get("/ui/users/ana").status_code == 401
+
+
+def test_an_unknown_inspector_path_is_a_page_not_json(make_app: AppFactory) -> None:
+    client = make_app().test_client()
+    missing = client.get("/ui/no/such/page")
+    body = missing.get_data(as_text=True)
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    assert "no page of the inspector" in body and missing.headers["Cache-Control"] == "no-store"
+    assert client.get("/ui/static/inspector.css").status_code == 200
+    assert client.get("/v1/no/such/route").mimetype == "application/json"
