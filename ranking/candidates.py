@@ -22,7 +22,7 @@ import pandas as pd
 
 from core.errors import InvalidInputError
 from ranking.baselines import to_micros, top_k
-from ranking.history import UserHistory
+from ranking.history import Contacts, UserHistory
 from ranking.item_vectors import ItemVectors
 
 # How many items of each source enter the ranked union (about 600 distinct per user).
@@ -50,6 +50,12 @@ class Source(Protocol):
         """Score the user as one with no history from now on (in place, while serving)."""
         ...
 
+    def score_contacts(
+        self, user_id: str, contacts: Contacts, at: pd.Timestamp, items: pd.Index
+    ) -> np.ndarray:
+        """One user's scores of the catalog at `at` from these contacts, not those fitted."""
+        ...
+
 
 class CatalogScorer(Protocol):
     """A fitted point-in-time model: ranking.baselines' models, ranking.sequence's."""
@@ -59,6 +65,15 @@ class CatalogScorer(Protocol):
     ) -> np.ndarray: ...
 
     def forget_user(self, user_id: str) -> None: ...
+
+    def score_contacts(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        weights: np.ndarray,
+        cutoff: pd.Timestamp,
+        item_ids: Sequence[str],
+    ) -> np.ndarray: ...
 
 
 class ModelSource:
@@ -75,6 +90,12 @@ class ModelSource:
     def forget_user(self, user_id: str) -> None:
         """The model's `forget_user`."""
         self.model.forget_user(user_id)
+
+    def score_contacts(
+        self, user_id: str, contacts: Contacts, at: pd.Timestamp, items: pd.Index
+    ) -> np.ndarray:
+        """The model's `score_contacts`."""
+        return self.model.score_contacts(contacts.items, contacts.ts, contacts.weights, at, items)
 
 
 class VectorRows(Protocol):
@@ -136,6 +157,25 @@ class EmbeddingSource:
         has = columns >= 0
         # Every vector scored, then picked: cheaper than copying the catalog's rows per request.
         out[np.ix_(known, has)] = (tastes[known] @ self.vectors.matrix.T)[:, columns[has]]
+        return out
+
+    def score_contacts(
+        self, user_id: str, contacts: Contacts, at: pd.Timestamp, items: pd.Index
+    ) -> np.ndarray:
+        """`scores` of one user whose contacts are these, not the history's."""
+        before = contacts.ts < int(to_micros([at])[0])
+        out = np.full(len(items), np.nan)
+        taste = taste_vector(
+            self.vectors,
+            contacts.items[before],
+            contacts.weights[before],
+            self.memories.get(user_id),
+        )
+        if taste is not None:
+            columns = self.vectors.index.get_indexer(items)
+            has = columns >= 0
+            row = taste.astype(np.float32)[None, :]  # as `scores` holds it
+            out[has] = (row @ self.vectors.matrix.T)[0, columns[has]]
         return out
 
     def forget_user(self, user_id: str) -> None:
@@ -255,6 +295,24 @@ def generate_user(
     chosen = None if only is None else items.get_indexer([str(i) for i in only])
     item_array = np.asarray(items, dtype=object)
     return _union(rows, item_array, blocked[blocked >= 0], limits, chosen)[0]
+
+
+def generate_contacts(
+    sources: Sequence[Source],
+    user_id: str,
+    contacts: Contacts,
+    at: pd.Timestamp,
+    items: pd.Index,
+    limits: Mapping[str, int] | None = None,
+) -> UserCandidates:
+    """`generate_user` of a user whose contacts are these (oldest first), not those the
+    sources were fitted on; the items of contacts before `at` are excluded (ranking.follow)."""
+    limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
+    rows = {s.name: s.score_contacts(user_id, contacts, at, items) for s in sources}
+    seen = contacts.items[contacts.ts < int(to_micros([at])[0])]
+    blocked = items.get_indexer(list(dict.fromkeys(seen)))
+    item_array = np.asarray(items, dtype=object)
+    return _union(rows, item_array, blocked[blocked >= 0], limits, None)[0]
 
 
 def _union(

@@ -23,7 +23,8 @@ from core.settings import Settings
 from core.stores.online.cache import EntityCache
 from core.times import epoch_micros
 from ranking.baselines import to_micros
-from ranking.candidates import UserCandidates, generate_user
+from ranking.candidate_store import CandidateStore
+from ranking.candidates import DEFAULT_LIMITS, UserCandidates, generate_user
 from ranking.features import assemble_user
 from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
@@ -52,6 +53,7 @@ class Ranker:
         reader: Any,
         item_store: Any | None = None,
         embedder: Any | None = None,
+        candidates: CandidateStore | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -65,10 +67,10 @@ class Ranker:
             settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys
         )
         self.refresh_items()
-        # Each user's candidates from training, when the version kept them (see `stored`).
-        self._stored = model.candidates
-        if self._stored is not None and self._stored.names != inputs.source_names:
-            self._stored = None  # computed for other sources: generated live instead
+        # Each user's candidates in Redis, from training or the follower (see `stored`).
+        self._candidates = candidates
+        self._catalog = np.asarray(inputs.items, dtype=object)
+        self._limits = [DEFAULT_LIMITS.get(name, 100) for name in inputs.source_names]
         self._item_store = item_store
         self._embedder = embedder
         categories = inputs.context.categories
@@ -121,8 +123,6 @@ class Ranker:
         self.inputs.context.forget_user(user_id)
         for source in self.inputs.sources:
             source.forget_user(user_id)
-        if self._stored is not None:
-            self._stored = self._stored.without(user_id)
 
     def features(self, frame: pd.DataFrame, at: datetime) -> pd.DataFrame:
         """The model matrix of candidate rows of one user at `at`, service read online."""
@@ -241,11 +241,24 @@ class Ranker:
         return RankResult(items, self.version, reasons)
 
     def stored(self, user_id: str) -> UserCandidates | None:
-        """The user's candidates computed when the model was trained (ranking.precomputed;
-        None when it did not keep them): what a request without candidates, query or time
-        ranks, instead of the sources scoring the catalog."""
-        kept = self._stored
-        return None if kept is None else kept.get(user_id)
+        """The user's candidates kept in Redis for this version (ranking.candidate_store:
+        computed at training, recomputed by the follower when the user acts; None when none
+        are kept): what a request without candidates, query or time ranks, instead of the
+        sources scoring the catalog."""
+        if self._candidates is None:
+            return None
+        try:
+            record = self._candidates.read(user_id)
+        except (redis.RedisError, OSError) as error:
+            raise ServiceUnavailableError("redis", str(error)) from error
+        if (
+            record is None
+            or record.version != self.version
+            or record.catalog_size != len(self._catalog)
+            or record.scores.shape[1] != len(self._limits)
+        ):
+            return None  # another version's: generated live until it is rewritten
+        return record.candidates(self._catalog, self.inputs.source_names, self._limits)
 
     def _generate(
         self,
@@ -325,10 +338,32 @@ def load_ranker(
         raise InvalidInputError("model", "the registry's feature list differs from the code's")
     client = connect_redis(settings, redis_timeout_s)
     reader = ServiceReader(client, store.project, service_plan(store, "ranking"))
-    ranker = Ranker(settings, model, inputs, reader, item_store, embedder)
+    candidates = CandidateStore(client, int(settings.engram_candidates_budget_mb * 2**20))
+    if model.candidates is not None and model.candidates.names == inputs.source_names:
+        _publish(candidates, model)
+    ranker = Ranker(settings, model, inputs, reader, item_store, embedder, candidates)
     _warm(ranker)
     _one_thread(state["models"])
     return ranker
+
+
+def _publish(candidates: CandidateStore, model: ModelVersion) -> None:
+    """Write the version's candidates from training to Redis, once: the first process to load
+    the version does (ranking.candidate_store.CandidateStore.claim); a Redis that fails now
+    leaves them to be generated per request."""
+    import logging
+
+    assert model.candidates is not None
+    try:
+        if candidates.claim(model.version):
+            written = candidates.publish(model.version, model.candidates)
+            logging.getLogger("engram").info(
+                "candidates of %s: %d users written to redis", model.version, written
+            )
+    except (redis.RedisError, OSError) as error:
+        logging.getLogger("engram").warning(
+            "candidates of %s not written: %s", model.version, error
+        )
 
 
 def _one_thread(models: dict[str, Any]) -> None:
