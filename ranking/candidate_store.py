@@ -5,10 +5,14 @@ the time they are as of, then the rows of `ranking.candidates.UserCandidates` as
 (int32 item code into the version's catalog, float64 score and int16 rank per source). A
 request reads one key; a version other than the ranker's reads as absent (generated live).
 
-Budget (ENGRAM_CANDIDATES_BUDGET_MB): `bytes_per_user` counts ~600 rows, ~33 KB a user with
-five sources (Redis adds ~100 bytes a key), so the default 256 MB holds ~8,000 users. A sorted
-set (`engram:candidates:recent`, user -> last write in ms) orders them: when a write takes the
-count past the budget, the users written longest ago leave (their requests generate live).
+Each source's list (500 deep) rides along: a request with given candidates reads their ranks
+there instead of ranking the catalog with every source.
+
+Budget (ENGRAM_CANDIDATES_BUDGET_MB): `bytes_per_user` counts ~600 rows and the lists, ~43 KB a
+user with five sources (Redis adds ~100 bytes a key), so the default 256 MB holds ~6,000 users.
+A sorted set (`engram:candidates:recent`, user -> last write in ms) orders them: when a write
+takes the count past the budget, the users written longest ago leave (their requests generate
+live).
 Training writes the most active users that fit; the follower adds every user who acts.
 Forget deletes the user's key and their place in the sorted set (`forget_user`).
 """
@@ -27,14 +31,19 @@ import redis
 from pipelines.stream.tombstones import read_tombstones
 from ranking.baselines import to_micros
 from ranking.candidates import UserCandidates
-from ranking.precomputed import NOT_LISTED, StoredCandidates, bytes_per_candidate
+from ranking.precomputed import (
+    NOT_LISTED,
+    StoredCandidates,
+    bytes_of_lists,
+    bytes_per_candidate,
+)
 
 PREFIX = "engram:candidates:user:"
 RECENT = "engram:candidates:recent"  # sorted set: user -> last write (epoch ms)
 PUBLISHED = "engram:candidates:published"  # the version whose training candidates were written
 EXPECTED_ROWS = 600  # candidates of a user, for the budget (DEFAULT_LIMITS' union: ~600)
 KEY_OVERHEAD = 100  # Redis's own bytes per key and sorted-set member, about
-_HEAD = struct.Struct("<HqiiB")  # version length, at (us), catalog size, rows, sources
+_HEAD = struct.Struct("<HqiiBH")  # version length, at (us), catalog size, rows, sources, depth
 _WRITE_CHUNK = 50  # users per pipeline when publishing a version (~1.6 MB)
 
 
@@ -45,7 +54,8 @@ def user_key(user_id: str) -> str:
 
 def bytes_per_user(sources: int, rows: int = EXPECTED_ROWS) -> int:
     """What the budget counts for one user (value and Redis's overhead)."""
-    return _HEAD.size + 32 + rows * bytes_per_candidate(sources) + KEY_OVERHEAD
+    lists = bytes_of_lists(sources)
+    return _HEAD.size + 32 + rows * bytes_per_candidate(sources) + lists + KEY_OVERHEAD
 
 
 def max_users(budget_bytes: int, sources: int) -> int:
@@ -63,6 +73,7 @@ class Record:
     codes: np.ndarray  # int32 positions in the version's catalog
     scores: np.ndarray  # float64 rows x sources
     ranks: np.ndarray  # int16 rows x sources, NOT_LISTED (0): not in that source's list
+    lists: np.ndarray  # int32 sources x depth: each source's list (catalog positions), -1 after
 
     def candidates(
         self, catalog: np.ndarray, names: list[str], limits: list[int]
@@ -71,7 +82,9 @@ class Record:
         ranks = self.ranks.astype(float)
         ranks[ranks == NOT_LISTED] = np.nan
         inside = ranks <= np.asarray(limits, dtype=float)  # NaN compares False
-        return UserCandidates(catalog[self.codes], list(names), self.scores, ranks, inside)
+        return UserCandidates(
+            catalog[self.codes], list(names), self.scores, ranks, inside, self.lists
+        )
 
 
 def encode(
@@ -80,7 +93,8 @@ def encode(
     """A record of `found` (rows of `generate_user` over the catalog `items`)."""
     codes = items.get_indexer(found.item_ids.astype(str)).astype("<i4")
     ranks = np.nan_to_num(found.ranks, nan=NOT_LISTED).astype("<i2")
-    return _pack(version, at, catalog_size, codes, found.scores, ranks)
+    lists = found.lists if found.lists is not None else np.empty((len(found.names), 0))
+    return _pack(version, at, catalog_size, codes, found.scores, ranks, lists)
 
 
 def _pack(
@@ -90,10 +104,11 @@ def _pack(
     codes: np.ndarray,
     scores: np.ndarray,
     ranks: np.ndarray,
+    lists: np.ndarray,
 ) -> bytes:
     name = version.encode()
     micros = int(to_micros(pd.DatetimeIndex([at]))[0])
-    head = _HEAD.pack(len(name), micros, catalog_size, len(codes), scores.shape[1])
+    head = _HEAD.pack(len(name), micros, catalog_size, len(codes), scores.shape[1], lists.shape[1])
     return b"".join(
         [
             head,
@@ -101,13 +116,14 @@ def _pack(
             np.ascontiguousarray(codes, dtype="<i4").tobytes(),
             np.ascontiguousarray(scores, dtype="<f8").tobytes(),
             np.ascontiguousarray(ranks, dtype="<i2").tobytes(),
+            np.ascontiguousarray(lists, dtype="<i4").tobytes(),
         ]
     )
 
 
 def decode(value: bytes) -> Record:
     """The record `encode` wrote."""
-    length, micros, catalog_size, rows, width = _HEAD.unpack_from(value)
+    length, micros, catalog_size, rows, width, depth = _HEAD.unpack_from(value)
     start = _HEAD.size + length
     version = value[_HEAD.size : start].decode()
     codes = np.frombuffer(value, "<i4", rows, start)
@@ -115,8 +131,10 @@ def decode(value: bytes) -> Record:
     scores = np.frombuffer(value, "<f8", rows * width, start).reshape(rows, width)
     start += 8 * rows * width
     ranks = np.frombuffer(value, "<i2", rows * width, start).reshape(rows, width)
+    start += 2 * rows * width
+    lists = np.frombuffer(value, "<i4", width * depth, start).reshape(width, depth)
     at = pd.Timestamp(micros, unit="us", tz="UTC")
-    return Record(version, at, catalog_size, codes, scores, ranks)
+    return Record(version, at, catalog_size, codes, scores, ranks, lists)
 
 
 class CandidateStore:
@@ -153,6 +171,10 @@ class CandidateStore:
         catalog_size = len(stored.catalog)
         users = [str(user) for user in stored.users]
         gone = {u for u, t in read_tombstones(self.client, users).items() if t.after(at_ms)}
+        width = len(stored.names)
+        lists = (
+            stored.lists if stored.lists is not None else np.empty((len(users), width, 0), "<i4")
+        )
         for start in range(0, len(users), _WRITE_CHUNK):
             pipe = self.client.pipeline(transaction=False)
             for position in range(start, min(start + _WRITE_CHUNK, len(users))):
@@ -168,6 +190,7 @@ class CandidateStore:
                         stored.codes[rows],
                         stored.scores[rows],
                         stored.ranks[rows],
+                        lists[position],
                     ),
                 )
                 pipe.zadd(RECENT, {users[position]: at_ms})

@@ -155,6 +155,9 @@ class EmbeddingSource:
             if taste is not None:
                 tastes[row], known[row] = taste, True
         has = columns >= 0
+        if 4 * int(has.sum()) < len(self.vectors.matrix):  # a few items (given candidates)
+            out[np.ix_(known, has)] = tastes[known] @ self.vectors.matrix[columns[has]].T
+            return out
         # Every vector scored, then picked: cheaper than copying the catalog's rows per request.
         out[np.ix_(known, has)] = (tastes[known] @ self.vectors.matrix.T)[:, columns[has]]
         return out
@@ -195,6 +198,9 @@ class UserCandidates:
     scores: np.ndarray  # (items x sources) each source's score, NaN: cannot score
     ranks: np.ndarray  # (items x sources) position in each source's list, NaN: not in it
     inside: np.ndarray  # (items x sources) bool: within that source's limit
+    # (sources x depth) int32 catalog positions of each source's list, best first, -1 past its
+    # end: the ranks of any item, so a request with given candidates need not rank the catalog
+    lists: np.ndarray | None = None
 
     @property
     def n_sources(self) -> np.ndarray:
@@ -348,7 +354,10 @@ def _union(
         score_block[:, j] = scores[name][chosen]
         rank_block[:, j] = position[chosen]
     inside = rank_block <= np.array([limits[n] for n in names])  # NaN compares False
-    union = UserCandidates(item_array[chosen], names, score_block, rank_block, inside)
+    lists = np.full((len(names), depth), -1, dtype=np.int32)
+    for j, name in enumerate(names):
+        lists[j, : len(best[name])] = best[name]
+    union = UserCandidates(item_array[chosen], names, score_block, rank_block, inside, lists)
     return union, best
 
 

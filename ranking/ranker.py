@@ -70,7 +70,8 @@ class Ranker:
         # Each user's candidates in Redis, from training or the follower (see `stored`).
         self._candidates = candidates
         self._catalog = np.asarray(inputs.items, dtype=object)
-        self._limits = [DEFAULT_LIMITS.get(name, 100) for name in inputs.source_names]
+        self._names = list(inputs.source_names)
+        self._limits = [DEFAULT_LIMITS.get(name, 100) for name in self._names]
         self._item_store = item_store
         self._embedder = embedder
         categories = inputs.context.categories
@@ -202,7 +203,12 @@ class Ranker:
         if moment.tzinfo is None:
             raise InvalidInputError("at", "needs a UTC offset")
         moment = moment.tz_convert("UTC")
-        found = self.stored(user_id) if candidates is None and not query and at is None else None
+        found = None
+        if not query and at is None:
+            if candidates is None:
+                found = self.stored(user_id)
+            else:
+                found = self._given(user_id, moment, candidates)
         if found is None:
             found = self._generate(user_id, moment, candidates, query)
         if not len(found.item_ids):
@@ -258,7 +264,37 @@ class Ranker:
             or record.scores.shape[1] != len(self._limits)
         ):
             return None  # another version's: generated live until it is rewritten
-        return record.candidates(self._catalog, self.inputs.source_names, self._limits)
+        return record.candidates(self._catalog, self._names, self._limits)
+
+    def _given(
+        self, user_id: str, moment: pd.Timestamp, candidates: list[str]
+    ) -> UserCandidates | None:
+        """The given candidates with each source's score of them (those items only) and their
+        ranks in the user's source lists kept in Redis (None: none kept): what
+        `generate_user(..., only=candidates)` gives without any source ranking the catalog.
+        The lists leave out the items the user had touched when they were computed, as the
+        lists training ranked do."""
+        kept = self.stored(user_id)
+        if kept is None or kept.lists is None or kept.lists.shape[1] == 0:
+            return None
+        positions = self.inputs.items.get_indexer([str(item) for item in candidates])
+        chosen = positions[positions >= 0]
+        item_ids = self._catalog[chosen]
+        when = pd.DatetimeIndex([moment])
+        asked = [str(item) for item in item_ids]
+        scores = np.empty((len(chosen), len(self._names)))
+        ranks = np.full((len(chosen), len(self._names)), np.nan)
+        place = np.zeros(len(self._catalog), dtype=np.int32)  # 1-based place, 0: not listed
+        for j, source in enumerate(self.inputs.sources):
+            scores[:, j] = source.scores([user_id], when, asked)[0]
+            listed = kept.lists[j]
+            listed = listed[listed >= 0]
+            place[listed] = np.arange(1, len(listed) + 1)
+            found = place[chosen]
+            ranks[found > 0, j] = found[found > 0]
+            place[listed] = 0
+        inside = ranks <= np.asarray(self._limits, dtype=float)  # NaN compares False
+        return UserCandidates(item_ids, list(self._names), scores, ranks, inside)
 
     def _generate(
         self,
