@@ -44,6 +44,7 @@ PUBLISHED = "engram:candidates:published"  # the version whose training candidat
 EXPECTED_ROWS = 600  # candidates of a user, for the budget (DEFAULT_LIMITS' union: ~600)
 KEY_OVERHEAD = 100  # Redis's own bytes per key and sorted-set member, about
 _HEAD = struct.Struct("<HqiiBH")  # version length, at (us), catalog size, rows, sources, depth
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end"
 _WRITE_CHUNK = 50  # users per pipeline when publishing a version (~1.6 MB)
 
 
@@ -162,6 +163,10 @@ class CandidateStore:
         """True for the one caller that is to publish `version` (atomic: GETSET)."""
         before: Any = self.client.getset(PUBLISHED, version)
         return before is None or _text(before) != version
+
+    def release(self, version: str) -> None:
+        """Give a claim back (its publish failed), unless another version was claimed since."""
+        self.client.eval(_RELEASE, 1, PUBLISHED, version)
 
     def publish(self, version: str, stored: StoredCandidates) -> int:
         """Write a version's candidates computed at training (ranking.precomputed), and drop the

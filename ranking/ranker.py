@@ -30,6 +30,7 @@ from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
 
 QUERY_HITS = 50  # items a text query adds to the candidates
+PUBLISH_TIMEOUT_S = 30.0  # per Redis call when writing a version's candidates
 TOP_REASONS = 3  # features named per ranked item
 
 
@@ -374,9 +375,16 @@ def load_ranker(
         raise InvalidInputError("model", "the registry's feature list differs from the code's")
     client = connect_redis(settings, redis_timeout_s)
     reader = ServiceReader(client, store.project, service_plan(store, "ranking"))
-    candidates = CandidateStore(client, int(settings.engram_candidates_budget_mb * 2**20))
+    budget = int(settings.engram_candidates_budget_mb * 2**20)
+    candidates = CandidateStore(client, budget)
     if model.candidates is not None and model.candidates.names == inputs.source_names:
-        _publish(candidates, model)
+        # Megabytes to write: not under the request path's short timeout.
+        writer = connect_redis(settings, PUBLISH_TIMEOUT_S) if serving else client
+        try:
+            _publish(CandidateStore(writer, budget), model)
+        finally:
+            if writer is not client:
+                writer.close()
     ranker = Ranker(settings, model, inputs, reader, item_store, embedder, candidates)
     _warm(ranker)
     _one_thread(state["models"])
@@ -385,21 +393,23 @@ def load_ranker(
 
 def _publish(candidates: CandidateStore, model: ModelVersion) -> None:
     """Write the version's candidates from training to Redis, once: the first process to load
-    the version does (ranking.candidate_store.CandidateStore.claim); a Redis that fails now
-    leaves them to be generated per request."""
+    the version does (ranking.candidate_store.CandidateStore.claim). When the write fails the
+    claim is given back, for the next process that loads the version; meanwhile requests
+    generate the candidates."""
     import logging
 
     assert model.candidates is not None
+    log = logging.getLogger("engram")
     try:
         if candidates.claim(model.version):
-            written = candidates.publish(model.version, model.candidates)
-            logging.getLogger("engram").info(
-                "candidates of %s: %d users written to redis", model.version, written
-            )
+            try:
+                written = candidates.publish(model.version, model.candidates)
+            except (redis.RedisError, OSError):
+                candidates.release(model.version)
+                raise
+            log.info("candidates of %s: %d users written to redis", model.version, written)
     except (redis.RedisError, OSError) as error:
-        logging.getLogger("engram").warning(
-            "candidates of %s not written: %s", model.version, error
-        )
+        log.warning("candidates of %s not written: %s", model.version, error)
 
 
 def _one_thread(models: dict[str, Any]) -> None:

@@ -112,6 +112,8 @@ def test_publishing_writes_a_versions_candidates_except_the_forgotten(
     store.write("stale", b"record", 5, written_ms=1)  # a user the version does not hold
     mark_forgotten(client, USER)  # forgotten after the candidates were computed
     assert store.claim(VERSION) and not store.claim(VERSION)
+    store.release(VERSION)  # a publish that failed gives its claim back
+    assert store.claim(VERSION)
     assert store.publish(VERSION, stored) == len(stored.users) - 1
     assert store.read(USER) is None and store.read("stale") is None
     record = store.read("b0")
