@@ -361,6 +361,40 @@ def candidates() -> None:
     """Each user's candidates kept in Redis (ranking.candidate_store)."""
 
 
+@candidates.command("compute")
+@click.option("--version", default=None, help="A registry version (default: the serving one).")
+@click.pass_obj
+@handle_errors
+def candidates_compute(settings: Settings, version: str | None) -> None:
+    """Compute every user's candidates as of now again (as `engram train` does), save them in
+    the version and write them to Redis; prints what was kept as JSON."""
+    import time
+
+    import pandas as pd
+
+    from core.stores.services import connect_redis
+    from ranking import precomputed, registry
+    from ranking.candidate_store import CandidateStore
+    from ranking.ranker import load_ranker
+
+    version = version or registry.serving_version(settings)
+    ranker = load_ranker(settings, version)
+    began = time.perf_counter()
+    budget = int(settings.engram_candidates_budget_mb * 2**20)
+    inputs = ranker.inputs
+    at = pd.Timestamp.now(tz="UTC")
+    stored = precomputed.compute(inputs.sources, inputs.context.history, inputs.items, at, budget)
+    seconds = time.perf_counter() - began
+    registry.save_candidates(settings, ranker.version, stored)
+    with connect_redis(settings) as client:
+        store = CandidateStore(client, budget)
+        store.claim(ranker.version)
+        written = store.publish(ranker.version, stored)
+    summary = {"version": ranker.version, "users": len(stored.users), "written": written}
+    summary |= {"candidates": len(stored.codes), "bytes": stored.nbytes, "at": at.isoformat()}
+    click.echo(json.dumps({**summary, "seconds": round(seconds, 2)}))
+
+
 @candidates.command("follow")
 @click.option("--consumer", default=None, help="Consumer name (default: host-pid).")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1))
