@@ -7,8 +7,8 @@ up. It holds the serving version's candidate sources (`load_ranker`) and, per us
 since that version's candidates were computed, the contacts read from the stream since. For
 each batch it recomputes each acting user's candidates from their saved contacts plus the new
 ones (`ranking.candidates.generate_contacts`: the sources' item sides, learned at training,
-applied to the user's profile now: ~10 ms a user on MovieLens-small) and writes them
-(`ranking.candidate_store`), then acknowledges the entries.
+applied to the user's profile now: one catalog scoring per user, as one live request) and
+writes them (`ranking.candidate_store`), then acknowledges the entries.
 
 Forget: a stream entry at or below a user's tombstone is not theirs any more and is skipped; a
 tombstone newer than the loaded version drops the user from the follower's copy; the
