@@ -254,4 +254,5 @@ def test_a_contact_sent_to_the_stream_reaches_the_served_candidates_within_two_s
     assert after is not None and target not in set(after.item_ids), (
         f"unchanged after {waited:.2f} s"
     )
+    print(f"candidates changed {waited:.3f} s after the send")
     assert ranker.rank(user, k=5, explain=False).items  # and a request ranks the new ones
