@@ -20,6 +20,9 @@ ingested from (`--data`), read in place.
     ENGRAM_HOME=... python bench/rank_load.py --data ../shared/data/movielens-small \\
         [--code DIR] [--rates 100,200,300] [--routes given,generated] [--seconds 30] [--json]
 
+Ends with issue 15's verdict per route: p50 / p99 at 100 requests/s against 5 / 15 ms, and the
+first rate run whose p99 passes 50 ms.
+
 `--code DIR` serves another copy of the project (e.g. the tree before a change: `git archive`)
 for side-by-side runs; the server is started here and stopped at the end. `--url` benches a
 server already running instead (no CPU figures then).
@@ -191,7 +194,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(code: Path, port: int, workers: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    code: Path, port: int, workers: int, log: Path, threads: int = 1
+) -> subprocess.Popen[bytes]:
     """`engram serve --no-auth` of the project at `code`, on loopback."""
     environment = {
         **os.environ,
@@ -200,7 +205,7 @@ def start_server(code: Path, port: int, workers: int, log: Path) -> subprocess.P
         "TRANSFORMERS_OFFLINE": "1",
     }
     command = [sys.executable, "-m", "engram.cli", "serve", "--no-auth", "--port", str(port)]
-    command += ["--workers", str(workers)]
+    command += ["--workers", str(workers), "--threads", str(threads)]
     with log.open("wb") as out:
         return subprocess.Popen(command, cwd=code, env=environment, stdout=out, stderr=out)
 
@@ -252,6 +257,7 @@ def main() -> None:
     parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1])
     parser.add_argument("--url", help="bench this running server (host:port) instead")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="per worker (1: sync workers)")
     parser.add_argument("--rates", default="100", help="requests/s per stage, comma-separated")
     parser.add_argument("--routes", default=",".join(ROUTES))
     parser.add_argument("--seconds", type=float, default=30.0, help="timed seconds per stage")
@@ -268,7 +274,7 @@ def main() -> None:
         port = int(text)
     else:
         port = free_port()
-        process = start_server(args.code.resolve(), port, args.workers, args.log)
+        process = start_server(args.code.resolve(), port, args.workers, args.log, args.threads)
     rng = np.random.default_rng(0)
     me = psutil.Process()
     results = []
@@ -323,6 +329,29 @@ def main() -> None:
             f"| {r['p99_ms']} | {r['max_ms']} | {r['server_cpu_ms_per_request']} "
             f"| {r['client_cpu_ms_per_request']} | {r['load']:.2f} |"
         )
+    for line in verdict(results):
+        print(line)
+
+
+def verdict(results: list[dict[str, Any]]) -> list[str]:
+    """Per route, issue 15's targets: p50 <= 5 ms and p99 <= 15 ms at 100 requests/s, and the
+    first rate run whose p99 passes 50 ms (>= 300 wanted)."""
+    lines = []
+    for route in dict.fromkeys(r["route"] for r in results):
+        runs = sorted((r for r in results if r["route"] == route), key=lambda r: r["rate"])
+        at_100 = [r for r in runs if r["rate"] == 100]
+        if at_100:
+            r = at_100[0]
+            met = r["p50_ms"] <= 5 and r["p99_ms"] <= 15 and not r["errors"]
+            lines.append(
+                f"{route}: at 100/s p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms "
+                f"(target p50 <= 5, p99 <= 15): {'met' if met else 'not met'}"
+            )
+        past = [r["rate"] for r in runs if r["p99_ms"] > 50 or r["errors"]]
+        top = runs[-1]["rate"]
+        knee = f"p99 past 50 ms first at {past[0]:.0f}/s" if past else f"not up to {top:.0f}/s"
+        lines.append(f"{route}: {knee} (target: not below 300/s)")
+    return lines
 
 
 if __name__ == "__main__":

@@ -69,9 +69,10 @@ class Settings(BaseSettings):
     engram_candidates_budget_mb: float = Field(
         default=256.0,
         ge=0,
-        description="`engram train`: storage for each user's candidates computed ahead and "
-        "held by every serving process (most active users first; the others are generated per "
-        "request). 0: none computed ahead.",
+        description="Storage in Redis for each user's candidates computed ahead (~43 KB a "
+        "user): `engram train` computes the most active users', `engram candidates follow` "
+        "adds those who act and evicts the users written longest ago; the others are generated "
+        "per request. 0: none computed ahead.",
     )
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."

@@ -14,7 +14,7 @@ from loadtest.cli import loadtest
 from memory.cli import memories_group
 from pipelines.cli import generate, ingest, materialize, sample_user
 from pipelines.stream.cli import produce_command, stream_command
-from ranking.cli import evaluate, features, models, rank, train, training_data
+from ranking.cli import candidates, evaluate, features, models, rank, train, training_data
 from serving.cli import keys, serve
 
 
@@ -39,6 +39,7 @@ for command in (
     evaluate,
     rank,
     models,
+    candidates,
     serve,
     keys,
     loadtest,

@@ -6,7 +6,8 @@ In order:
    user from the copies they loaded before it (pipelines/stream/tombstones.py);
 2. every store: memories (Milvus), stored events, dead-letter records, offline feature
    snapshot rows, the online feature row, the signals stream and its dead-letter stream, the
-   stream's window state, the model registry (each version's saved log and candidate sources);
+   stream's window state, the model registry (each version's saved log and candidate sources),
+   the user's candidates in Redis (ranking.candidate_store);
 3. the logs that cannot be edited in place: the Redis AOF is rewritten and the memory
    collection compacted (core/stores/log_retention.py; Milvus's message log has its own bound);
 4. the tombstone's time moves to the end (`stamp_forgotten`): a copy loaded while this ran
@@ -32,7 +33,7 @@ from memory.store import DEFAULT_COLLECTION, checked_id
 from pipelines import dead_letter, duck
 from pipelines.stream import outbox
 from pipelines.stream.tombstones import Tombstone, mark_forgotten, stamp_forgotten
-from ranking import registry
+from ranking import candidate_store, registry
 
 REDIS_TIMEOUT_S = 10.0  # per Redis call: the stream is scanned in chunks, each one short
 AOF_TIMEOUT_S = 60.0
@@ -97,6 +98,8 @@ def forget_marked(
     models = registry.forget_user(settings, user_id)
     removed["model_versions"] = models.versions
     removed["model_interactions"] = models.interactions
+    # After the registry: a version loaded from now on no longer holds the user to publish.
+    removed["candidates"] = candidate_store.forget_user(client, user_id)
     # The AOF still holds every deleted write until it is rewritten.
     purges.append(rewrite_aof(client, timeout_s=AOF_TIMEOUT_S))
     removed["logs"] = {purge.target: purge.outcome for purge in purges}

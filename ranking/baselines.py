@@ -285,6 +285,17 @@ class Popularity(_CatalogModel):
         # In a window many items tie (often at 0): all-time counts as of the cutoff order them.
         return scores, contacts
 
+    def score_contacts(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        weights: np.ndarray,
+        cutoff: pd.Timestamp,
+        item_ids: Sequence[str],
+    ) -> np.ndarray:
+        """`score` at `cutoff`: the same for every user, whatever their contacts."""
+        return self.score("", item_ids, cutoff)
+
 
 class GlobalPopularity(Popularity):
     """All-time contacts before each user's cutoff."""
@@ -394,14 +405,41 @@ class _ProfileModel(_CatalogModel):
         points = np.ceil(self.min_events * (1 + self.retrain_growth) ** np.arange(steps + 2))
         return np.unique(points[points <= total].astype(np.int64))
 
+    def score_contacts(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        weights: np.ndarray,
+        cutoff: pd.Timestamp,
+        item_ids: Sequence[str],
+    ) -> np.ndarray:
+        """`score` of a user whose contacts are these (item ids, epoch microseconds, weights),
+        not those fitted: a contact that came after the fit counts (ranking.follow)."""
+        micros = to_micros([cutoff])
+        codes = self._item_index.get_indexer([str(item) for item in items])
+        keep = (np.asarray(ts) < micros[0]) & (codes >= 0)  # items fitted after are unknown
+        values = self._values(np.asarray(weights, dtype=float)[keep])
+        profile = sp.csr_matrix(
+            (values, (np.zeros(len(values), dtype=np.int64), codes[keep])),
+            shape=(1, len(self.items)),
+        )
+        scores, _ = self._score_profiles(self._finish(profile), micros)
+        columns = catalog_columns(self, self._item_index, item_ids)
+        known = scores[0, np.maximum(columns, 0)]
+        return np.where((columns >= 0) & np.isfinite(known), known, np.nan)
+
     def _scores(
         self, user_ids: Sequence[str], cutoffs: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        profiles = self._profiles(user_ids, cutoffs)
+        return self._score_profiles(self._profiles(user_ids, cutoffs), cutoffs)
+
+    def _score_profiles(
+        self, profiles: sp.csr_matrix, cutoffs: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         if self.retrain_growth is None:
             return self._apply(self._sides[len(self._ts)], profiles), self._popularity
         _, contacts = self._counts_as_of(cutoffs)
-        scores = np.zeros((len(user_ids), len(self.items)))
+        scores = np.zeros((profiles.shape[0], len(self.items)))
         # The latest retrain point whose events all lie strictly before the cutoff; users
         # before the first one get zeros, i.e. as-of popularity through the tie-break.
         points = self._retrain_points()

@@ -22,7 +22,7 @@ import pandas as pd
 
 from core.errors import InvalidInputError
 from ranking.baselines import to_micros, top_k
-from ranking.history import UserHistory
+from ranking.history import Contacts, UserHistory
 from ranking.item_vectors import ItemVectors
 
 # How many items of each source enter the ranked union (about 600 distinct per user).
@@ -50,6 +50,12 @@ class Source(Protocol):
         """Score the user as one with no history from now on (in place, while serving)."""
         ...
 
+    def score_contacts(
+        self, user_id: str, contacts: Contacts, at: pd.Timestamp, items: pd.Index
+    ) -> np.ndarray:
+        """One user's scores of the catalog at `at` from these contacts, not those fitted."""
+        ...
+
 
 class CatalogScorer(Protocol):
     """A fitted point-in-time model: ranking.baselines' models, ranking.sequence's."""
@@ -59,6 +65,15 @@ class CatalogScorer(Protocol):
     ) -> np.ndarray: ...
 
     def forget_user(self, user_id: str) -> None: ...
+
+    def score_contacts(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        weights: np.ndarray,
+        cutoff: pd.Timestamp,
+        item_ids: Sequence[str],
+    ) -> np.ndarray: ...
 
 
 class ModelSource:
@@ -75,6 +90,12 @@ class ModelSource:
     def forget_user(self, user_id: str) -> None:
         """The model's `forget_user`."""
         self.model.forget_user(user_id)
+
+    def score_contacts(
+        self, user_id: str, contacts: Contacts, at: pd.Timestamp, items: pd.Index
+    ) -> np.ndarray:
+        """The model's `score_contacts`."""
+        return self.model.score_contacts(contacts.items, contacts.ts, contacts.weights, at, items)
 
 
 class VectorRows(Protocol):
@@ -134,8 +155,30 @@ class EmbeddingSource:
             if taste is not None:
                 tastes[row], known[row] = taste, True
         has = columns >= 0
+        if 4 * int(has.sum()) < len(self.vectors.matrix):  # a few items (given candidates)
+            out[np.ix_(known, has)] = tastes[known] @ self.vectors.matrix[columns[has]].T
+            return out
         # Every vector scored, then picked: cheaper than copying the catalog's rows per request.
         out[np.ix_(known, has)] = (tastes[known] @ self.vectors.matrix.T)[:, columns[has]]
+        return out
+
+    def score_contacts(
+        self, user_id: str, contacts: Contacts, at: pd.Timestamp, items: pd.Index
+    ) -> np.ndarray:
+        """`scores` of one user whose contacts are these, not the history's."""
+        before = contacts.ts < int(to_micros([at])[0])
+        out = np.full(len(items), np.nan)
+        taste = taste_vector(
+            self.vectors,
+            contacts.items[before],
+            contacts.weights[before],
+            self.memories.get(user_id),
+        )
+        if taste is not None:
+            columns = self.vectors.index.get_indexer(items)
+            has = columns >= 0
+            row = taste.astype(np.float32)[None, :]  # as `scores` holds it
+            out[has] = (row @ self.vectors.matrix.T)[0, columns[has]]
         return out
 
     def forget_user(self, user_id: str) -> None:
@@ -155,6 +198,9 @@ class UserCandidates:
     scores: np.ndarray  # (items x sources) each source's score, NaN: cannot score
     ranks: np.ndarray  # (items x sources) position in each source's list, NaN: not in it
     inside: np.ndarray  # (items x sources) bool: within that source's limit
+    # (sources x depth) int32 catalog positions of each source's list, best first, -1 past its
+    # end: the ranks of any item, so a request with given candidates need not rank the catalog
+    lists: np.ndarray | None = None
 
     @property
     def n_sources(self) -> np.ndarray:
@@ -257,6 +303,24 @@ def generate_user(
     return _union(rows, item_array, blocked[blocked >= 0], limits, chosen)[0]
 
 
+def generate_contacts(
+    sources: Sequence[Source],
+    user_id: str,
+    contacts: Contacts,
+    at: pd.Timestamp,
+    items: pd.Index,
+    limits: Mapping[str, int] | None = None,
+) -> UserCandidates:
+    """`generate_user` of a user whose contacts are these (oldest first), not those the
+    sources were fitted on; the items of contacts before `at` are excluded (ranking.follow)."""
+    limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
+    rows = {s.name: s.score_contacts(user_id, contacts, at, items) for s in sources}
+    seen = contacts.items[contacts.ts < int(to_micros([at])[0])]
+    blocked = items.get_indexer(list(dict.fromkeys(seen)))
+    item_array = np.asarray(items, dtype=object)
+    return _union(rows, item_array, blocked[blocked >= 0], limits, None)[0]
+
+
 def _union(
     scores: Mapping[str, np.ndarray],
     item_array: np.ndarray,
@@ -290,7 +354,10 @@ def _union(
         score_block[:, j] = scores[name][chosen]
         rank_block[:, j] = position[chosen]
     inside = rank_block <= np.array([limits[n] for n in names])  # NaN compares False
-    union = UserCandidates(item_array[chosen], names, score_block, rank_block, inside)
+    lists = np.full((len(names), depth), -1, dtype=np.int32)
+    for j, name in enumerate(names):
+        lists[j, : len(best[name])] = best[name]
+    union = UserCandidates(item_array[chosen], names, score_block, rank_block, inside, lists)
     return union, best
 
 

@@ -1,6 +1,7 @@
-"""`engram train`, `engram eval`, `engram rank`, `engram models`, `engram training-data` and
-`engram features show`: thin commands over ranking.fit, ranking.evaluate, ranking.ranker,
-ranking.registry, ranking.training_data and the online feature reader."""
+"""`engram train`, `engram eval`, `engram rank`, `engram models`, `engram training-data`,
+`engram features show` and `engram candidates follow`: thin commands over ranking.fit,
+ranking.evaluate, ranking.ranker, ranking.registry, ranking.training_data, the online feature
+reader and ranking.follow."""
 
 from __future__ import annotations
 
@@ -353,3 +354,80 @@ def _print_ranked(user_id: str, version: str, items: list[dict[str, Any]]) -> No
     console = Console()
     console.width = max(console.width, 150)  # logs (make demo) are not 80 columns wide
     console.print(table)
+
+
+@click.group()
+def candidates() -> None:
+    """Each user's candidates kept in Redis (ranking.candidate_store)."""
+
+
+@candidates.command("compute")
+@click.option("--version", default=None, help="A registry version (default: the serving one).")
+@click.pass_obj
+@handle_errors
+def candidates_compute(settings: Settings, version: str | None) -> None:
+    """Compute every user's candidates as of now again (as `engram train` does), save them in
+    the version and write them to Redis; prints what was kept as JSON."""
+    import time
+
+    import pandas as pd
+
+    from core.stores.services import connect_redis
+    from ranking import precomputed, registry
+    from ranking.candidate_store import CandidateStore
+    from ranking.ranker import load_ranker
+
+    version = version or registry.serving_version(settings)
+    ranker = load_ranker(settings, version)
+    began = time.perf_counter()
+    budget = int(settings.engram_candidates_budget_mb * 2**20)
+    inputs = ranker.inputs
+    at = pd.Timestamp.now(tz="UTC")
+    stored = precomputed.compute(inputs.sources, inputs.context.history, inputs.items, at, budget)
+    seconds = time.perf_counter() - began
+    registry.save_candidates(settings, ranker.version, stored)
+    with connect_redis(settings) as client:
+        store = CandidateStore(client, budget)
+        store.claim(ranker.version)
+        written = store.publish(ranker.version, stored)
+    summary = {"version": ranker.version, "users": len(stored.users), "written": written}
+    summary |= {"candidates": len(stored.codes), "bytes": stored.nbytes, "at": at.isoformat()}
+    click.echo(json.dumps({**summary, "seconds": round(seconds, 2)}))
+
+
+@candidates.command("follow")
+@click.option("--consumer", default=None, help="Consumer name (default: host-pid).")
+@click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1))
+@click.option("--block-ms", default=100, show_default=True, type=click.IntRange(1))
+@click.pass_obj
+@handle_errors
+def candidates_follow(
+    settings: Settings, consumer: str | None, batch_size: int, block_ms: int
+) -> None:
+    """Follow the signals stream (group engram-candidates) and rewrite the candidates of every
+    user who acts, within seconds; stops on SIGTERM or SIGINT after the batch in hand."""
+    import signal
+    from types import FrameType
+
+    import redis
+
+    from core.stores.services import resolve_redis_url
+    from ranking.candidate_store import CandidateStore
+    from ranking.follow import FollowConfig, Follower, load_followed
+
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    client = redis.Redis.from_url(resolve_redis_url(settings))
+    store = CandidateStore(client, int(settings.engram_candidates_budget_mb * 2**20))
+    config = FollowConfig(batch_size=batch_size, block_ms=block_ms)
+    if consumer:
+        config = FollowConfig(consumer=consumer, batch_size=batch_size, block_ms=block_ms)
+    try:
+        Follower(client, store, load_followed(settings), config).run(lambda: bool(stopping))
+    finally:
+        client.close()

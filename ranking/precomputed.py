@@ -10,9 +10,11 @@ but for the 30-day popularity window sliding on; `engram train` computes them on
 instead of scoring the catalog; one with any of them generates its candidates live, as before.
 
 Storage, per user: ~600 candidates x (4-byte item code + 8 bytes x 5 source scores + 2 bytes x 5
-source ranks) = ~33 KB; MovieLens-small's 610 users ~20 MB, held by each serving process. The
-budget (`budget_bytes`, ENGRAM_CANDIDATES_BUDGET_MB) keeps the most active users that fit; the
-others are generated live per request.
+source ranks) = ~33 KB, and each source's list 500 deep (4-byte codes: 10 KB), ~43 KB;
+MovieLens-small's 610 users ~26 MB. Serving reads them from Redis (ranking.candidate_store),
+where the first process to load the version writes them. The budget (`budget_bytes`,
+ENGRAM_CANDIDATES_BUDGET_MB) keeps the most active users that fit; the others are generated
+live per request.
 """
 
 from __future__ import annotations
@@ -21,13 +23,20 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
 from ranking.baselines import to_micros
-from ranking.candidates import DEFAULT_LIMITS, Source, UserCandidates, generate_user
+from ranking.candidates import (
+    DEFAULT_LIMITS,
+    RECALL_DEPTH,
+    Source,
+    UserCandidates,
+    generate_user,
+)
 from ranking.history import UserHistory
 
 FILE = "candidates.npz"
@@ -47,6 +56,7 @@ class StoredCandidates:
     codes: np.ndarray  # int32 position of each row's item in `catalog`
     scores: np.ndarray  # float64 (rows x sources), NaN: the source cannot score the item
     ranks: np.ndarray  # int16 (rows x sources), place in the source's list, 0: not in it
+    lists: np.ndarray | None = None  # int32 (users x sources x depth): UserCandidates.lists
     _objects: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -56,7 +66,7 @@ class StoredCandidates:
     def nbytes(self) -> int:
         """Bytes of the arrays held."""
         arrays = (self.users, self.offsets, self.catalog, self.codes, self.scores, self.ranks)
-        return sum(a.nbytes for a in arrays)
+        return sum(a.nbytes for a in arrays) + (0 if self.lists is None else self.lists.nbytes)
 
     def __contains__(self, user_id: str) -> bool:
         return self._position(user_id) >= 0
@@ -71,7 +81,12 @@ class StoredCandidates:
         ranks[ranks == NOT_LISTED] = np.nan
         inside = ranks <= np.asarray(self.limits, dtype=float)  # NaN compares False
         return UserCandidates(
-            self._objects[self.codes[rows]], list(self.names), self.scores[rows], ranks, inside
+            self._objects[self.codes[rows]],
+            list(self.names),
+            self.scores[rows],
+            ranks,
+            inside,
+            None if self.lists is None else self.lists[position],
         )
 
     def without(self, user_id: str) -> StoredCandidates:
@@ -92,11 +107,13 @@ class StoredCandidates:
             self.codes[keep],
             self.scores[keep],
             self.ranks[keep],
+            None if self.lists is None else np.delete(self.lists, position, axis=0),
         )
 
     def to_bytes(self) -> bytes:
         """The arrays as one uncompressed .npz."""
         out = io.BytesIO()
+        extra: dict[str, Any] = {} if self.lists is None else {"lists": self.lists}
         np.savez(
             out,
             at=np.array([to_micros(pd.DatetimeIndex([self.at]))[0]], dtype=np.int64),
@@ -108,6 +125,7 @@ class StoredCandidates:
             codes=self.codes,
             scores=self.scores,
             ranks=self.ranks,
+            **extra,
         )
         return out.getvalue()
 
@@ -131,12 +149,18 @@ def load(path: Path) -> StoredCandidates:
             saved["codes"],
             saved["scores"],
             saved["ranks"],
+            saved["lists"] if "lists" in saved.files else None,
         )
 
 
 def bytes_per_candidate(sources: int) -> int:
     """Storage of one candidate row: item code, a float64 score and an int16 rank a source."""
     return 4 + sources * (8 + 2)
+
+
+def bytes_of_lists(sources: int) -> int:
+    """Storage of one user's source lists: RECALL_DEPTH int32 codes a source."""
+    return sources * RECALL_DEPTH * 4
 
 
 def compute(
@@ -152,18 +176,22 @@ def compute(
     if at.tzinfo is None:
         raise InvalidInputError("at", "needs a UTC offset")
     micros = int(to_micros(pd.DatetimeIndex([at]))[0])
-    per_user = expected_candidates * bytes_per_candidate(len(sources))
+    per_user = expected_candidates * bytes_per_candidate(len(sources)) + bytes_of_lists(
+        len(sources)
+    )
     active = sorted(history.users, key=lambda u: (-len(history.before(u, micros).items), u))
     chosen = sorted(active[: max(0, budget_bytes // per_user)])
     names = [s.name for s in sources]
     limits = [DEFAULT_LIMITS.get(name, 100) for name in names]
-    codes, scores, ranks, offsets = [], [], [], [0]
+    codes, scores, ranks, lists, offsets = [], [], [], [], [0]
     for user in chosen:
         seen = history.before(user, micros).items
         found = generate_user(sources, user, at, items, seen)
         codes.append(items.get_indexer(found.item_ids.astype(str)).astype(np.int32))
         scores.append(found.scores)
         ranks.append(np.nan_to_num(found.ranks, nan=NOT_LISTED).astype(np.int16))
+        assert found.lists is not None
+        lists.append(found.lists)
         offsets.append(offsets[-1] + len(found.item_ids))
     width = len(names)
     return StoredCandidates(
@@ -176,7 +204,8 @@ def compute(
         np.concatenate(codes) if codes else np.empty(0, np.int32),
         np.concatenate(scores) if scores else np.empty((0, width)),
         np.concatenate(ranks) if ranks else np.empty((0, width), np.int16),
+        np.stack(lists) if lists else np.empty((0, width, RECALL_DEPTH), np.int32),
     )
 
 
-__all__ = ["FILE", "StoredCandidates", "bytes_per_candidate", "compute", "load"]
+__all__ = ["FILE", "StoredCandidates", "bytes_of_lists", "bytes_per_candidate", "compute", "load"]

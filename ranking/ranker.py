@@ -23,12 +23,14 @@ from core.settings import Settings
 from core.stores.online.cache import EntityCache
 from core.times import epoch_micros
 from ranking.baselines import to_micros
-from ranking.candidates import UserCandidates, generate_user
+from ranking.candidate_store import CandidateStore
+from ranking.candidates import DEFAULT_LIMITS, UserCandidates, generate_user
 from ranking.features import assemble_user
 from ranking.registry import ModelVersion
 from ranking.train import RankingInputs, ranking_inputs
 
 QUERY_HITS = 50  # items a text query adds to the candidates
+PUBLISH_TIMEOUT_S = 30.0  # per Redis call when writing a version's candidates
 TOP_REASONS = 3  # features named per ranked item
 
 
@@ -52,6 +54,7 @@ class Ranker:
         reader: Any,
         item_store: Any | None = None,
         embedder: Any | None = None,
+        candidates: CandidateStore | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
@@ -65,10 +68,11 @@ class Ranker:
             settings.engram_item_cache_seconds > 0 and "item_id" in reader.plan.join_keys
         )
         self.refresh_items()
-        # Each user's candidates from training, when the version kept them (see `stored`).
-        self._stored = model.candidates
-        if self._stored is not None and self._stored.names != inputs.source_names:
-            self._stored = None  # computed for other sources: generated live instead
+        # Each user's candidates in Redis, from training or the follower (see `stored`).
+        self._candidates = candidates
+        self._catalog = np.asarray(inputs.items, dtype=object)
+        self._names = list(inputs.source_names)
+        self._limits = [DEFAULT_LIMITS.get(name, 100) for name in self._names]
         self._item_store = item_store
         self._embedder = embedder
         categories = inputs.context.categories
@@ -121,8 +125,6 @@ class Ranker:
         self.inputs.context.forget_user(user_id)
         for source in self.inputs.sources:
             source.forget_user(user_id)
-        if self._stored is not None:
-            self._stored = self._stored.without(user_id)
 
     def features(self, frame: pd.DataFrame, at: datetime) -> pd.DataFrame:
         """The model matrix of candidate rows of one user at `at`, service read online."""
@@ -202,7 +204,12 @@ class Ranker:
         if moment.tzinfo is None:
             raise InvalidInputError("at", "needs a UTC offset")
         moment = moment.tz_convert("UTC")
-        found = self.stored(user_id) if candidates is None and not query and at is None else None
+        found = None
+        if not query and at is None:
+            if candidates is None:
+                found = self.stored(user_id)
+            else:
+                found = self._given(user_id, moment, candidates)
         if found is None:
             found = self._generate(user_id, moment, candidates, query)
         if not len(found.item_ids):
@@ -241,11 +248,54 @@ class Ranker:
         return RankResult(items, self.version, reasons)
 
     def stored(self, user_id: str) -> UserCandidates | None:
-        """The user's candidates computed when the model was trained (ranking.precomputed;
-        None when it did not keep them): what a request without candidates, query or time
-        ranks, instead of the sources scoring the catalog."""
-        kept = self._stored
-        return None if kept is None else kept.get(user_id)
+        """The user's candidates kept in Redis for this version (ranking.candidate_store:
+        computed at training, recomputed by the follower when the user acts; None when none
+        are kept): what a request without candidates, query or time ranks, instead of the
+        sources scoring the catalog."""
+        if self._candidates is None:
+            return None
+        try:
+            record = self._candidates.read(user_id)
+        except (redis.RedisError, OSError) as error:
+            raise ServiceUnavailableError("redis", str(error)) from error
+        if (
+            record is None
+            or record.version != self.version
+            or record.catalog_size != len(self._catalog)
+            or record.scores.shape[1] != len(self._limits)
+        ):
+            return None  # another version's: generated live until it is rewritten
+        return record.candidates(self._catalog, self._names, self._limits)
+
+    def _given(
+        self, user_id: str, moment: pd.Timestamp, candidates: list[str]
+    ) -> UserCandidates | None:
+        """The given candidates with each source's score of them (those items only) and their
+        ranks in the user's source lists kept in Redis (None: none kept): what
+        `generate_user(..., only=candidates)` gives without any source ranking the catalog.
+        The lists leave out the items the user had touched when they were computed, as the
+        lists training ranked do."""
+        kept = self.stored(user_id)
+        if kept is None or kept.lists is None or kept.lists.shape[1] == 0:
+            return None
+        positions = self.inputs.items.get_indexer([str(item) for item in candidates])
+        chosen = positions[positions >= 0]
+        item_ids = self._catalog[chosen]
+        when = pd.DatetimeIndex([moment])
+        asked = [str(item) for item in item_ids]
+        scores = np.empty((len(chosen), len(self._names)))
+        ranks = np.full((len(chosen), len(self._names)), np.nan)
+        place = np.zeros(len(self._catalog), dtype=np.int32)  # 1-based place, 0: not listed
+        for j, source in enumerate(self.inputs.sources):
+            scores[:, j] = source.scores([user_id], when, asked)[0]
+            listed = kept.lists[j]
+            listed = listed[listed >= 0]
+            place[listed] = np.arange(1, len(listed) + 1)
+            found = place[chosen]
+            ranks[found > 0, j] = found[found > 0]
+            place[listed] = 0
+        inside = ranks <= np.asarray(self._limits, dtype=float)  # NaN compares False
+        return UserCandidates(item_ids, list(self._names), scores, ranks, inside)
 
     def _generate(
         self,
@@ -325,10 +375,41 @@ def load_ranker(
         raise InvalidInputError("model", "the registry's feature list differs from the code's")
     client = connect_redis(settings, redis_timeout_s)
     reader = ServiceReader(client, store.project, service_plan(store, "ranking"))
-    ranker = Ranker(settings, model, inputs, reader, item_store, embedder)
+    budget = int(settings.engram_candidates_budget_mb * 2**20)
+    candidates = CandidateStore(client, budget)
+    if model.candidates is not None and model.candidates.names == inputs.source_names:
+        # Megabytes to write: not under the request path's short timeout.
+        writer = connect_redis(settings, PUBLISH_TIMEOUT_S) if serving else client
+        try:
+            _publish(CandidateStore(writer, budget), model)
+        finally:
+            if writer is not client:
+                writer.close()
+    ranker = Ranker(settings, model, inputs, reader, item_store, embedder, candidates)
     _warm(ranker)
     _one_thread(state["models"])
     return ranker
+
+
+def _publish(candidates: CandidateStore, model: ModelVersion) -> None:
+    """Write the version's candidates from training to Redis, once: the first process to load
+    the version does (ranking.candidate_store.CandidateStore.claim). When the write fails the
+    claim is given back, for the next process that loads the version; meanwhile requests
+    generate the candidates."""
+    import logging
+
+    assert model.candidates is not None
+    log = logging.getLogger("engram")
+    try:
+        if candidates.claim(model.version):
+            try:
+                written = candidates.publish(model.version, model.candidates)
+            except (redis.RedisError, OSError):
+                candidates.release(model.version)
+                raise
+            log.info("candidates of %s: %d users written to redis", model.version, written)
+    except (redis.RedisError, OSError) as error:
+        log.warning("candidates of %s not written: %s", model.version, error)
 
 
 def _one_thread(models: dict[str, Any]) -> None:

@@ -229,6 +229,16 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
     return ForgetSummary(versions_changed, interactions)
 
 
+def save_candidates(settings: Settings, version: str, stored: StoredCandidates) -> None:
+    """Replace a version's candidates.npz (`engram candidates compute`), under the forget lock."""
+    _check_name(version)
+    if version not in versions(settings):
+        raise ModelNotFoundError(version)
+    root = registry_dir(settings)
+    with exclusive(root / LOCK_FILE):
+        _write_atomically(stored.to_bytes(), root / version / precomputed.FILE)
+
+
 def _dump_atomically(state: dict[str, Any], path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:

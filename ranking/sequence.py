@@ -102,11 +102,37 @@ class SequentialCooccurrence:
             start, end = self._rows.get(str(user), (0, 0))
             end = start + int(np.searchsorted(self._ts[start:end], micros[row], side="left"))
             recent = self._codes[max(start, end - self.recent) : end]
-            scores = np.zeros(len(self.items))
-            if len(recent) and chosen[row] >= 0:
-                weights = 1.0 / np.arange(len(recent), 0, -1)  # the latest weighs 1
-                table = self._table(int(self._points[chosen[row]]))
-                scores = np.asarray(table[recent].T @ weights).ravel()
+            scores = self._score_recent(recent, int(chosen[row]))
             known = columns >= 0
             out[row, known] = scores[columns[known]]
         return out
+
+    def score_contacts(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        weights: np.ndarray,
+        cutoff: pd.Timestamp,
+        item_ids: Sequence[str],
+    ) -> np.ndarray:
+        """`score_batch` of one user whose contacts (item ids, epoch microseconds, oldest
+        first; weights unused) are these, not those fitted (ranking.follow)."""
+        micros = to_micros([cutoff])
+        codes = self._item_index.get_indexer([str(item) for item in items])
+        codes = codes[(np.asarray(ts) < micros[0]) & (codes >= 0)]  # items fitted after: unknown
+        usable = np.searchsorted(self._when, micros, side="left")
+        chosen = int(np.searchsorted(self._points, usable, side="right")[0]) - 1
+        scores = self._score_recent(codes[-self.recent :], chosen)
+        columns = catalog_columns(self, self._item_index, item_ids)
+        out = np.full(len(columns), np.nan)
+        known = columns >= 0
+        out[known] = scores[columns[known]]
+        return out
+
+    def _score_recent(self, recent: np.ndarray, chosen: int) -> np.ndarray:
+        """Catalog scores of the `recent` item codes (oldest first) over table `chosen`."""
+        if not len(recent) or chosen < 0:
+            return np.zeros(len(self.items))
+        weights = 1.0 / np.arange(len(recent), 0, -1)  # the latest weighs 1
+        table = self._table(int(self._points[chosen]))
+        return np.asarray(table[recent].T @ weights).ravel()

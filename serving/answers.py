@@ -183,6 +183,7 @@ class Forgotten(BaseModel):
     stream_state: int = Field(ge=0)
     model_versions: int = Field(ge=0)
     model_interactions: int = Field(ge=0)
+    candidates: int = Field(0, ge=0, description="The user's candidates kept in Redis (0 or 1).")
     logs: dict[str, str] = Field(
         description="Per log that held deleted writes: done, not_needed, refused, failed or "
         "timed_out."

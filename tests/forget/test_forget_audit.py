@@ -33,6 +33,7 @@ from memory.store import DEFAULT_COLLECTION
 from pipelines.batch import run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
 from pipelines.materialize import materialize_incremental
+from ranking import candidate_store
 from ranking.fit import train_and_save
 from tests.embedding_models import link_embedding_models
 from tests.feature_home import AS_OF
@@ -207,6 +208,8 @@ def test_after_delete_the_audit_finds_nothing_and_no_one_ranks_from_the_old_data
     found = {hit.place for hit in planted.hits}
     assert {"redis", "redis_aof", "milvus", "offline", "dead_letter", "registry"} <= found
     assert {hit.needle for hit in planted.hits if hit.place == "milvus"} == {"user_id", "text"}
+    with redis.Redis.from_url(trained.redis_url) as client:  # kept when the workers loaded
+        assert client.exists(candidate_store.user_key(USER))
 
     answer = workers[0].delete(f"/v1/users/{USER}", headers=bearer("admin"))
 
@@ -214,6 +217,7 @@ def test_after_delete_the_audit_finds_nothing_and_no_one_ranks_from_the_old_data
     removed = answer.json
     assert removed["memories"] >= 1 and removed["events"] >= 15 and removed["dead_letter"] >= 2
     assert removed["model_versions"] == 1 and removed["model_interactions"] >= 15
+    assert removed["candidates"] == 1
     # Each worker drops the user from what it loaded before answering for them.
     for worker in workers:
         assert ranked(worker, USER) == ranked(worker, STRANGER)

@@ -63,7 +63,9 @@ def test_the_budget_keeps_the_most_active_users(
     world: tuple[list[Source], UserHistory, pd.Index],
 ) -> None:
     sources, history, items = world
-    per_user = 600 * precomputed.bytes_per_candidate(len(sources))
+    per_user = 600 * precomputed.bytes_per_candidate(len(sources)) + precomputed.bytes_of_lists(
+        len(sources)
+    )
     stored = precomputed.compute(sources, history, items, AT, budget_bytes=3 * per_user)
     micros = int(AT.value // 1000)
     activity = {u: len(history.before(u, micros).items) for u in history.users}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -19,9 +20,15 @@ from memory.embed import Embedder
 from pipelines.batch import run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
 from pipelines.materialize import materialize_incremental
+from pipelines.stream.consumer import Consumer, ConsumerConfig
+from pipelines.stream.context import open_context
+from pipelines.stream.producer import produce
+from pipelines.stream.views import load_layout
 from ranking import registry
+from ranking.candidate_store import CandidateStore
 from ranking.candidates import generate, generate_user
 from ranking.fit import train_and_save
+from ranking.follow import FollowConfig, Follower, followed_of
 from ranking.ranker import Ranker, load_ranker
 from ranking.train import training_matrix
 from serving.wiring import load_model
@@ -160,6 +167,24 @@ def test_a_request_without_candidates_or_time_ranks_the_candidates_from_training
     assert ranker.rank(user, k=5, at=AT).items == []  # with one, they are
 
 
+def test_given_candidates_are_scored_alone_and_ranked_in_the_kept_lists(ranker: Ranker) -> None:
+    """With 100 given candidates no source ranks the catalog: each scores those items, and their
+    ranks come from the user's lists kept in Redis; the same as generating them with `only`."""
+    user = active_user(ranker)
+    stored = ranker.model.candidates
+    assert stored is not None
+    items = ranker.inputs.items
+    given = [str(items[i]) for i in np.random.default_rng(0).choice(len(items), 100, False)]
+    got = ranker._given(user, stored.at, given)
+    assert got is not None
+    seen = ranker.inputs.context.history.before(user, int(stored.at.value // 1000)).items
+    live = generate_user(ranker.inputs.sources, user, stored.at, items, seen, only=given)
+    assert got.item_ids.tolist() == live.item_ids.tolist() == given
+    np.testing.assert_allclose(got.scores, live.scores, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(got.ranks, live.ranks)
+    np.testing.assert_array_equal(got.inside, live.inside)
+
+
 def test_requests_never_read_the_item_rows_a_refresh_swaps_them(ranker: Ranker) -> None:
     user = active_user(ranker)
     cache = ranker._cached["item_id"]
@@ -177,3 +202,57 @@ def test_one_thread_predicts_what_the_default_thread_pool_predicts(ranker: Ranke
     frame = generate(ranker.inputs.sources, [user], at, ranker.inputs.items).frame
     matrix = ranker.matrix(frame, AT)
     np.testing.assert_array_equal(ranker.score(matrix), ranker.model.booster.predict(matrix))
+
+
+def test_a_contact_sent_to_the_stream_reaches_the_served_candidates_within_two_seconds(
+    ranker: Ranker,
+) -> None:
+    """The features consumer and the candidates follower both run on the stream; a purchase of
+    the user's best candidate leaves their candidates (as a request reads them) in under 2 s."""
+    settings = ranker.settings
+    client = redis.Redis.from_url(settings.redis_url)
+    consumer = Consumer(
+        open_context(settings, client, load_layout(settings, settings.redis_url)),
+        ConsumerConfig(consumer="test", offline=False, block_ms=20),
+    )
+    follower = Follower(
+        client,
+        CandidateStore(client, 2**30),
+        lambda _: followed_of(ranker),
+        FollowConfig(consumer="test", block_ms=20, version_every_s=3600),
+    )
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=runner.run, args=(stop.is_set,), daemon=True)
+        for runner in (consumer, follower)
+    ]
+    for thread in threads:
+        thread.start()
+    user = active_user(ranker)
+    before = ranker.stored(user)
+    assert before is not None  # from training, published when the ranker loaded
+    target = str(before.item_ids[np.argmin(np.nan_to_num(before.ranks[:, 0], nan=1e9))])
+    now = pd.Timestamp.now(tz="UTC")
+    signal_ = {"event_id": f"fresh-{uuid.uuid4().hex}", "user_id": user, "item_id": target}
+    signal_ |= {"type": "purchase", "ts": now.isoformat().replace("+00:00", "Z")}
+    try:
+        sent = time.monotonic()
+        produce(client, [signal_])
+        after = before
+        while time.monotonic() - sent < 2.0:
+            after = ranker.stored(user)
+            if after is not None and target not in set(after.item_ids):
+                break
+            time.sleep(0.01)
+        waited = time.monotonic() - sent
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        consumer.close()
+        client.close()
+    assert after is not None and target not in set(after.item_ids), (
+        f"unchanged after {waited:.2f} s"
+    )
+    print(f"candidates changed {waited:.3f} s after the send")
+    assert ranker.rank(user, k=5, explain=False).items  # and a request ranks the new ones
