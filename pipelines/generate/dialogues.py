@@ -33,8 +33,11 @@ from pipelines.generate.episodes import (
     FOLLOW_UPS,
     GREETING_REPLIES,
     GREETINGS,
+    PASSING,
     REACTIONS,
     REVEALS,
+    REVISIT_REPLIES,
+    REVISITS,
     TEASER_REPLIES,
     TEASERS,
     TELLS,
@@ -69,6 +72,8 @@ class _Episode:
     member: str
     session: int
     back_in: int | None = None  # the later session that refers back to it
+    passing: bool = False  # only mentioned in passing: no time, no detail
+    revisit_in: int | None = None  # a later session where the listener asks after it
     content: list[str] = field(default_factory=list)  # turns that name it
     dated: list[str] = field(default_factory=list)  # turns that say when
     when: str = ""
@@ -123,8 +128,12 @@ def _plan(rng: random.Random, sessions: int) -> list[_Episode]:
             for member in rng.sample(area.members, rng.choice((2, 3, 3, 4))):
                 session = rng.randrange(sessions)
                 episode = _Episode(teller, area, member, session)
-                if session < sessions - 1 and rng.random() < 0.3:
+                if rng.random() < 0.25:
+                    episode.passing = True
+                elif session < sessions - 1 and rng.random() < 0.3:
                     episode.back_in = rng.randint(session + 1, sessions - 1)
+                if session < sessions - 1 and rng.random() < 0.4:
+                    episode.revisit_in = rng.randint(session + 1, sessions - 1)
                 episodes.append(episode)
     return episodes
 
@@ -176,6 +185,23 @@ def _small_talk(chat: _Transcript, turns: int) -> None:
         chat.say(speaker, chatter(chat.rng, chat.names[1 - speaker]))
 
 
+def _in_passing(chat: _Transcript, episode: _Episode, day: datetime) -> None:
+    """The teller mentions it at the end of a turn about something else."""
+    rng = chat.rng
+    episode.day = day
+    aside = rng.choice(PASSING[episode.area.key]).format(x=episode.member)
+    text = f"{chatter(rng, chat.names[1 - episode.teller])} {aside}"
+    episode.content = [chat.say(episode.teller, text)]
+
+
+def _revisit(chat: _Transcript, episode: _Episode) -> None:
+    """The listener asks after it; the teller answers without news."""
+    rng, teller = chat.rng, episode.teller
+    asked = REVISITS[episode.area.key].format(x=episode.member, name=chat.names[teller])
+    chat.say(1 - teller, asked)
+    chat.say(teller, rng.choice(REVISIT_REPLIES))
+
+
 def _refer_back(chat: _Transcript, episode: _Episode) -> None:
     """A later session: the teller goes back to it without naming it."""
     rng = chat.rng
@@ -216,6 +242,8 @@ def _questions(
     for episode in episodes:
         name, area, x = names[episode.teller], episode.area, episode.member
         assert episode.day is not None
+        if episode.passing:
+            continue  # no time, no detail: it only counts among the area's episodes
         siblings = by_area[episode.teller, area.key]
         if rng.random() < 0.75:
             question = area.asked_what.format(name=name)
@@ -277,24 +305,29 @@ def dialogue(seed: int, index: int) -> dict[str, Any]:
         day += timedelta(days=rng.randint(3, 21))
         start = _session_start(rng, day)
         conversation[f"session_{number + 1}_date_time"] = _date_text(start)
-        news = [e for e in episodes if e.session == number]
-        backs = [e for e in episodes if e.back_in == number]
-        items = [(e, False) for e in news] + [(e, True) for e in backs]
+        items = [(e, "tell") for e in episodes if e.session == number]
+        items += [(e, "back") for e in episodes if e.back_in == number]
+        items += [(e, "revisit") for e in episodes if e.revisit_in == number]
         rng.shuffle(items)
-        first = items[0][0].teller if items and not items[0][1] else rng.randrange(2)
+        told_first = items and items[0][1] == "tell" and not items[0][0].passing
+        first = items[0][0].teller if told_first else rng.randrange(2)
         chat.open_session(first)
         greeting = rng.choice(GREETINGS).format(name=names[1 - first])
-        if items and not items[0][1] and rng.random() < 0.4:
+        if told_first and rng.random() < 0.4:
             _tell(chat, items.pop(0)[0], day, greeting)
         else:
             chat.say(first, greeting)
             chat.say(1 - first, rng.choice(GREETING_REPLIES).format(name=names[first]))
         if not items:
             _small_talk(chat, rng.randint(6, 12))
-        for episode, is_back in items:
+        for episode, how in items:
             _small_talk(chat, rng.choice((0, 1, 2, 2, 3)))
-            if is_back:
+            if how == "back":
                 _refer_back(chat, episode)
+            elif how == "revisit":
+                _revisit(chat, episode)
+            elif episode.passing:
+                _in_passing(chat, episode, day)
             else:
                 _tell(chat, episode, day, None)
         _small_talk(chat, rng.randint(1, 4))

@@ -45,7 +45,7 @@ AREAS: tuple[Area, ...] = (
         ("kickboxing", "judo", "karate", "taekwondo", "capoeira", "aikido"),
         ("took my first {x} class", "signed up for {x} lessons", "went to a {x} session"),
         "start {x}",
-        "Which martial art did {name} take up?",
+        "Which martial art class did {name} sign up for?",
         "What martial arts has {name} practised?",
         "went back to the dojo and {again}",
         "What happened when {name} went back to {x} practice?",
@@ -120,7 +120,7 @@ AREAS: tuple[Area, ...] = (
         ("pottery", "knitting", "woodworking", "watercolour painting", "calligraphy"),
         ("joined a {x} workshop", "tried {x} at the community centre"),
         "try {x}",
-        "Which craft did {name} pick up?",
+        "Which craft workshop did {name} join?",
         "What crafts has {name} tried?",
         "went back to the workshop and {again}",
         "What did {name} make on going back to the {x} workshop?",
@@ -141,7 +141,7 @@ AREAS: tuple[Area, ...] = (
         ("a lake hike", "a kayak trip", "a camping weekend", "a climbing day", "a cycling tour"),
         ("went on {x} with friends", "did {x} up north"),
         "go on {x}",
-        "What outdoor trip did {name} go on?",
+        "What outdoor trip did {name} go on with friends?",
         "What outdoor activities has {name} done?",
         "went back to the same spot and {again}",
         "What did {name} see on the second visit after {x}?",
@@ -183,7 +183,7 @@ AREAS: tuple[Area, ...] = (
         ("Lisbon", "Kyoto", "Edinburgh", "Oslo", "Barcelona", "Vancouver", "Dublin"),
         ("flew to {x} for a few days", "took a short trip to {x}"),
         "travel to {x}",
-        "Which city did {name} visit?",
+        "Which city did {name} take a short trip to?",
         "What cities has {name} travelled to?",
         "went back there for work and {again}",
         "What did {name} do on returning to {x}?",
@@ -204,7 +204,7 @@ AREAS: tuple[Area, ...] = (
         ("a jazz concert", "a film festival", "a stand-up show", "an open-air opera"),
         ("went to {x} downtown", "got tickets to {x} and went"),
         "go to {x}",
-        "What event did {name} attend?",
+        "What event did {name} go to downtown?",
         "What live events has {name} been to?",
         "went to another one and {again}",
         "What happened when {name} went to another event like {x}?",
@@ -225,7 +225,7 @@ AREAS: tuple[Area, ...] = (
         ("a puppy", "a kitten", "two turtles", "a rescue greyhound", "a parrot"),
         ("adopted {x}", "brought home {x} from a rescue"),
         "adopt {x}",
-        "What pet did {name} get?",
+        "What pet did {name} adopt?",
         "What pets does {name} have?",
         "took the little one to the vet and {again}",
         "What did the vet say about {name}'s {x}?",
@@ -256,6 +256,36 @@ AGAIN: dict[str, tuple[str, ...]] = {
     "animals": ("heard all is well", "got a new diet plan", "learned it needs a small surgery"),
 }
 
+# An episode said only in passing, at the end of a turn about something else.
+PASSING: dict[str, tuple[str, ...]] = {
+    "fighting": ("Anyway, I'm off to {x} now, wish me luck!", "My {x} coach would laugh at me."),
+    "music": ("I've been glued to my {x} all evening, sorry for the slow replies.",),
+    "baking": ("The whole flat still smells of the {x} I made.",),
+    "crafts": ("My hands are still a mess from {x} last night.",),
+    "outdoors": ("My legs still ache from {x}, honestly.",),
+    "giving": ("I've got a shift at {x} later, so I can't stay long.",),
+    "travel": ("I still have sand in my shoes from {x}, haha.",),
+    "shows": ("I still have the ticket from {x} on my fridge.",),
+    "animals": ("Sorry, {x} keeps climbing on my keyboard.",),
+}
+# The listener comes back to an episode in a later session; nothing new is said about it.
+REVISITS: dict[str, str] = {
+    "fighting": "Are you still doing {x}, {name}?",
+    "music": "Still practising the {x}, {name}?",
+    "baking": "Have you made {x} again since, {name}?",
+    "crafts": "Do you still do {x}, {name}?",
+    "outdoors": "Any plans for another trip like {x}, {name}?",
+    "giving": "Are you still helping at {x}, {name}?",
+    "travel": "Do you miss {x}, {name}?",
+    "shows": "Been to anything like {x} since, {name}?",
+    "animals": "How's life with {x}, {name}?",
+}
+REVISIT_REPLIES = (
+    "Yes, whenever I can find the time.",
+    "Now and then! Life gets in the way.",
+    "A bit less lately, but I haven't given up.",
+    "Oh yes, it's part of my routine now.",
+)
 # Said in answer to an episode, by the listener; "{name}" is the teller.
 CHEERS = (
     "That's awesome, {name}! You always find ways to keep life interesting.",
