@@ -125,10 +125,10 @@ def _plan(rng: random.Random, sessions: int) -> list[_Episode]:
     episodes: list[_Episode] = []
     for teller in (0, 1):
         for area in rng.sample(AREAS, rng.randint(7, 8)):
-            for member in rng.sample(area.members, rng.choice((2, 3, 3, 4))):
+            for member in rng.sample(area.members, rng.choice((1, 2, 3, 3, 4))):
                 session = rng.randrange(sessions)
                 episode = _Episode(teller, area, member, session)
-                if rng.random() < 0.25:
+                if rng.random() < 0.35:
                     episode.passing = True
                 elif session < sessions - 1 and rng.random() < 0.3:
                     episode.back_in = rng.randint(session + 1, sessions - 1)
@@ -146,7 +146,7 @@ def _tell(chat: _Transcript, episode: _Episode, day: datetime, greeting: str | N
     episode.when, episode.day = phrase, day - timedelta(days=days_before)
     did = rng.choice(episode.area.did).format(x=episode.member)
     caption = rng.choice(episode.area.captions) if rng.random() < 0.3 else None
-    form = "tell" if greeting else rng.choices(("tell", "tease", "ask"), (0.75, 0.15, 0.1))[0]
+    form = "tell" if greeting else rng.choices(("tell", "tease", "ask"), (0.65, 0.2, 0.15))[0]
     if form == "tell":
         told = _cap(rng.choice(TELLS).format(when=phrase, did=did))
         turn = chat.say(teller, f"{greeting} {told}" if greeting else told, caption)
@@ -256,8 +256,10 @@ def _questions(
         if rng.random() < 0.6:
             said_on = episode.day + _days(episode.when)
             when = f"{episode.when} before {said_on.day} {said_on:%B %Y}"
+            # With one episode of the area, the question may name the area instead.
+            do = area.do_any if len(siblings) == 1 and rng.random() < 0.5 else area.do
             ask(
-                f"When did {name} {area.do.format(x=x)}?",
+                f"When did {name} {do.format(x=x)}?",
                 when,
                 episode.dated + episode.content,
                 TEMPORAL,

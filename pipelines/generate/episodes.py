@@ -29,6 +29,7 @@ class Area:
     members: tuple[str, ...]
     did: tuple[str, ...]  # past clauses after "I": "took my first {x} class"
     do: str  # the question's base form: "take a {x} class"
+    do_any: str  # the same without the member, when the person has only one: "try a martial art"
     asked_what: str  # single-hop, the member is the answer: "What martial art did {name} try?"
     asked_all: str  # multi-hop over every episode of the area: "What martial arts has {name} ..."
     again: str  # a return told later, the member left out: "went back to that dojo"
@@ -45,6 +46,7 @@ AREAS: tuple[Area, ...] = (
         ("kickboxing", "judo", "karate", "taekwondo", "capoeira", "aikido"),
         ("took my first {x} class", "signed up for {x} lessons", "went to a {x} session"),
         "start {x}",
+        "first go to a martial arts class",
         "Which martial art class did {name} sign up for?",
         "What martial arts has {name} practised?",
         "went back to the dojo and {again}",
@@ -72,6 +74,7 @@ AREAS: tuple[Area, ...] = (
         ("guitar", "cello", "piano", "drums", "ukulele", "saxophone"),
         ("started learning the {x}", "bought a second-hand {x} and began lessons"),
         "start playing the {x}",
+        "take up an instrument",
         "Which instrument did {name} start learning?",
         "What instruments does {name} play?",
         "picked it up again after a break and {again}",
@@ -93,6 +96,7 @@ AREAS: tuple[Area, ...] = (
         ("banana bread", "a lemon tart", "apple crumble", "cinnamon rolls", "a cheesecake"),
         ("baked {x} for the first time", "made {x} from my grandmother's recipe"),
         "bake {x}",
+        "bake a dessert",
         "What did {name} bake?",
         "What desserts has {name} made?",
         "tried the recipe a second time and {again}",
@@ -120,6 +124,7 @@ AREAS: tuple[Area, ...] = (
         ("pottery", "knitting", "woodworking", "watercolour painting", "calligraphy"),
         ("joined a {x} workshop", "tried {x} at the community centre"),
         "try {x}",
+        "go to a craft workshop",
         "Which craft workshop did {name} join?",
         "What crafts has {name} tried?",
         "went back to the workshop and {again}",
@@ -141,6 +146,7 @@ AREAS: tuple[Area, ...] = (
         ("a lake hike", "a kayak trip", "a camping weekend", "a climbing day", "a cycling tour"),
         ("went on {x} with friends", "did {x} up north"),
         "go on {x}",
+        "go on an outdoor trip",
         "What outdoor trip did {name} go on with friends?",
         "What outdoor activities has {name} done?",
         "went back to the same spot and {again}",
@@ -162,6 +168,7 @@ AREAS: tuple[Area, ...] = (
         ("the animal shelter", "the food bank", "a soup kitchen", "the library reading club"),
         ("started volunteering at {x}", "signed up to help out at {x}"),
         "start volunteering at {x}",
+        "start volunteering",
         "Where does {name} volunteer?",
         "Where has {name} volunteered?",
         "was back there on my shift and {again}",
@@ -183,6 +190,7 @@ AREAS: tuple[Area, ...] = (
         ("Lisbon", "Kyoto", "Edinburgh", "Oslo", "Barcelona", "Vancouver", "Dublin"),
         ("flew to {x} for a few days", "took a short trip to {x}"),
         "travel to {x}",
+        "go away for a few days",
         "Which city did {name} take a short trip to?",
         "What cities has {name} travelled to?",
         "went back there for work and {again}",
@@ -204,6 +212,7 @@ AREAS: tuple[Area, ...] = (
         ("a jazz concert", "a film festival", "a stand-up show", "an open-air opera"),
         ("went to {x} downtown", "got tickets to {x} and went"),
         "go to {x}",
+        "go to a live event",
         "What event did {name} go to downtown?",
         "What live events has {name} been to?",
         "went to another one and {again}",
@@ -225,6 +234,7 @@ AREAS: tuple[Area, ...] = (
         ("a puppy", "a kitten", "two turtles", "a rescue greyhound", "a parrot"),
         ("adopted {x}", "brought home {x} from a rescue"),
         "adopt {x}",
+        "get a pet",
         "What pet did {name} adopt?",
         "What pets does {name} have?",
         "took the little one to the vet and {again}",
