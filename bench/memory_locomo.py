@@ -20,6 +20,11 @@ people, and marking one of them `other` would drop half the evidence: Engram nev
 another speaker's turns.
 
     .venv/bin/python bench/memory_locomo.py --data ../shared/data/locomo-dev [--json]
+    .venv/bin/python bench/memory_locomo.py --data ../shared/data/locomo-dev --generated 1
+
+`--generated SEED` adds the generator's two-person conversations (pipelines.generate.dialogues,
+the same JSON shape, `--conversations` of them) to the same run: ingested with the real ones into
+the same store, every system measured on each set apart, so the two tables compare.
 
 A temporary ENGRAM_HOME holds the offline store and the embedded Milvus this run starts and
 stops (`--home DIR` keeps them, and a second run with the same DIR searches without ingesting).
@@ -102,8 +107,15 @@ def session_time(text: str) -> datetime:
 
 
 def load_locomo(path: Path) -> tuple[dict[str, list[Turn]], list[Question]]:
-    """The turns of each conversation (keyed by user id, in order) and the scored questions."""
-    records = json.loads((path / "locomo-dev.json").read_text())
+    """The turns of each conversation (keyed by user id, in order) and the scored questions, from
+    a LoCoMo-shaped JSON file or a directory holding locomo-dev.json."""
+    if path.is_dir():
+        path = path / "locomo-dev.json"
+    return read_records(json.loads(path.read_text()))
+
+
+def read_records(records: list[dict[str, Any]]) -> tuple[dict[str, list[Turn]], list[Question]]:
+    """The turns and scored questions of LoCoMo records (a parsed locomo-dev.json)."""
     turns: dict[str, list[Turn]] = {}
     questions: list[Question] = []
     for record in records:
@@ -300,20 +312,31 @@ def engram_home(keep: Path | None) -> Iterator[Path]:
 
 
 def run(
-    data: Path, keep: Path | None, on_line: Callable[[str], None], ablations: bool = False
+    data: Path | None,
+    keep: Path | None,
+    on_line: Callable[[str], None],
+    ablations: bool = False,
+    generated: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """Ingest, search, score; the results as plain values."""
+    """Ingest, search, score; the results as plain values. `generated` (seed, conversations)
+    adds generated conversations to the same store, measured apart under "generated"."""
     from core.stores.services import stop_local_services
     from pipelines.batch import run_ingest
+    from pipelines.generate.dialogues import dialogues
 
-    turns, questions = load_locomo(data)
+    sets: dict[str, tuple[dict[str, list[Turn]], list[Question]]] = {}
+    if data is not None:
+        sets["locomo"] = load_locomo(data)
+    if generated is not None:
+        seed, count = generated
+        sets["generated"] = read_records(dialogues(seed, count))
+    turns = {user: mine for set_turns, _ in sets.values() for user, mine in set_turns.items()}
     results: dict[str, Any] = {
         "data": str(data),
-        "conversations": len(turns),
-        "turns": sum(len(mine) for mine in turns.values()),
-        "questions": len(questions),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+    if generated is not None:
+        results["generated"] = {"seed": generated[0], "conversations": generated[1]}
     with engram_home(keep) as home:
         settings = Settings(engram_home=home, milvus_uri=None, redis_url=None)
         try:
@@ -330,32 +353,50 @@ def run(
                 on_line(f"ingested {ingest.accepted} turns: {ingest.memories}")
             service = build_memory_service(settings)
             try:
-                results["memories_by_kind"] = _kinds(service, list(turns))
-                systems = {"engram": engram_scores(service, questions)}
-                engram, latencies = systems["engram"]
-                table = {"engram": engram.summary()}
-                table.update(
-                    {name: s.summary() for name, s in baselines(service, turns, questions).items()}
-                )
-                # The API's default k, every index kept and every query embedding cached: what
-                # the search adds to the embedding.
-                _, warm = engram_scores(service, questions, k=10)
-                for name, change in ABLATIONS.items() if ablations else ():
-                    service.weights = replace(DEFAULT_WEIGHTS, **change)
-                    table[name] = engram_scores(service, questions)[0].summary()
-                service.weights = DEFAULT_WEIGHTS
+                for name, (set_turns, questions) in sets.items():
+                    on_line(f"{name}: searching {len(questions)} questions")
+                    results[name] = results.get(name, {}) | _measure(
+                        service, set_turns, questions, ablations and name == "locomo"
+                    )
             finally:
                 service.close()
         finally:
             if keep is None:
                 stop_local_services(settings)
-    results["search_latency_ms"] = {
-        f"k={SEARCH_K}, first searches": _percentiles(latencies),
-        "k=10, indexes kept, query embeddings cached": _percentiles(warm),
-    }
-    results["recall"] = table
+    if "locomo" in results:  # the figures the first version of this bench printed at the top
+        results.update(results.pop("locomo"))
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return results
+
+
+def _measure(
+    service: MemoryService,
+    turns: dict[str, list[Turn]],
+    questions: Sequence[Question],
+    ablations: bool,
+) -> dict[str, Any]:
+    """Every system on one set of conversations."""
+    engram, latencies = engram_scores(service, questions)
+    table = {"engram": engram.summary()}
+    table.update({name: s.summary() for name, s in baselines(service, turns, questions).items()})
+    # The API's default k, every index kept and every query embedding cached: what the search
+    # adds to the embedding.
+    _, warm = engram_scores(service, questions, k=10)
+    for name, change in ABLATIONS.items() if ablations else ():
+        service.weights = replace(DEFAULT_WEIGHTS, **change)
+        table[name] = engram_scores(service, questions)[0].summary()
+    service.weights = DEFAULT_WEIGHTS
+    return {
+        "conversations": len(turns),
+        "turns": sum(len(mine) for mine in turns.values()),
+        "questions": len(questions),
+        "memories_by_kind": _kinds(service, list(turns)),
+        "recall": table,
+        "search_latency_ms": {
+            f"k={SEARCH_K}, first searches": _percentiles(latencies),
+            "k=10, indexes kept, query embeddings cached": _percentiles(warm),
+        },
+    }
 
 
 def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
@@ -374,37 +415,55 @@ def _kinds(service: MemoryService, users: list[str]) -> dict[str, int]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    """The figures as a text table."""
+    """The figures as a text table, one per set of conversations."""
+    if "recall" in results:
+        _print_set("LoCoMo", results)
+    if "generated" in results:
+        generated = results["generated"]
+        print()
+        _print_set(f"generated (seed {generated['seed']})", generated)
+    print(f"load average {results['load_average_at_start']} -> {results['load_average_at_end']}")
+
+
+def _print_set(title: str, figures: dict[str, Any]) -> None:
     columns = [f"{kind}@{k}" for k in KS for kind in ("any", "all")]
     labels = list(CATEGORIES.values())
-    print(f"{'system':30s}" + "".join(f"{c:>12s}" for c in columns + labels))
-    for name, row in results["recall"].items():
+    print(f"{title:30s}" + "".join(f"{c:>12s}" for c in columns + labels))
+    for name, row in figures["recall"].items():
         cells = [row[c] for c in columns] + [row["any@10_by_category"][c] for c in labels]
         print(f"{name:30s}" + "".join("           -" if v is None else f"{v:12.3f}" for v in cells))
     print(
-        f"questions {results['questions']}, turns {results['turns']}, "
-        f"memories {results['memories_by_kind']}"
+        f"questions {figures['questions']}, turns {figures['turns']}, "
+        f"memories {figures['memories_by_kind']}"
     )
-    for name, figures in results["search_latency_ms"].items():
-        print(f"search latency ({name}): p50 {figures['p50']} ms, p99 {figures['p99']} ms")
-    print(f"load average {results['load_average_at_start']} -> {results['load_average_at_end']}")
+    for name, latency in figures["search_latency_ms"].items():
+        print(f"search latency ({name}): p50 {latency['p50']} ms, p99 {latency['p99']} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="the locomo-dev directory")
+    parser.add_argument("--data", type=Path, help="the locomo-dev directory")
+    parser.add_argument(
+        "--generated", type=int, metavar="SEED", help="also generated conversations of this seed"
+    )
+    parser.add_argument(
+        "--conversations", type=int, default=5, help="how many generated conversations"
+    )
     parser.add_argument("--home", type=Path, help="keep ENGRAM_HOME (and its Milvus) here")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument(
         "--ablations", action="store_true", help="Engram again with each part of the ranking off"
     )
     args = parser.parse_args()
+    if args.data is None and args.generated is None:
+        parser.error("give --data, --generated or both")
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
     results = run(
         args.data,
         args.home,
         lambda line: print(line, file=sys.stderr, flush=True),
         ablations=args.ablations,
+        generated=None if args.generated is None else (args.generated, args.conversations),
     )
     if args.json:
         print(json.dumps(results, indent=2))

@@ -6,7 +6,15 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench.memory_locomo import Scores, first_distinct, load_locomo, rrf, write_signals
+from bench.memory_locomo import (
+    Scores,
+    first_distinct,
+    load_locomo,
+    read_records,
+    rrf,
+    write_signals,
+)
+from pipelines.generate.dialogues import dialogues
 
 TOY = [
     {
@@ -86,3 +94,11 @@ def test_the_measure_counts_distinct_turns(tmp_path: Path) -> None:
 def test_rrf_rewards_agreement() -> None:
     assert rrf([[0, 1, 2], [1, 2, 0]])[0] == 1  # near the top of both beats first and last
     assert rrf([[0, 1, 2], [1, 0, 2]])[:2] == [0, 1]
+
+
+def test_generated_conversations_read_as_locomo() -> None:
+    turns, questions = read_records(dialogues(seed=1, count=2))
+    assert sorted(turns) == ["gen-1-0", "gen-1-1"]
+    ids = {turn.event_id for mine in turns.values() for turn in mine}
+    assert questions and all(question.evidence <= ids for question in questions)
+    assert {question.category for question in questions} == {1, 2, 3, 4}
