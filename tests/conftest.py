@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from core.settings import Settings
@@ -24,7 +25,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 # Property tests draw the same examples on every run, so CI is reproducible; run with
 # HYPOTHESIS_PROFILE=explore to search fresh random examples (and keep any failure as a test).
-hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+# They check what is computed, not how fast: a loaded machine must not fail them on time.
+hypothesis_settings.register_profile(
+    "repeatable",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 hypothesis_settings.register_profile("explore", max_examples=1000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
