@@ -119,7 +119,7 @@ def forget_user(settings: Settings, user_id: str) -> int:
 
 
 def _parts(files: StateFiles) -> list[str]:
-    return [key for key in files.keys() if fnmatch.fnmatchcase(key, PART_GLOB)]
+    return [key for key in files.names() if fnmatch.fnmatchcase(key, PART_GLOB)]
 
 
 def _parquet(table: pa.Table) -> bytes:

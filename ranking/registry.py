@@ -101,7 +101,7 @@ def save(
 
 def versions(settings: Settings, files: StateFiles | None = None) -> list[str]:
     """Saved versions, oldest first."""
-    keys = (files or registry_files(settings)).keys()
+    keys = (files or registry_files(settings)).names()
     return sorted({key.split("/")[0] for key in keys if "/" in key and not key.startswith(".")})
 
 

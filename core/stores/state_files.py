@@ -5,7 +5,7 @@ One small interface (`StateFiles`), two backends:
 - `SharedFiles`: the table `engram_state` in the PostgreSQL named by ENGRAM_STATE_URL, which
   every host reaches; a file a host loads by path (`fetch`) is cached under
   ENGRAM_HOME/cache/state/, named after its revision, and a stale copy is deleted when the host
-  next lists that area (docs/deploy.md).
+  next lists that area (`names`) (docs/deploy.md).
 
 Keys are relative POSIX paths within an area ("v20261206-101500/model.txt"); a directory is a
 key prefix. Every write replaces a whole file atomically: a reader gets the old content or the
@@ -54,7 +54,7 @@ class Fetched:
 class StateFiles(Protocol):
     """One area of files (the registry, the dead letter), on this host or shared."""
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         """Every key of the area, sorted."""
 
     def read(self, key: str) -> bytes:
@@ -93,7 +93,7 @@ class LocalFiles:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
         keys = (p.relative_to(self.root).as_posix() for p in self.root.rglob("*") if p.is_file())
@@ -167,7 +167,7 @@ class SharedFiles:
         self._area = area
         self.cache = cache
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         rows = self._query(
             "SELECT key, revision FROM engram_state WHERE seq = 0 AND starts_with(key, %s)",
             [self._prefix("")],
