@@ -1,7 +1,7 @@
 """Two API hosts, each with its own ENGRAM_HOME, on the same Redis, Milvus and PostgreSQL, started
-as a deployment starts them (infra/Procfile under honcho; the batch job is infra/batch.sh): what
-goes in through one host is read, ranked and forgotten through the other, and the forget audit
-then finds nothing of the user on either host nor in any shared store.
+as a deployment starts them (infra/Procfile under honcho) after the batch job ran on the first:
+what goes in through one host is read, ranked and forgotten through the other, and the forget
+audit then finds nothing of the user on either host nor in any shared store.
 
 The shared state: Redis (`deployment_redis`, the one fixture to swap for a Redis Cluster), one
 embedded Milvus by URI, one PostgreSQL database (Feast's registry and Engram's state:
@@ -26,9 +26,11 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
 from pymilvus import MilvusClient
 
-from core.settings import Settings
+from core.settings import Settings, get_settings
+from engram.cli import main
 from forget.audit import audit
 from memory.store import DEFAULT_COLLECTION
 from pipelines.generate import GenerateConfig, write_dataset
@@ -180,23 +182,34 @@ def _bare_env() -> dict[str, str]:
     }
 
 
-def batch_job(host: Host, tmp_path: Path) -> dict[str, Any]:
-    """infra/batch.sh on the host (honcho run): ingest a generated log with the user's history,
-    materialize, train; returns the trained version's metadata."""
+def batch_job(host: Host, env: dict[str, str], tmp_path: Path) -> dict[str, Any]:
+    """The batch job's commands with the host's environment (in this process: each command in
+    a process of its own would import Feast again): ingest a generated log with the user's
+    history, materialize, train; returns the trained version's metadata."""
     config = GenerateConfig(users=30, events_per_user=40, items=120, days=30, chat_user_share=0.2)
     paths = write_dataset(tmp_path / "data", config)
     items = [json.loads(line)["item_id"] for line in paths.catalog.read_text().splitlines()]
     signals = tmp_path / "signals.jsonl"
     lines = [json.dumps(record) for record in user_batch(items[5:20])]
     signals.write_text(paths.signals.read_text() + "\n".join(lines) + "\n")
-    env = {**_bare_env(), "ENGRAM_MATERIALIZE_END": AS_OF.isoformat()}
-    script = str(ROOT / "infra" / "batch.sh")
-    command = [*honcho(), "-e", str(host.env_file), "run", script, str(signals)]
-    command += ["--catalog", str(paths.catalog), "--as-of", AS_OF.isoformat()]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    trained: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    at = AS_OF.isoformat()
+    engram(host, env, "ingest", str(signals), "--catalog", str(paths.catalog), "--as-of", at)
+    engram(host, env, "materialize", "--end", at)
+    trained: dict[str, Any] = json.loads(engram(host, env, "train", "--json").splitlines()[-1])
     return trained
+
+
+def engram(host: Host, env: dict[str, str], *args: str) -> str:
+    """An `engram` command run as the host runs it: configured by its environment only."""
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(
+            main, list(args), env={**env, "ENGRAM_HOME": str(host.home)}, catch_exceptions=False
+        )
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    return result.output
 
 
 def ranked(host: Host, user: str) -> dict[str, Any]:
@@ -210,7 +223,7 @@ def test_what_one_host_takes_in_the_other_reads_ranks_and_forgets_leaving_nothin
     tmp_path: Path, hosts: tuple[dict[str, str], list[Host]]
 ) -> None:
     env, (first, second) = hosts
-    trained = batch_job(first, tmp_path)  # the batch job runs on the first host
+    trained = batch_job(first, env, tmp_path)
     for host in (first, second):
         start(host)
     for host in (first, second):
