@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
+from core.stores import feature_store
 from core.stores.state_files import LocalFiles, SharedFiles, StateFiles
 
 
@@ -107,3 +108,9 @@ def test_settings_move_the_offline_store_and_share_state(tmp_path: Path) -> None
     assert shared.offline_dir == tmp_path / "mnt" / "offline"
     assert isinstance(registry_files(shared), SharedFiles)
     assert isinstance(dead_letter_files(shared), SharedFiles)
+    # The plain `feast` CLI finds the snapshots where Engram's apply binds them.
+    variables = feature_store.feast_environment(shared, "redis://127.0.0.1:6379/0")
+    assert variables["ENGRAM_OFFLINE_DIR"] == str(tmp_path / "mnt" / "offline")
+    assert feature_store.snapshot_path(shared, "x/user_features.parquet").startswith(
+        str(tmp_path / "mnt" / "offline" / "features")
+    )
