@@ -234,9 +234,10 @@ class SharedFiles:
 
     @contextmanager
     def lock(self, name: str) -> Iterator[None]:
-        # A session lock on a connection of its own: the server drops it if this host dies.
+        # A session lock on a connection of its own, outside any transaction (no idle-in-
+        # transaction timeout ends it): the server drops it if this host dies.
         key = zlib.crc32(self._prefix(name).encode())
-        with self._connect() as connection:
+        with self._connect(autocommit=True) as connection:
             connection.execute("SELECT pg_advisory_lock(%s)", [key])
             try:
                 yield
@@ -274,11 +275,13 @@ class SharedFiles:
         with self._connect() as connection:
             return list(connection.execute(query, params).fetchall())
 
-    def _connect(self) -> Any:
+    def _connect(self, *, autocommit: bool = False) -> Any:
         import psycopg
 
         try:
-            connection = psycopg.connect(self._url, connect_timeout=CONNECT_TIMEOUT_S)
+            connection = psycopg.connect(
+                self._url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=autocommit
+            )
         except psycopg.OperationalError as error:
             raise ServiceUnavailableError("state", str(error).strip()) from error
         _ensure_table(connection, self._url)
