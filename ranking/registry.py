@@ -91,12 +91,14 @@ def save(
     }
     if candidates is not None:
         content[precomputed.FILE] = candidates.to_bytes()
+    tried: list[str] = []
     while True:  # another process may take the same name at once: take the next one
-        version = new_version(versions(settings, files))
+        version = new_version(versions(settings, files) + tried)
         full = {"version": version, "created_at": datetime.now(UTC).isoformat(), **meta}
         content[META_FILE] = json.dumps(full, indent=2, default=str).encode()
         if files.publish(version, content):  # readers never see a half-written version
             return version
+        tried.append(version)
 
 
 def versions(settings: Settings, files: StateFiles | None = None) -> list[str]:

@@ -106,3 +106,10 @@ def test_two_hosts_sharing_the_registry_see_each_others_versions_and_pins(
     assert registry.serving_version(second) == newer
     assert registry.metadata(first, newer)["version"] == newer
     assert not registry.registry_dir(first).exists()  # nothing but the cache on the host
+
+
+def test_a_name_taken_by_a_leftover_directory_is_skipped(settings: Settings) -> None:
+    taken = registry.new_version([])
+    (registry.registry_dir(settings) / taken).mkdir(parents=True)  # empty: no version
+    saved = registry.save(settings, booster(), {}, {"features": []})
+    assert saved != taken and registry.versions(settings) == [saved]
