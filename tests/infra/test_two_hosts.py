@@ -67,15 +67,11 @@ class Host:
         return f"http://127.0.0.1:{self.port}"
 
     def settings(self, env: dict[str, str]) -> Settings:
-        """The settings its processes read from the environment file."""
-        return Settings(
-            engram_home=self.home,
-            redis_url=env["REDIS_URL"],
-            milvus_uri=env["MILVUS_URI"],
-            engram_state_url=env["ENGRAM_STATE_URL"],
-            engram_feast_registry_url=env["ENGRAM_FEAST_REGISTRY_URL"],
-            engram_offline_dir=Path(env["ENGRAM_OFFLINE_DIR"]),
-        )
+        """The settings its processes read from the environment file (every variable that is
+        a setting, so a Redis Cluster's flag from `deployment_redis` comes along)."""
+        fields = {key.lower(): value for key, value in env.items()}
+        known = {name: fields[name] for name in Settings.model_fields if name in fields}
+        return Settings.model_validate({**known, "engram_home": self.home})
 
     def call(self, method: str, path: str, scope: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {KEYS[scope]}"}
