@@ -36,6 +36,18 @@ class Settings(BaseSettings):
         "kept in PGPASSWORD or ~/.pgpass than in the URL). Unset: SQLite at "
         "ENGRAM_HOME/registry.db.",
     )
+    engram_state_url: str | None = Field(
+        default=None,
+        description="PostgreSQL URL of the state every host shares: the model registry "
+        "(versions, pin, files) and the dead-letter store, e.g. "
+        "postgresql://engram@db.internal:5432/engram_state (docs/deploy.md). Unset: files "
+        "under ENGRAM_HOME.",
+    )
+    engram_offline_dir: Path | None = Field(
+        default=None,
+        description="The offline store (stored events, feature snapshots, catalog) on a "
+        "filesystem every host mounts at this same path. Unset: ENGRAM_HOME/offline.",
+    )
     session_gap_minutes: int = Field(
         default=30, ge=1, description="Inactivity gap that closes a session."
     )
@@ -76,6 +88,12 @@ class Settings(BaseSettings):
     )
     engram_store_timeout_ms: int = Field(
         default=250, ge=10, description="Socket timeout of the API's Redis calls: fail fast."
+    )
+    engram_model_check_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="`engram serve`: how often each process looks for a newly trained, pinned "
+        "or rewritten (forget) model version, and drops cached copies that changed.",
     )
     engram_log_level: Literal["debug", "info", "warning", "error", "critical"] = Field(
         default="info", description="`engram serve`: the least severe log line written."
@@ -124,7 +142,7 @@ class Settings(BaseSettings):
         default=4, ge=1, le=64, description="Requests to the model in flight at once."
     )
 
-    @field_validator("engram_home", "engram_api_keys_file")
+    @field_validator("engram_home", "engram_api_keys_file", "engram_offline_dir")
     @classmethod
     def _absolute(cls, path: Path | None) -> Path | None:
         """Absolute from the start: a relative ENGRAM_HOME would move with every chdir (the
@@ -133,8 +151,8 @@ class Settings(BaseSettings):
 
     @property
     def offline_dir(self) -> Path:
-        """Parquet offline store: events, features, catalog."""
-        return self.engram_home / "offline"
+        """Parquet offline store: events, features, catalog (ENGRAM_OFFLINE_DIR when set)."""
+        return self.engram_offline_dir or self.engram_home / "offline"
 
     @property
     def dead_letter_dir(self) -> Path:

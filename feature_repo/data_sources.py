@@ -1,7 +1,8 @@
 """Where the features come from: the batch pipeline's Parquet snapshots, and pushes from streams.
 
-`engram ingest` writes one snapshot file per entity under ENGRAM_HOME/offline/features (see
-pipelines/aggregate.py for what a snapshot row means). The path is this ENGRAM_HOME's: the plain
+`engram ingest` writes one snapshot file per entity under the offline store's features/ (see
+pipelines/aggregate.py for what a snapshot row means; ENGRAM_OFFLINE_DIR, else
+ENGRAM_HOME/offline). The path is this host's settings': the plain
 `feast` CLI gets it from the environment through Engram's settings, and Engram's own apply
 (core/stores/feature_store.py) binds it to the Settings it is given.
 """

@@ -9,10 +9,13 @@ Places, in the report's order:
 - `milvus`: every collection, queried by user and read whole for the text;
 - `milvus_disk`: Milvus's own files (message log, binlogs), which keep a forgotten user's
   bytes for a bounded time after the forget (core/stores/log_retention.py): audit after it;
-- `offline`: every file of the offline store (events, feature snapshots, catalog);
-- `dead_letter`: the dead-letter store;
-- `registry`: every model version's files (pickles loaded and walked, every file as bytes);
-- `home`: every other file of ENGRAM_HOME (local services' directories are the places above);
+- `offline`: every file of the offline store (events, feature snapshots, catalog; at
+  ENGRAM_OFFLINE_DIR when set);
+- `dead_letter`: the dead-letter store (files, or PostgreSQL rows with ENGRAM_STATE_URL);
+- `registry`: every model version's files (pickles loaded and walked, every file as bytes; in
+  PostgreSQL with ENGRAM_STATE_URL);
+- `home`: every other file of ENGRAM_HOME (local services' directories are the places above),
+  the cached copies of shared state files included;
 - `logs`: the server logs given.
 A user id is searched as a substring, so audit with a distinctive id: a short one ("42") is
 found inside unrelated values.
@@ -27,9 +30,11 @@ import redis
 
 from core.settings import Settings
 from core.stores.services import connect_milvus, resolve_redis_url
+from core.stores.state_files import LocalFiles, StateFiles
 from forget import audit_files, audit_milvus, audit_redis
 from forget.audit_report import AuditReport, Needles, PlaceReport
-from ranking.registry import registry_dir
+from pipelines.dead_letter import dead_letter_files
+from ranking.registry import registry_dir, registry_files
 
 REDIS_TIMEOUT_S = 30.0
 
@@ -60,19 +65,26 @@ def audit(
     finally:
         milvus.close()
     places.append(audit_milvus.scan_milvus_disk(settings, needles, milvus_dir))
-    stores = {
-        "offline": settings.offline_dir,
-        "dead_letter": settings.dead_letter_dir,
-        "registry": registry_dir(settings),
-    }
-    for place, directory in stores.items():
-        places.append(audit_files.scan_files(place, audit_files.files_under(directory), needles))
-    rest = audit_files.files_under(
-        settings.engram_home, leaving=[*stores.values(), settings.services_dir]
+    stores = [settings.offline_dir, settings.dead_letter_dir, registry_dir(settings)]
+    rest = audit_files.files_under(settings.engram_home, leaving=[*stores, settings.services_dir])
+    # Before the shared files are listed: listing drops this host's stale cached copies.
+    home = audit_files.scan_files("home", rest, needles)
+    places.append(
+        audit_files.scan_files("offline", audit_files.files_under(settings.offline_dir), needles)
     )
-    places.append(audit_files.scan_files("home", rest, needles))
+    places.append(_scan_state("dead_letter", dead_letter_files(settings), needles))
+    places.append(_scan_state("registry", registry_files(settings), needles))
+    places.append(home)
     if logs:
         places.append(audit_files.scan_files("logs", [Path(p) for p in logs], needles))
     else:
         places.append(PlaceReport("logs", "files", skipped="no log file given"))
     return AuditReport(needles, places)
+
+
+def _scan_state(place: str, files: StateFiles, needles: Needles) -> PlaceReport:
+    """A local area's every file (a crash's leftovers too), or a shared area's every row."""
+    if isinstance(files, LocalFiles):
+        return audit_files.scan_files(place, audit_files.files_under(files.root), needles)
+    contents = ((f"{place}/{key}", files.read(key)) for key in files.names())
+    return audit_files.scan_contents(place, contents, needles)

@@ -28,14 +28,22 @@ _MAX_DEPTH = 64
 
 def scan_files(place: str, files: Iterable[Path], needles: Needles) -> PlaceReport:
     """Every file, by kind (see the module docstring)."""
+    return scan_contents(place, ((str(path), path.read_bytes()) for path in files), needles)
+
+
+def scan_contents(
+    place: str, contents: Iterable[tuple[str, bytes]], needles: Needles
+) -> PlaceReport:
+    """Files given as (name, content), by the kind their name says (a database's files)."""
     report = PlaceReport(place, "files")
-    for path in files:
+    for name, data in contents:
         report.scanned += 1
-        if path.suffix == ".parquet":
-            _scan_parquet(path, needles, report)
-        elif path.suffix in (".pkl", ".pickle"):
-            _scan_pickle(path, needles, report)
-        report.check_bytes(str(path), path.read_bytes(), needles)
+        suffix = Path(name.partition("~")[0]).suffix  # a cached copy is <name>~<revision>
+        if suffix == ".parquet":
+            _scan_parquet(name, data, needles, report)
+        elif suffix in (".pkl", ".pickle"):
+            _scan_pickle(name, data, needles, report)
+        report.check_bytes(name, data, needles)
     return report
 
 
@@ -51,8 +59,8 @@ def files_under(directory: Path, *, leaving: Iterable[Path] = ()) -> list[Path]:
     )
 
 
-def _scan_parquet(path: Path, needles: Needles, report: PlaceReport) -> None:
-    file = pq.ParquetFile(path)
+def _scan_parquet(path: str, data: bytes, needles: Needles, report: PlaceReport) -> None:
+    file = pq.ParquetFile(pa.BufferReader(data))
     metadata = file.schema_arrow.metadata or {}
     for key, value in metadata.items():
         report.check_bytes(f"{path} metadata {key!r}", key + value, needles)
@@ -75,9 +83,8 @@ def _scan_parquet(path: Path, needles: Needles, report: PlaceReport) -> None:
                 report.check_text(where, str(value), needles)
 
 
-def _scan_pickle(path: Path, needles: Needles, report: PlaceReport) -> None:
-    with path.open("rb") as handle:
-        loaded = pickle.load(handle)  # Engram's own files (the registry): trusted
+def _scan_pickle(path: str, data: bytes, needles: Needles, report: PlaceReport) -> None:
+    loaded = pickle.loads(data)  # Engram's own files (the registry): trusted
     for where, text in _strings(loaded, "", set(), 0):
         report.check_text(f"{path} {where or '/'}", text, needles)
 

@@ -1,20 +1,21 @@
 """The dead-letter store: rejected records with the field and reason they failed on.
 
-Parquet parts under `settings.dead_letter_dir`, one file per written batch, each written to a
-temporary name and renamed into place, so a reader never sees half a part and concurrent
-writers (batch runs, the stream consumer) never clash. Nothing is stored unredacted: `write`
+Parquet parts, one file per written batch, under `settings.dead_letter_dir` or, with
+ENGRAM_STATE_URL set, in PostgreSQL shared by every host (core/stores/state_files.py). Each part
+is written whole and atomically, so a reader never sees half a part and concurrent writers
+(batch runs, stream consumers, API hosts) never clash. Nothing is stored unredacted: `write`
 redacts `raw` and `reason` again even when the caller (normalize) already did, which costs
 little because redaction is idempotent and rejected records are few.
 """
 
 from __future__ import annotations
 
-import os
+import fnmatch
+import io
 import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,6 +24,7 @@ import pyarrow.parquet as pq
 from core.contract import DEAD_LETTER_SCHEMA, ID_PATTERN
 from core.errors import InvalidInputError
 from core.settings import Settings
+from core.stores.state_files import StateFiles, open_state
 from pipelines.redact import redact_array
 
 PART_GLOB = "part-*.parquet"
@@ -30,8 +32,13 @@ PART_GLOB = "part-*.parquet"
 _DETAIL = re.compile(r"(, got |; got | \(|: ).*$", re.DOTALL)
 
 
-def write(settings: Settings, rejected: pa.Table) -> Path | None:
-    """Store one batch of rejected records as a new part; returns its path (None if empty)."""
+def dead_letter_files(settings: Settings) -> StateFiles:
+    """The store's parts: shared (ENGRAM_STATE_URL) or in `settings.dead_letter_dir`."""
+    return open_state(settings, "dead_letter", settings.dead_letter_dir)
+
+
+def write(settings: Settings, rejected: pa.Table) -> str | None:
+    """Store one batch of rejected records as a new part; returns its name (None if empty)."""
     if rejected.num_rows == 0:
         return None
     table = rejected.select(DEAD_LETTER_SCHEMA.names).cast(DEAD_LETTER_SCHEMA)
@@ -41,20 +48,19 @@ def write(settings: Settings, rejected: pa.Table) -> Path | None:
     table = table.set_column(
         table.schema.get_field_index("reason"), "reason", redact_array(table.column("reason"))
     )
-    directory = settings.dead_letter_dir
-    directory.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    path = directory / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-    _write_atomically(table, path)
-    return path
+    name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    dead_letter_files(settings).write(name, _parquet(table))
+    return name
 
 
 def read(settings: Settings) -> pa.Table:
     """Every stored rejected record, oldest part first (DEAD_LETTER_SCHEMA)."""
-    parts = _parts(settings)
+    files = dead_letter_files(settings)
+    parts = _parts(files)
     if not parts:
         return DEAD_LETTER_SCHEMA.empty_table()
-    return pa.concat_tables(pq.read_table(part, schema=DEAD_LETTER_SCHEMA) for part in parts)
+    return pa.concat_tables(_table(files.read(part)) for part in parts)
 
 
 def summarize_reason(field: str, reason: str) -> str:
@@ -91,8 +97,9 @@ def forget_user(settings: Settings, user_id: str) -> int:
         raise InvalidInputError("user_id", f"must match {ID_PATTERN}")
     raw_pattern = r'"user_id"\s*:\s*"?' + re.escape(user_id) + r'(["\s,}]|$)'
     removed = 0
-    for part in _parts(settings):
-        table = pq.read_table(part, schema=DEAD_LETTER_SCHEMA)
+    files = dead_letter_files(settings)
+    for part in _parts(files):
+        table = _table(files.read(part))
         by_column = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)
         by_raw = pc.and_(
             pc.is_null(table.column("user_id")),
@@ -104,30 +111,31 @@ def forget_user(settings: Settings, user_id: str) -> int:
             continue
         kept = table.filter(pc.invert(mine))
         if kept.num_rows == 0:
-            part.unlink()
+            files.remove(part)
         else:
-            _write_atomically(kept, part)
+            files.write(part, _parquet(kept))
         removed += count
     return removed
 
 
-def _parts(settings: Settings) -> list[Path]:
-    directory = settings.dead_letter_dir
-    return sorted(directory.glob(PART_GLOB)) if directory.is_dir() else []
+def _parts(files: StateFiles) -> list[str]:
+    return [key for key in files.names() if fnmatch.fnmatchcase(key, PART_GLOB)]
 
 
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        pq.write_table(table, temporary, compression="zstd")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+def _parquet(table: pa.Table) -> bytes:
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    return out.getvalue()
+
+
+def _table(data: bytes) -> pa.Table:
+    return pq.read_table(pa.BufferReader(data), schema=DEAD_LETTER_SCHEMA)
 
 
 __all__ = [
     "count_reasons",
     "counts_by_reason",
+    "dead_letter_files",
     "forget_user",
     "read",
     "summarize_reason",

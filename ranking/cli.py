@@ -58,9 +58,7 @@ def models_list(settings: Settings, as_json: bool) -> None:
     serving = registry.serving_version(settings)
     pinned = registry.pinned(settings)
     for version in registry.versions(settings):
-        meta = json.loads(
-            (registry.registry_dir(settings) / version / registry.META_FILE).read_text()
-        )
+        meta = registry.metadata(settings, version)
         row = {
             "version": version,
             "created_at": meta.get("created_at"),

@@ -88,7 +88,13 @@ def run_eval(
 
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     home = work_dir or settings.engram_home / "eval" / stamp
-    local = settings.model_copy(update={"engram_home": home})
+    # All of it in that home: nothing shared (offline store, registries) sees the evaluation.
+    alone = {
+        "engram_offline_dir": None,
+        "engram_state_url": None,
+        "engram_feast_registry_url": None,
+    }
+    local = settings.model_copy(update={"engram_home": home, **alone})
     run_ingest(local, data, input_format=input_format, catalog=catalog)  # type: ignore[arg-type]
     interactions = load_interactions(local)
     catalog_rows = catalog_frame(local)

@@ -23,7 +23,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
@@ -136,9 +136,9 @@ class StoredCandidates:
         return -1
 
 
-def load(path: Path) -> StoredCandidates:
-    """Candidates saved by `StoredCandidates.to_bytes`."""
-    with np.load(path, allow_pickle=False) as saved:
+def load(source: Path | IO[bytes]) -> StoredCandidates:
+    """Candidates saved by `StoredCandidates.to_bytes`, from a file or a stream."""
+    with np.load(source, allow_pickle=False) as saved:
         return StoredCandidates(
             pd.Timestamp(int(saved["at"][0]), unit="us", tz="UTC"),
             [str(n) for n in saved["names"]],

@@ -1,4 +1,6 @@
-"""A small on-disk model registry: ENGRAM_HOME/models/registry/<version>/.
+"""The model registry: versions of the ranker, in ENGRAM_HOME/models/registry/<version>/ or, with
+ENGRAM_STATE_URL set, in PostgreSQL shared by every host (core/stores/state_files.py; each host
+caches the files it loads).
 
 Each version holds `model.txt` (the LightGBM booster), `sources.pkl` (the fitted candidate
 sources and the log they read), `meta.json` (version, feature list, training window,
@@ -17,32 +19,35 @@ version before knows to load it again.
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import pickle
-import shutil
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInputError, ModelNotFoundError
-from core.locks import exclusive
 from core.settings import Settings
+from core.stores.state_files import StateFiles, open_state
 from ranking import precomputed
 from ranking.precomputed import StoredCandidates
 
 MODEL_FILE = "model.txt"
 SOURCES_FILE = "sources.pkl"
 META_FILE = "meta.json"
-LOCK_FILE = ".lock"
+FORGET_LOCK = "forget"
 PIN_FILE = ".pinned"  # the pinned version's name; a dot file, so never taken for a version
 
 
 def registry_dir(settings: Settings) -> Path:
-    """Where model versions live."""
+    """Where model versions live on this host when the registry is not shared."""
     return settings.engram_home / "models" / "registry"
+
+
+def registry_files(settings: Settings) -> StateFiles:
+    """The registry's files: shared (ENGRAM_STATE_URL) or in `registry_dir`."""
+    return open_state(settings, "registry", registry_dir(settings))
 
 
 @dataclass
@@ -62,11 +67,11 @@ class ModelVersion:
         return list(self.meta["features"])
 
 
-def new_version(root: Path, now: datetime | None = None) -> str:
-    """A fresh, sortable version name."""
+def new_version(taken: list[str], now: datetime | None = None) -> str:
+    """A fresh, sortable version name, none of `taken`."""
     base = (now or datetime.now(UTC)).strftime("v%Y%m%d-%H%M%S")
     version, n = base, 1
-    while (root / version).exists():
+    while version in taken:
         version, n = f"{base}-{n}", n + 1
     return version
 
@@ -79,35 +84,35 @@ def save(
     candidates: StoredCandidates | None = None,
 ) -> str:
     """Write a new version and return its name; the metadata gains `version` and `created_at`."""
-    root = registry_dir(settings)
-    root.mkdir(parents=True, exist_ok=True)
-    version = new_version(root)
-    partial = root / f".{version}.partial"
-    partial.mkdir()
-    booster.save_model(str(partial / MODEL_FILE))
-    with (partial / SOURCES_FILE).open("wb") as handle:
-        pickle.dump(sources, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    files = registry_files(settings)
+    content = {
+        MODEL_FILE: booster.model_to_string().encode(),
+        SOURCES_FILE: pickle.dumps(sources, protocol=pickle.HIGHEST_PROTOCOL),
+    }
     if candidates is not None:
-        (partial / precomputed.FILE).write_bytes(candidates.to_bytes())
-    full = {"version": version, "created_at": datetime.now(UTC).isoformat(), **meta}
-    (partial / META_FILE).write_text(json.dumps(full, indent=2, default=str))
-    partial.rename(root / version)  # readers never see a half-written version
-    return version
+        content[precomputed.FILE] = candidates.to_bytes()
+    tried: list[str] = []
+    while True:  # another process may take the same name at once: take the next one
+        version = new_version(versions(settings, files) + tried)
+        full = {"version": version, "created_at": datetime.now(UTC).isoformat(), **meta}
+        content[META_FILE] = json.dumps(full, indent=2, default=str).encode()
+        if files.publish(version, content):  # readers never see a half-written version
+            return version
+        tried.append(version)
 
 
-def versions(settings: Settings) -> list[str]:
+def versions(settings: Settings, files: StateFiles | None = None) -> list[str]:
     """Saved versions, oldest first."""
-    root = registry_dir(settings)
-    if not root.is_dir():
-        return []
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    keys = (files or registry_files(settings)).names()
+    return sorted({key.split("/")[0] for key in keys if "/" in key and not key.startswith(".")})
 
 
 def load(settings: Settings, version: str | None = None) -> ModelVersion:
     """A saved version (the latest when None)."""
     import lightgbm as lgb
 
-    known = versions(settings)
+    files = registry_files(settings)
+    known = versions(settings, files)
     if version is None:
         if not known:
             raise ModelNotFoundError(None)
@@ -115,45 +120,43 @@ def load(settings: Settings, version: str | None = None) -> ModelVersion:
     _check_name(version)
     if version not in known:
         raise ModelNotFoundError(version)
-    path = registry_dir(settings) / version
-    booster = lgb.Booster(model_file=str(path / MODEL_FILE))
-    with (path / SOURCES_FILE).open("rb") as handle:
-        read = _revision(os.fstat(handle.fileno()))  # of the file read, whatever replaces it
+    booster = lgb.Booster(model_file=str(files.fetch(f"{version}/{MODEL_FILE}").path))
+    fetched = files.fetch(f"{version}/{SOURCES_FILE}")
+    with fetched.path.open("rb") as handle:
         sources = pickle.load(handle)  # files this registry wrote itself
-    meta = json.loads((path / META_FILE).read_text())
-    stored = path / precomputed.FILE
-    candidates = precomputed.load(stored) if stored.is_file() else None
-    return ModelVersion(version, booster, sources, meta, read, candidates)
+    meta = json.loads(files.read(f"{version}/{META_FILE}"))
+    stored = f"{version}/{precomputed.FILE}"
+    candidates = precomputed.load(files.fetch(stored).path) if files.revision(stored) else None
+    return ModelVersion(version, booster, sources, meta, fetched.revision, candidates)
 
 
 def metadata(settings: Settings, version: str) -> dict[str, Any]:
     """A version's meta.json, without loading its model."""
     _check_name(version)
-    if version not in versions(settings):
+    files = registry_files(settings)
+    if version not in versions(settings, files):
         raise ModelNotFoundError(version)
-    return dict(json.loads((registry_dir(settings) / version / META_FILE).read_text()))
+    return dict(json.loads(files.read(f"{version}/{META_FILE}")))
 
 
 def pin(settings: Settings, version: str) -> None:
     """Serve `version` from now on, whatever is trained after it."""
     _check_name(version)
-    if version not in versions(settings):
+    files = registry_files(settings)
+    if version not in versions(settings, files):
         raise ModelNotFoundError(version)
-    root = registry_dir(settings)
-    partial = root / f"{PIN_FILE}.{uuid.uuid4().hex}.partial"
-    partial.write_text(version)
-    partial.replace(root / PIN_FILE)  # atomic: a reader sees the old pin or the new one
+    files.write(PIN_FILE, version.encode())  # atomic: a reader sees the old pin or the new one
 
 
 def unpin(settings: Settings) -> None:
     """Serve the latest version again."""
-    (registry_dir(settings) / PIN_FILE).unlink(missing_ok=True)
+    registry_files(settings).remove(PIN_FILE)
 
 
 def pinned(settings: Settings) -> str | None:
     """The pinned version, or None."""
     try:
-        return (registry_dir(settings) / PIN_FILE).read_text().strip() or None
+        return registry_files(settings).read(PIN_FILE).decode().strip() or None
     except FileNotFoundError:
         return None
 
@@ -161,24 +164,21 @@ def pinned(settings: Settings) -> str | None:
 def serving_version(settings: Settings) -> str | None:
     """What serving loads: the pinned version while it exists, else the latest (None when
     nothing is trained)."""
-    known = versions(settings)
-    chosen = pinned(settings)
+    files = registry_files(settings)
+    known = versions(settings, files)
+    try:
+        chosen: str | None = files.read(PIN_FILE).decode().strip()
+    except FileNotFoundError:
+        chosen = None
     if chosen in known:
         return chosen
     return known[-1] if known else None
 
 
 def revision(settings: Settings, version: str) -> str:
-    """Which write of the version's sources.pkl is on disk now ("" when there is none): a
+    """Which write of the version's sources.pkl is stored now ("" when there is none): a
     rewrite replaces the file, so a loaded copy whose revision differs is out of date."""
-    try:
-        return _revision((registry_dir(settings) / version / SOURCES_FILE).stat())
-    except FileNotFoundError:
-        return ""
-
-
-def _revision(stat: os.stat_result) -> str:
-    return f"{stat.st_ino}:{stat.st_mtime_ns}"
+    return registry_files(settings).revision(f"{version}/{SOURCES_FILE}")
 
 
 @dataclass(frozen=True)
@@ -202,15 +202,11 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
     nobody else is removed whole. Each file is replaced atomically (a reader gets the old file
     or the new one) and forgets take a lock, so two never undo each other's rewrite.
     """
-    root = registry_dir(settings)
-    if not root.is_dir():
-        return ForgetSummary()
+    files = registry_files(settings)
     versions_changed = interactions = 0
-    with exclusive(root / LOCK_FILE):
-        for version in versions(settings):
-            path = root / version / SOURCES_FILE
-            with path.open("rb") as handle:
-                state = pickle.load(handle)
+    with files.lock(FORGET_LOCK):
+        for version in versions(settings, files):
+            state = pickle.loads(files.read(f"{version}/{SOURCES_FILE}"))
             log = state["interactions"]
             mine = (log["user_id"].astype(str) == user_id).to_numpy()
             if not mine.any():
@@ -219,55 +215,29 @@ def forget_user(settings: Settings, user_id: str) -> ForgetSummary:
             interactions += int(mine.sum())
             kept = log.loc[~mine].reset_index(drop=True)
             if kept.empty:
-                _remove(root / version)
+                files.remove(version)
                 continue
-            stored = root / version / precomputed.FILE
-            if stored.is_file():  # first: a reader that sees the new sources sees these too
-                _write_atomically(precomputed.load(stored).without(user_id).to_bytes(), stored)
+            stored = f"{version}/{precomputed.FILE}"
+            if files.revision(stored):  # first: a reader that sees the new sources sees these too
+                without = precomputed.load(io.BytesIO(files.read(stored))).without(user_id)
+                files.write(stored, without.to_bytes())
             models = {name: model.fit(kept) for name, model in state["models"].items()}
-            _dump_atomically({**state, "interactions": kept, "models": models}, path)
+            rewritten = {**state, "interactions": kept, "models": models}
+            files.write(
+                f"{version}/{SOURCES_FILE}",
+                pickle.dumps(rewritten, protocol=pickle.HIGHEST_PROTOCOL),
+            )
     return ForgetSummary(versions_changed, interactions)
 
 
 def save_candidates(settings: Settings, version: str, stored: StoredCandidates) -> None:
     """Replace a version's candidates.npz (`engram candidates compute`), under the forget lock."""
     _check_name(version)
-    if version not in versions(settings):
+    files = registry_files(settings)
+    if version not in versions(settings, files):
         raise ModelNotFoundError(version)
-    root = registry_dir(settings)
-    with exclusive(root / LOCK_FILE):
-        _write_atomically(stored.to_bytes(), root / version / precomputed.FILE)
-
-
-def _dump_atomically(state: dict[str, Any], path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _write_atomically(data: bytes, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _remove(directory: Path) -> None:
-    """Take a version out of `versions()` at once (a rename), then delete its files."""
-    gone = directory.with_name(f".{directory.name}.forgotten")
-    directory.rename(gone)
-    shutil.rmtree(gone)
+    with files.lock(FORGET_LOCK):
+        files.write(f"{version}/{precomputed.FILE}", stored.to_bytes())
 
 
 def _check_name(version: str) -> None:

@@ -136,7 +136,7 @@ def create_app(
         metrics=metrics,
     )
     if app.config["ENGRAM_REFRESH"]:
-        ranking.start_refresh()
+        ranking.start_refresh(every=settings.engram_model_check_seconds)
     if app.config["ENGRAM_WARM"]:
         # The feature registry (and the Feast SDK) now, not in the first request.
         app.extensions["engram"].features.warm()

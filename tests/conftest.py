@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 import redis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from core.stores import local_redis
@@ -50,6 +52,34 @@ def movielens_dir() -> Path:
     if not (MOVIELENS_DIR / "ratings.csv").is_file():
         pytest.skip(f"MovieLens small is not at {MOVIELENS_DIR}")
     return MOVIELENS_DIR
+
+
+POSTGRES = os.environ.get("ENGRAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The SQLAlchemy URL of a new, empty database, dropped (connections and all) at the end."""
+    psycopg = pytest.importorskip("psycopg")
+    from psycopg import sql
+
+    server = make_url(POSTGRES)
+    admin_url = server.set(drivername="postgresql", database="postgres")
+    try:
+        admin = psycopg.connect(
+            admin_url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3
+        )
+    except psycopg.OperationalError as e:
+        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES} (ENGRAM_TEST_POSTGRES): {e}")
+    name = f"engram_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            url = server.set(drivername="postgresql+psycopg", database=name)
+            yield url.render_as_string(hide_password=False)
+        finally:
+            # FORCE: the stores' connection pools may still hold sessions.
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")

@@ -3,10 +3,10 @@
 `feature_repo/feature_store.yaml` stays the single description of the store; its variables
 (`${ENGRAM_FEAST_REGISTRY}`, `${ENGRAM_FEAST_REDIS}`) are filled here from the Settings passed
 in, never from the process environment, and `feast_environment` gives the same values to the
-plain `feast` CLI (with ENGRAM_HOME, which the repo's file sources read). The registry is SQLite
-in ENGRAM_HOME unless ENGRAM_FEAST_REGISTRY_URL names a shared one (PostgreSQL, docs/deploy.md).
-The repo's file sources are bound to the Settings' offline store when applied, so one checkout
-serves any number of ENGRAM_HOMEs (tests, the demo, production).
+plain `feast` CLI (with ENGRAM_HOME and ENGRAM_OFFLINE_DIR, which the repo's file sources read).
+The registry is SQLite in ENGRAM_HOME unless ENGRAM_FEAST_REGISTRY_URL names a shared one
+(PostgreSQL, docs/deploy.md). The repo's file sources are bound to the Settings' offline store
+when applied, so one checkout serves any number of ENGRAM_HOMEs (tests, the demo, production).
 """
 
 from __future__ import annotations
@@ -82,11 +82,14 @@ def registry_changed_at(settings: Settings) -> float | None:
 def feast_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     """The variables feature_store.yaml (and the repo's file sources) read, for these settings
     and this Redis."""
-    return {
+    variables = {
         "ENGRAM_HOME": str(settings.engram_home.resolve()),
         "ENGRAM_FEAST_REDIS": feast_connection_string(redis_url),
         "ENGRAM_FEAST_REGISTRY": registry_url(settings),
     }
+    if settings.engram_offline_dir is not None:
+        variables["ENGRAM_OFFLINE_DIR"] = str(settings.engram_offline_dir.resolve())
+    return variables
 
 
 def render_config(text: str, variables: Mapping[str, str]) -> dict[str, Any]:
@@ -142,7 +145,7 @@ def _registry_lock(settings: Settings) -> Path:
 
 
 def snapshot_path(settings: Settings, declared: str) -> str:
-    """Where a file source declared in the repo lives in this ENGRAM_HOME: same file name."""
+    """Where a file source declared in the repo lives in this offline store: same file name."""
     return str((settings.offline_dir / "features" / Path(declared).name).resolve())
 
 

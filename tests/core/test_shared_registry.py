@@ -1,9 +1,9 @@
 """Two hosts (two ENGRAM_HOMEs) sharing one Feast registry on PostgreSQL: what one applies and
 materializes, the other sees and reads, with no registry of its own.
 
-The test creates a database of its own on the PostgreSQL at ENGRAM_TEST_POSTGRES (default
-postgresql://postgres@127.0.0.1:5432, trust auth) and drops it at the end, whatever happens; it
-skips when that server cannot be reached.
+The test creates a database of its own on the PostgreSQL at ENGRAM_TEST_POSTGRES
+(tests/conftest.py: `postgres_database`) and drops it at the end, whatever happens; it skips when
+that server cannot be reached.
 """
 
 from __future__ import annotations
@@ -11,15 +11,11 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from click.testing import CliRunner
 from feast import FeatureStore
-from sqlalchemy.engine import make_url
 
 from core.settings import Settings, get_settings
 from core.stores import feature_store
@@ -27,33 +23,6 @@ from engram.cli import main
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir
 from pipelines.stream.views import cache_path, load_layout
 from tests.feature_home import AS_OF, ingested_settings
-
-POSTGRES = os.environ.get("ENGRAM_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
-
-
-@pytest.fixture(scope="module")
-def registry_database() -> Iterator[str]:
-    """The SQLAlchemy URL of a new, empty database, dropped (connections and all) at the end."""
-    psycopg = pytest.importorskip("psycopg")
-    from psycopg import sql
-
-    server = make_url(POSTGRES)
-    admin_url = server.set(drivername="postgresql", database="postgres")
-    try:
-        admin = psycopg.connect(
-            admin_url.render_as_string(hide_password=False), autocommit=True, connect_timeout=3
-        )
-    except psycopg.OperationalError as e:
-        pytest.skip(f"PostgreSQL is not reachable at {POSTGRES} (ENGRAM_TEST_POSTGRES): {e}")
-    name = f"engram_test_registry_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            url = server.set(drivername="postgresql+psycopg", database=name)
-            yield url.render_as_string(hide_password=False)
-        finally:
-            # FORCE: the stores' connection pools may still hold sessions.
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def engram(settings: Settings, *args: str) -> str:
@@ -73,9 +42,9 @@ def engram(settings: Settings, *args: str) -> str:
 
 
 def test_a_second_host_sees_what_the_first_applied_and_materialized(
-    tmp_path: Path, redis_url: str, registry_database: str
+    tmp_path: Path, redis_url: str, postgres_database: str
 ) -> None:
-    shared = {"engram_feast_registry_url": registry_database}
+    shared = {"engram_feast_registry_url": postgres_database}
     batch_host = ingested_settings(tmp_path / "batch", redis_url).model_copy(update=shared)
     serving_host = Settings(
         engram_home=tmp_path / "serving" / "home", redis_url=redis_url, **shared

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -37,8 +38,8 @@ def rejected(*rows: tuple[str | None, str, str, str]) -> pa.Table:
 
 def test_a_written_part_reads_back(settings: Settings) -> None:
     table = rejected(("u1", "ts", "ts is required", '{"user_id": "u1"}'))
-    path = dead_letter.write(settings, table)
-    assert path is not None and path.parent == settings.dead_letter_dir
+    name = dead_letter.write(settings, table)
+    assert name is not None and (settings.dead_letter_dir / name).is_file()
     assert dead_letter.read(settings).to_pylist() == table.to_pylist()
 
 
@@ -106,3 +107,18 @@ def test_forget_user_removes_only_that_users_records(settings: Settings) -> None
 def test_forget_user_refuses_an_invalid_id(settings: Settings) -> None:
     with pytest.raises(InvalidInputError):
         dead_letter.forget_user(settings, "x' OR 1=1")
+
+
+def test_hosts_sharing_the_store_read_and_forget_each_others_records(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    first, second = (
+        Settings(engram_home=tmp_path / name, engram_state_url=postgres_database)
+        for name in ("first", "second")
+    )
+    dead_letter.write(first, rejected(("u1", "ts", "ts is required", '{"user_id": "u1"}')))
+    dead_letter.write(second, rejected(("u2", "ts", "ts is required", '{"user_id": "u2"}')))
+    assert sorted(dead_letter.read(second).column("user_id").to_pylist()) == ["u1", "u2"]
+    assert dead_letter.forget_user(second, "u1") == 1
+    assert dead_letter.read(first).column("user_id").to_pylist() == ["u2"]
+    assert not (tmp_path / "first").exists()  # no file on either host

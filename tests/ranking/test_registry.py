@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -84,3 +85,31 @@ def test_models_commands_list_pin_and_unpin(cli_home: Settings) -> None:
     assert refused.exit_code != 0 and "v19990101-000000" in refused.output
     assert runner.invoke(main, ["models", "unpin"]).exit_code == 0
     assert [r["serving"] for r in listed()] == [False, True]
+
+
+def test_two_hosts_sharing_the_registry_see_each_others_versions_and_pins(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    first, second = (
+        Settings(engram_home=tmp_path / name, engram_state_url=postgres_database)
+        for name in ("first", "second")
+    )
+    older = registry.save(first, booster(), {"k": 1}, {"features": ["f0", "f1"]})
+    newer = registry.save(second, booster(), {"k": 2}, {"features": ["f0", "f1"]})
+    assert registry.versions(first) == registry.versions(second) == [older, newer]
+    assert (
+        registry.load(first).sources == {"k": 2} and registry.load(second, older).version == older
+    )
+    registry.pin(second, older)
+    assert registry.serving_version(first) == older and registry.pinned(first) == older
+    registry.unpin(first)
+    assert registry.serving_version(second) == newer
+    assert registry.metadata(first, newer)["version"] == newer
+    assert not registry.registry_dir(first).exists()  # nothing but the cache on the host
+
+
+def test_a_name_taken_by_a_leftover_directory_is_skipped(settings: Settings) -> None:
+    taken = registry.new_version([])
+    (registry.registry_dir(settings) / taken).mkdir(parents=True)  # empty: no version
+    saved = registry.save(settings, booster(), {}, {"features": []})
+    assert saved != taken and registry.versions(settings) == [saved]
