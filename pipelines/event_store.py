@@ -68,6 +68,18 @@ def _parts(settings: Settings) -> list[Path]:
     return [path for path in files if path not in redundant]
 
 
+def parts(settings: Settings) -> list[Path]:
+    """The parts that make up the store, in name order."""
+    return _parts(settings)
+
+
+def scan_parts(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
+    """The events of these parts (an empty relation with the contract's columns for none)."""
+    if not paths:
+        return con.from_arrow(NORMALIZED_SCHEMA.empty_table())
+    return con.sql(f"SELECT {_COLUMNS} FROM {_parquet_list(paths)}")
+
+
 def scan(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyRelation:
     """All stored events (an empty relation with the contract's columns when there are none)."""
     parts = _parts(settings)
