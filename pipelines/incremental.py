@@ -214,6 +214,8 @@ def update(
     directory = state_dir(settings)
     now = _parts_now(settings)
     new_parts = [event_store.events_dir(settings) / name for name in now if name not in state.parts]
+    if not new_parts and as_of_us == state.as_of_us:
+        return ""  # nothing new, and the windows did not move
     fresh = signal_table(
         enrich.enrich(
             con,
