@@ -186,7 +186,11 @@ def _store_new_events(
     never the whole input.
     """
     seen = event_ids.SeenIds(con.cursor())
-    seen.add(event_store.stored_ids(con, settings))
+    index = event_store.load_id_index(settings)
+    if index is None:
+        seen.add(event_store.stored_ids(con, settings))
+    else:
+        seen.add_hashes(index, event_store.ids_with_hashes(con.cursor(), settings))
     stored_before = len(seen)
     writer = event_store.PartWriter(settings)
     work = con.cursor()
@@ -218,6 +222,7 @@ def _store_new_events(
         writer.abort()
         raise
     writer.commit()
+    event_store.save_id_index(settings, seen.hashes)
     summary.new = len(seen) - stored_before
     summary.duplicates = summary.accepted - summary.new
     summary.read = summary.accepted + summary.rejected

@@ -94,11 +94,7 @@ def load_state(settings: Settings) -> State | None:
 
 
 def _parts_now(settings: Settings) -> dict[str, list[int]]:
-    out = {}
-    for path in event_store.parts(settings):
-        stat = path.stat()
-        out[path.name] = [stat.st_size, stat.st_mtime_ns]
-    return out
+    return event_store.parts_fingerprint(settings)
 
 
 def catalog_digest(settings: Settings) -> str:
