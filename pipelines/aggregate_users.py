@@ -31,6 +31,15 @@ USER_SNAPSHOT_SCHEMA = snapshot_schema("user_id", USER_FEATURES)
 TOP_CATEGORIES = 5
 _ROWS_PER_SLICE = 1 << 16
 MICROS_PER_MINUTE = 60_000_000
+# Windowed counts of one kind of signal: (feature, signal type, window).
+KIND_WINDOWS = [
+    ("views_30d", "view", "30d"),
+    ("clicks_30d", "click", "30d"),
+    ("add_to_cart_30d", "add_to_cart", "30d"),
+    ("searches_7d", "search", "7d"),
+    ("messages_30d", "message", "30d"),
+    ("purchases_30d", "purchase", "30d"),
+]
 
 
 def session_gap_micros(session_gap: timedelta) -> int:
@@ -81,19 +90,10 @@ def user_snapshots(
         if label == "all" and history is not None:
             sums = sums + history.weight[row_entity]
         features[f"weighted_{label}"] = sums / WEIGHT_SCALE
-    for name, kind, label in [
-        ("views_30d", "view", "30d"),
-        ("clicks_30d", "click", "30d"),
-        ("add_to_cart_30d", "add_to_cart", "30d"),
-        ("searches_7d", "search", "7d"),
-        ("messages_30d", "message", "30d"),
-    ]:
+    for name, kind, label in KIND_WINDOWS:
         of_kind = types == type_code(kind)
         features[name] = timeline.window_sums(of_kind, {label: WINDOWS[label]})[label]
-    purchases = timeline.window_sums(
-        types == type_code("purchase"), {"30d": WINDOWS["30d"], "all": None}
-    )
-    features["purchases_30d"], features["purchases_all"] = purchases["30d"], purchases["all"]
+    features["purchases_all"] = timeline.total(types == type_code("purchase"))
     first_t = timeline.t[timeline.row_start]
     if history is not None:
         features["events_all"] = features["events_all"] + history.events[row_entity]

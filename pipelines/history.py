@@ -67,7 +67,7 @@ class History:
     affinity_weight: np.ndarray
 
 
-def _group_sum(entity: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+def group_sum(entity: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """Exact int64 sums of `values` per entity code."""
     out = np.zeros(n, dtype=np.int64)
     np.add.at(out, entity, values.astype(np.int64))
@@ -108,19 +108,19 @@ def totals(
         end = np.append(begin[1:] - 1, len(order) - 1)
         owner = sorted_entity[begin]
         sessions = np.bincount(owner, minlength=n).astype(np.int64)
-        spans = _group_sum(owner, sorted_t[end] - sorted_t[begin], n)
+        spans = group_sum(owner, sorted_t[end] - sorted_t[begin], n)
         session_start[owner] = sorted_t[begin]  # the last session of each entity wins
     table = pa.table(
         {
             "key": names,
             "events": np.bincount(entity, minlength=n).astype(np.int64),
-            "weight": _group_sum(entity, weights, n),
+            "weight": group_sum(entity, weights, n),
             "purchases": np.bincount(entity[types == type_code("purchase")], minlength=n).astype(
                 np.int64
             ),
             "rating_count": np.bincount(entity[rated], minlength=n).astype(np.int64),
-            "rating_sum": _group_sum(entity[rated], micros, n),
-            "rating_squares": _group_sum(entity[rated], micros * micros, n),
+            "rating_sum": group_sum(entity[rated], micros, n),
+            "rating_squares": group_sum(entity[rated], micros * micros, n),
             "first_t": first,
             "last_t": last,
             "sessions": sessions,
@@ -137,7 +137,8 @@ def pair_keys(signals: SignalArrays) -> np.ndarray:
     """The distinct (user, item) pairs of `signals` as sorted int64 keys of their codes."""
     on = np.flatnonzero(signals.items >= 0)
     keys = (signals.users[on].astype(np.int64) << _ITEM_BITS) | signals.items[on]
-    return np.unique(keys)
+    keys.sort()  # then drop repeats: several times faster here than np.unique's hashing
+    return keys[np.append(True, keys[1:] != keys[:-1])] if len(keys) else keys
 
 
 def distinct_counts(keys: np.ndarray, users: int, items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +155,7 @@ def affinities(signals: SignalArrays) -> pa.Table:
     width = max(len(signals.category_names), 1)
     keys = signals.users[on].astype(np.int64) * width + signals.categories[on]
     unique, inverse = np.unique(keys, return_inverse=True)
-    weight = _group_sum(inverse, signals.weights[on], len(unique))
+    weight = group_sum(inverse, signals.weights[on], len(unique))
     return pa.table(
         {
             "user_id": signals.user_names.take(pa.array(unique // width)),

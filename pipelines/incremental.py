@@ -44,8 +44,16 @@ import pyarrow.parquet as pq
 
 from core.settings import Settings
 from pipelines import catalog_store, enrich, event_store, history, snapshot_files
-from pipelines.aggregate import snapshots_of
-from pipelines.signal_arrays import SIGNAL_COLUMNS, SignalArrays, code_signals, signal_table
+from pipelines.aggregate_items import item_snapshots, trend
+from pipelines.aggregate_users import KIND_WINDOWS, user_snapshots
+from pipelines.signal_arrays import (
+    SIGNAL_COLUMNS,
+    WEIGHT_SCALE,
+    SignalArrays,
+    code_signals,
+    signal_table,
+    type_code,
+)
 from pipelines.timelines import MICROS_PER_DAY, WINDOWS
 
 HORIZON_DAYS = 37
@@ -183,7 +191,7 @@ def _write_recent(table: pa.Table, path: Path) -> None:
 
 
 def _subset(signals: SignalArrays, mask: np.ndarray) -> SignalArrays:
-    """The signals where `mask` holds, with the same codes and names."""
+    """The signals `mask` selects (booleans or indices), with the same codes and names."""
     return dataclasses.replace(
         signals,
         users=signals.users[mask],
@@ -246,13 +254,26 @@ def update(
         pq.read_table(directory / "pair_users.parquet").column("key").combine_chunks(),
         pq.read_table(directory / "pair_items.parquet").column("key").combine_chunks(),
     )
-    users, items = snapshots_of(
-        signals, as_of_us, session_gap_us, users_history, items_history, seen
+    previous_as_of = state.as_of_us // MICROS_PER_DAY * MICROS_PER_DAY
+    users = _Side(
+        "user_id", "last_event_ts", signals.users, signals.user_names, snapshots.users, False
     )
-    _apply(users, "user_id", "last_event_ts", _cuts(visible, "user_id"), snapshots.users, as_of_us)
-    _apply(
-        items, "item_id", "item_last_event_ts", _cuts(visible, "item_id"), snapshots.items, as_of_us
+    items = _Side(
+        "item_id", "item_last_event_ts", signals.items, signals.item_names, snapshots.items, True
     )
+    for side in (users, items):
+        side.cuts = _cuts(visible, side.key, side.names, side.directory, previous_as_of)
+        side.touched = np.zeros(len(side.names) + 1, dtype=bool)
+        side.touched[_codes(side.cuts.column(side.key), side.names)] = True
+        side.touched = side.touched[:-1]
+    mine = np.flatnonzero(users.touched[signals.users])
+    users.rows = user_snapshots(
+        _subset(signals, mine), as_of_us, session_gap_us, None, users_history, seen[mine]
+    )
+    mine = np.flatnonzero(items.touched[np.maximum(signals.items, 0)] & (signals.items >= 0))
+    items.rows = item_snapshots(_subset(signals, mine), as_of_us, items_history, seen[mine]).table
+    for side in (users, items):
+        _apply(side, signals, as_of_us)
     recent_names = list(state.recent)
     if visible.num_rows:
         recent_names.append(f"recent-{uuid.uuid4().hex[:8]}.parquet")
@@ -281,32 +302,104 @@ def _with_categories(signals: SignalArrays, extra: pa.ChunkedArray) -> SignalArr
     return dataclasses.replace(signals, categories=codes, category_names=union)
 
 
-def _cuts(visible: pa.Table, key: str) -> pa.Table:
-    """Per entity of the new signals: the UTC midnight of its earliest one, as `cut`."""
+@dataclass
+class _Side:
+    """One kind of entity in an incremental run: its snapshot, codes and what changed."""
+
+    key: str
+    last_column: str
+    codes: np.ndarray  # per signal, -1 for none
+    names: pa.Array
+    directory: Path
+    items: bool
+    cuts: pa.Table = dataclasses.field(default_factory=lambda: pa.table({}))
+    touched: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=bool))
+    rows: pa.Table = dataclasses.field(default_factory=lambda: pa.table({}))
+
+
+def _codes(keys: pa.ChunkedArray | pa.Array, names: pa.Array) -> np.ndarray:
+    """Each key's code in `names`, len(names) where absent."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    found = pc.fill_null(pc.index_in(keys, value_set=names), len(names))
+    return np.asarray(found.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _cuts(
+    visible: pa.Table, key: str, names: pa.Array, directory: Path, previous_day: int
+) -> pa.Table:
+    """Per entity whose rows change: the UTC midnight from which they do, as `cut`. That is
+    the day of an entity's earliest new signal; an entity with recent signals but no as_of row
+    last time (its last signal was at that as_of) changes from that day on too, as it now
+    needs one."""
     rows = visible.filter(pc.is_valid(visible.column(key)))
     earliest = rows.group_by(key).aggregate([("t", "min")])
     days = np.asarray(earliest.column("t_min").to_numpy(), dtype=np.int64) // MICROS_PER_DAY
-    return pa.table({key: earliest.column(key), "cut": days * MICROS_PER_DAY})
+    cuts = pa.table({key: earliest.column(key), "cut": days * MICROS_PER_DAY})
+    previous = snapshot_files.read_as_of(directory)
+    had_row = np.zeros(len(names) + 1, dtype=bool)
+    if previous is not None:
+        had_row[_codes(previous.column(key), names)] = True
+    had_row[_codes(cuts.column(key), names)] = True
+    without = np.flatnonzero(~had_row[:-1])
+    if len(without):
+        extra = pa.table(
+            {key: names.take(pa.array(without)), "cut": np.full(len(without), previous_day)}
+        )
+        cuts = pa.concat_tables([cuts, extra.cast(cuts.schema)])
+    return cuts
 
 
-def _apply(
-    table: pa.Table, key: str, last_column: str, cuts: pa.Table, directory: Path, as_of_us: int
-) -> None:
+def windows_at(
+    signals: SignalArrays, codes: np.ndarray, n: int, as_of_us: int, *, items: bool
+) -> dict[str, np.ndarray]:
+    """The windowed features at `as_of_us` per entity code (users' or, with `items`, items'),
+    over `signals` (which must hold every signal of the last 30 days)."""
+    out: dict[str, np.ndarray] = {}
+    on = codes >= 0
+    for label, window in WINDOWS.items():
+        inside = np.flatnonzero(on & (signals.t > as_of_us - window))
+        entity = codes[inside]
+        prefix = "item_" if items else ""
+        out[f"{prefix}events_{label}"] = np.bincount(entity, minlength=n)
+        sums = history.group_sum(entity, signals.weights[inside], n) / WEIGHT_SCALE
+        if not items or label != "1d":
+            out[f"{prefix}weighted_{label}"] = sums
+        kinds = [("item_purchases_30d", "purchase", "30d")] if items else KIND_WINDOWS
+        for name, kind, kind_label in kinds:
+            if kind_label == label:
+                of_kind = signals.types[inside] == type_code(kind)
+                out[name] = np.bincount(entity[of_kind], minlength=n)
+    if items:
+        out["item_trend"] = trend(out["item_weighted_7d"], out["item_weighted_30d"])
+    return out
+
+
+def _apply(side: _Side, signals: SignalArrays, as_of_us: int) -> None:
     """Write a run's rows that changed: touched entities' rows from their cut on, and the as_of
-    rows (those of entities without recent signals carried over, re-stamped)."""
-    at_as_of = snapshot_files.as_of_rows(table, last_column)
-    changed = snapshot_files.replaced_rows(table, key, cuts)
+    rows; an untouched entity's is carried over, re-stamped, its windows recounted."""
+    table = side.rows
+    at_as_of = snapshot_files.as_of_rows(table, side.last_column)
+    changed = snapshot_files.replaced_rows(table, side.key, side.cuts)
     day_rows = table.filter(pa.array(changed & ~at_as_of))
     as_of_rows = table.filter(pa.array(at_as_of))
-    previous = snapshot_files.read_as_of(directory)
+    previous = snapshot_files.read_as_of(side.directory)
     if previous is not None and previous.num_rows:
-        here = pc.is_in(previous.column(key), value_set=pc.unique(table.column(key)))
-        carried = previous.filter(pc.invert(here))
+        codes = _codes(previous.column(side.key), side.names)
+        carried_at = np.flatnonzero(~np.append(side.touched, False)[codes])
+        carried = previous.take(pa.array(carried_at))
+        codes = codes[carried_at]
+        windows = windows_at(signals, side.codes, len(side.names) + 1, as_of_us, items=side.items)
         stamp = pa.array(np.full(carried.num_rows, as_of_us), pa.int64()).cast(
             pa.timestamp("us", tz="UTC")
         )
-        for name in ("event_timestamp", "created"):
+        columns = {"event_timestamp": stamp, "created": stamp}
+        columns.update(
+            {name: pa.array(values[codes], from_pandas=True) for name, values in windows.items()}
+        )
+        for name, values in columns.items():
             at = carried.schema.get_field_index(name)
-            carried = carried.set_column(at, carried.schema.field(name), stamp)
+            field = carried.schema.field(name)
+            carried = carried.set_column(at, field, values.cast(field.type))
         as_of_rows = pa.concat_tables([as_of_rows, carried.cast(as_of_rows.schema)])
-    snapshot_files.replace_from(directory, key, cuts, day_rows, as_of_rows)
+    snapshot_files.replace_from(side.directory, side.key, side.cuts, day_rows, as_of_rows)

@@ -1,10 +1,11 @@
 """The feature snapshots on disk: each is a directory named like a Parquet file
-(`user_features.parquet/`), holding one file of day rows per UTC day (`day-2026-10-30.parquet`)
-and one of the rows at the last run's as_of (`as_of.parquet`).
+(`user_features.parquet/`), holding one file of day rows per 7 UTC days
+(`days-2026-10-29.parquet`, named by its first day) and one of the rows at the last run's as_of
+(`as_of.parquet`).
 
 DuckDB, pyarrow, pandas and Feast's file source read such a directory as one table, so readers
 name it as they would a file. The split is what lets an incremental ingest rewrite only what
-changed: the as_of rows (every entity's, each run) and the days from its earliest new signal on.
+changed: the as_of rows (every entity's, each run) and the weeks from its earliest new signal on.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import pyarrow.parquet as pq
 from pipelines.timelines import MICROS_PER_DAY
 
 AS_OF_FILE = "as_of.parquet"
-_DAY_PREFIX = "day-"
+_DAY_PREFIX = "days-"
+_DAYS_PER_FILE = 7  # fewer files than one per day; an incremental run rewrites up to a week
 
 
-def _day_name(day: int) -> str:
-    return f"{_DAY_PREFIX}{datetime.fromtimestamp(day * 86_400, UTC):%Y-%m-%d}.parquet"
+def _day_name(week: int) -> str:
+    first = datetime.fromtimestamp(week * _DAYS_PER_FILE * 86_400, UTC)
+    return f"{_DAY_PREFIX}{first:%Y-%m-%d}.parquet"
 
 
 def _micros(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
@@ -54,7 +57,7 @@ def _sorted(table: pa.Table, key: str) -> pa.Table:
 
 
 def _by_day(table: pa.Table) -> dict[int, pa.Table]:
-    days = _micros(table.column("event_timestamp")) // MICROS_PER_DAY
+    days = _micros(table.column("event_timestamp")) // (MICROS_PER_DAY * _DAYS_PER_FILE)
     order = np.argsort(days, kind="stable")
     days = days[order]
     table = table.take(pa.array(order))
@@ -104,7 +107,9 @@ def replace_from(
     """Replace each entity of `cuts` (`key`, `cut` in epoch microseconds, a UTC midnight)'s
     day rows from its cut on by `day_rows`, and every as_of row by `as_of`."""
     new_by_day = _by_day(day_rows) if day_rows.num_rows else {}
-    first_day = int(pc.min(cuts.column("cut")).as_py() // MICROS_PER_DAY) if cuts.num_rows else None
+    first_day = None
+    if cuts.num_rows:
+        first_day = int(pc.min(cuts.column("cut")).as_py()) // (MICROS_PER_DAY * _DAYS_PER_FILE)
     days = set(new_by_day)
     if first_day is not None:
         for path in directory.glob(f"{_DAY_PREFIX}*.parquet"):
@@ -129,7 +134,7 @@ def replace_from(
 
 def _file_day(path: Path) -> int:
     stamp = datetime.strptime(path.stem[len(_DAY_PREFIX) :], "%Y-%m-%d").replace(tzinfo=UTC)
-    return int(stamp.timestamp()) // 86_400
+    return int(stamp.timestamp()) // (86_400 * _DAYS_PER_FILE)
 
 
 def replaced_rows(rows: pa.Table, key: str, cuts: pa.Table) -> np.ndarray:
