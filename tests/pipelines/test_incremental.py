@@ -38,6 +38,7 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     files = {
         "older": older,
         "newer": recent,
+        "older_and_newer": pa.concat_tables([older, recent]),
         "late": pa.concat_tables([late_rows, repeats]),
         "all": table,
     }
@@ -82,35 +83,31 @@ def _home(tmp_path: Path, name: str) -> Settings:
     return Settings(engram_home=tmp_path / name, redis_url=None, milvus_uri=None)
 
 
-def test_two_parts_incrementally_equal_one_full_recompute(
+def test_ingests_in_parts_equal_one_full_recompute_row_by_row(
     tmp_path: Path, parts: dict[str, Path]
 ) -> None:
-    full = _home(tmp_path, "full")
-    _ingest(full, parts["older"], parts["catalog"], AS_OF, full=True)
-    _ingest(full, parts["newer"], None, AS_OF, full=True)
+    """Older signals, then the newest two days as the windows slide, then late signals and
+    repeats, then nothing new three days later: after each, every row as a full recompute."""
     step = _home(tmp_path, "step")
     first = _ingest(step, parts["older"], parts["catalog"], END - timedelta(days=2))
     assert first.aggregation.startswith("full")
     second = _ingest(step, parts["newer"], None, AS_OF)
     assert second.aggregation == "incremental"
-    _assert_same(_rows(step), _rows(full))
+    two_parts = _home(tmp_path, "two")
+    _ingest(two_parts, parts["older_and_newer"], parts["catalog"], AS_OF)
+    _assert_same(_rows(step), _rows(two_parts))
 
-
-def test_late_and_repeated_events_in_a_third_part_equal_a_full_recompute(
-    tmp_path: Path, parts: dict[str, Path]
-) -> None:
-    full = _home(tmp_path, "full")
-    _ingest(full, parts["all"], parts["catalog"], AS_OF)
-    step = _home(tmp_path, "step")
-    _ingest(step, parts["older"], parts["catalog"], END - timedelta(days=2))
-    assert _ingest(step, parts["newer"], None, AS_OF).aggregation == "incremental"
     third = _ingest(step, parts["late"], None, AS_OF)
     assert third.aggregation == "incremental"
-    assert third.duplicates >= 50
+    assert third.duplicates >= 50  # the repeats, found through the stored ids' index
+    full = _home(tmp_path, "full")
+    _ingest(full, parts["all"], parts["catalog"], AS_OF)
     _assert_same(_rows(step), _rows(full))
-    again = _ingest(step, parts["all"], None, AS_OF + timedelta(days=3))
+
+    later = AS_OF + timedelta(days=3)
+    again = _ingest(step, parts["late"], None, later)
     assert again.new == 0 and again.aggregation == "incremental"
-    _ingest(full, parts["all"], None, AS_OF + timedelta(days=3), full=True)
+    _ingest(full, parts["late"], None, later, full=True)
     _assert_same(_rows(step), _rows(full))
 
 
