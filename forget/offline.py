@@ -9,15 +9,18 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.settings import Settings
+from pipelines import incremental
 
 
 def forget_feature_rows(settings: Settings, user_id: str) -> int:
     """Drop the user's rows from every offline feature snapshot keyed by user_id (each file
-    replaced atomically); returns how many rows were dropped."""
+    replaced atomically), and the incremental aggregation's state (which holds the user's
+    signals and totals: the next ingest recomputes every feature); returns the rows dropped."""
+    incremental.clear(settings)
     removed = 0
     directory = settings.offline_dir / "features"
     for path in sorted(directory.rglob("*.parquet")) if directory.is_dir() else []:
-        if "user_id" not in pq.read_schema(path).names:
+        if not path.is_file() or "user_id" not in pq.read_schema(path).names:
             continue
         table = pq.read_table(path)
         mine = pc.fill_null(pc.equal(table.column("user_id"), user_id), False)

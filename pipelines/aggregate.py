@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -44,7 +45,8 @@ from pipelines.aggregate_users import (
     session_gap_micros,
     user_snapshots,
 )
-from pipelines.signal_arrays import read_signals
+from pipelines.history import History
+from pipelines.signal_arrays import SignalArrays, read_signals
 from pipelines.timelines import as_of_micros
 
 
@@ -66,17 +68,31 @@ def snapshot_tables(
     """`aggregate_snapshots` as Arrow tables (USER_ and ITEM_SNAPSHOT_SCHEMA)."""
     gap_us = session_gap_micros(session_gap)
     as_of_us = as_of_micros(as_of)
-    signals = read_signals(enriched, as_of_us)
+    return snapshots_of(read_signals(enriched, as_of_us), as_of_us, gap_us)
+
+
+def snapshots_of(
+    signals: SignalArrays,
+    as_of_us: int,
+    session_gap_us: int,
+    users_history: History | None = None,
+    items_history: History | None = None,
+    seen_pairs: np.ndarray | None = None,
+) -> tuple[pa.Table, pa.Table]:
+    """User and item snapshots of signals already read (all with ts <= as_of_us), given the
+    entities' history before them when there is one (`pipelines/history.py`)."""
     # numpy and Arrow release the GIL in their loops, so the two run on two cores. The item
     # side is the shorter, so it also finds the first signal of each (user, item) pair for them.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        items = pool.submit(item_snapshots, signals, as_of_us)
+        items = pool.submit(item_snapshots, signals, as_of_us, items_history, seen_pairs)
         users = pool.submit(
             user_snapshots,
             signals,
             as_of_us,
-            gap_us,
+            session_gap_us,
             lambda: items.result().first_pair_signals,
+            users_history,
+            seen_pairs,
         )
         return users.result(), items.result().table
 

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipelines.feature_specs import ITEM_FEATURES, snapshot_schema
+from pipelines.history import History
 from pipelines.signal_arrays import WEIGHT_SCALE, SignalArrays, read_signals, type_code
 from pipelines.timelines import (
     WINDOWS,
@@ -41,8 +42,14 @@ class ItemSnapshots:
     first_pair_signals: np.ndarray  # indices into the signals: each (user, item) pair's first
 
 
-def item_snapshots(signals: SignalArrays, as_of_us: int) -> ItemSnapshots:
-    """Item snapshot rows from signals already read (all with ts <= as_of_us)."""
+def item_snapshots(
+    signals: SignalArrays,
+    as_of_us: int,
+    history: History | None = None,
+    seen_pairs: np.ndarray | None = None,
+) -> ItemSnapshots:
+    """Item snapshot rows from signals already read (all with ts <= as_of_us); `history` and
+    `seen_pairs` as in `aggregate_users.user_snapshots`."""
     on_items = np.flatnonzero(signals.items >= 0)
     order = on_items[sort_order(signals.items[on_items], signals.t[on_items])]
     timeline = Timeline(signals.items[order], signals.t[order], as_of_us)
@@ -52,13 +59,22 @@ def item_snapshots(signals: SignalArrays, as_of_us: int) -> ItemSnapshots:
     for label, counts in timeline.event_counts(windows).items():
         features[f"item_events_{label}"] = counts
     del windows["1d"]
+    row_entity = timeline.row_entity
     for label, sums in timeline.window_sums(weights, windows).items():
+        if label == "all" and history is not None:
+            sums = sums + history.weight[row_entity]
         features[f"item_weighted_{label}"] = sums / WEIGHT_SCALE
     first_user = first_occurrences(timeline.entity, signals.users[order], len(signals.user_names))
+    if seen_pairs is not None:
+        first_user &= ~seen_pairs[order]
     features["item_users"] = timeline.total(first_user)
+    if history is not None:
+        features["item_events_all"] = features["item_events_all"] + history.events[row_entity]
+        features["item_users"] = features["item_users"] + history.distinct[row_entity]
     purchases = signals.types[order] == type_code("purchase")
     features["item_purchases_30d"] = timeline.window_sums(purchases, {"30d": WINDOWS["30d"]})["30d"]
-    count, mean, std = rating_stats(timeline, signals.ratings[order])
+    before = None if history is None else history.ratings
+    count, mean, std = rating_stats(timeline, signals.ratings[order], before)
     features.update(item_rating_count=count, item_rating_mean=mean, item_rating_std=std)
     features["item_trend"] = trend(features["item_weighted_7d"], features["item_weighted_30d"])
     features["item_last_event_ts"] = micros_to_timestamps(timeline.t[timeline.row_event])

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from core.errors import InvalidInputError
 from pipelines.feature_specs import USER_FEATURES, snapshot_schema
+from pipelines.history import History
 from pipelines.signal_arrays import WEIGHT_SCALE, SignalArrays, read_signals, type_code
 from pipelines.timelines import (
     WINDOWS,
@@ -30,6 +31,15 @@ USER_SNAPSHOT_SCHEMA = snapshot_schema("user_id", USER_FEATURES)
 TOP_CATEGORIES = 5
 _ROWS_PER_SLICE = 1 << 16
 MICROS_PER_MINUTE = 60_000_000
+# Windowed counts of one kind of signal: (feature, signal type, window).
+KIND_WINDOWS = [
+    ("views_30d", "view", "30d"),
+    ("clicks_30d", "click", "30d"),
+    ("add_to_cart_30d", "add_to_cart", "30d"),
+    ("searches_7d", "search", "7d"),
+    ("messages_30d", "message", "30d"),
+    ("purchases_30d", "purchase", "30d"),
+]
 
 
 def session_gap_micros(session_gap: timedelta) -> int:
@@ -57,11 +67,15 @@ def user_snapshots(
     as_of_us: int,
     session_gap_us: int,
     first_pair_signals: Callable[[], np.ndarray] | None = None,
+    history: History | None = None,
+    seen_pairs: np.ndarray | None = None,
 ) -> pa.Table:
     """User snapshot rows from signals already read (all with ts <= as_of_us).
 
     `first_pair_signals`, when given, supplies the first signal of each (user, item) pair (as
     `ItemSnapshots` finds them), called only when needed so the item side can finish meanwhile.
+    `history`, when given, holds each user's totals before these signals (`pipelines/history`)
+    and `seen_pairs` flags the signals whose (user, item) pair it has seen.
     """
     order = sort_order(signals.users, signals.t)
     timeline = Timeline(signals.users[order], signals.t[order], as_of_us)
@@ -69,83 +83,115 @@ def user_snapshots(
     weights = signals.weights[order]
     windows: dict[str, int | None] = {**WINDOWS, "all": None}
     features: dict[str, np.ndarray | pa.Array] = {}
+    row_entity = timeline.row_entity
     for label, counts in timeline.event_counts(windows).items():
         features[f"events_{label}"] = counts
     for label, sums in timeline.window_sums(weights, windows).items():
+        if label == "all" and history is not None:
+            sums = sums + history.weight[row_entity]
         features[f"weighted_{label}"] = sums / WEIGHT_SCALE
-    for name, kind, label in [
-        ("views_30d", "view", "30d"),
-        ("clicks_30d", "click", "30d"),
-        ("add_to_cart_30d", "add_to_cart", "30d"),
-        ("searches_7d", "search", "7d"),
-        ("messages_30d", "message", "30d"),
-    ]:
+    for name, kind, label in KIND_WINDOWS:
         of_kind = types == type_code(kind)
         features[name] = timeline.window_sums(of_kind, {label: WINDOWS[label]})[label]
-    purchases = timeline.window_sums(
-        types == type_code("purchase"), {"30d": WINDOWS["30d"], "all": None}
-    )
-    features["purchases_30d"], features["purchases_all"] = purchases["30d"], purchases["all"]
-    count, mean, std = rating_stats(timeline, signals.ratings[order])
+    features["purchases_all"] = timeline.total(types == type_code("purchase"))
+    first_t = timeline.t[timeline.row_start]
+    if history is not None:
+        features["events_all"] = features["events_all"] + history.events[row_entity]
+        features["purchases_all"] = features["purchases_all"] + history.purchases[row_entity]
+        first_t = np.where(history.known[row_entity], history.first_t[row_entity], first_t)
+    before = None if history is None else history.ratings
+    count, mean, std = rating_stats(timeline, signals.ratings[order], before)
     features.update(rating_count=count, rating_mean=mean, rating_std=std)
-    features["first_event_ts"] = micros_to_timestamps(timeline.t[timeline.row_start])
+    features["first_event_ts"] = micros_to_timestamps(first_t)
     features["last_event_ts"] = micros_to_timestamps(timeline.t[timeline.row_event])
-    features.update(_sessions(timeline, session_gap_us))
+    features.update(_sessions(timeline, session_gap_us, history))
     features.update(
-        _top_categories(timeline, signals.categories[order], signals.category_names, weights)
+        _top_categories(
+            timeline, signals.categories[order], signals.category_names, weights, history
+        )
     )
     if first_pair_signals is None:
         first_item = first_occurrences(
             timeline.entity, signals.items[order], len(signals.item_names)
         )
+        if seen_pairs is not None:
+            first_item &= ~seen_pairs[order]
     else:
         # Which of several signals tied on (user, item, ts) counts as first changes no row.
         first_item = np.zeros(len(signals), dtype=bool)
         first_item[first_pair_signals()] = True
         first_item = first_item[order]
     features["distinct_items"] = timeline.total(first_item)
+    if history is not None:
+        features["distinct_items"] = features["distinct_items"] + history.distinct[row_entity]
     return snapshot_table(USER_SNAPSHOT_SCHEMA, signals.user_names, timeline, features)
 
 
-def _sessions(timeline: Timeline, gap_us: int) -> dict[str, np.ndarray]:
+def _sessions(
+    timeline: Timeline, gap_us: int, history: History | None = None
+) -> dict[str, np.ndarray]:
     """Session count, mean signals and mean minutes per session, counting events up to the row.
 
     The same rule as `enrich` (a gap > session_gap starts a session), recounted here from the
     sorted timestamps, which costs one pass: reading enrich's `session` column instead would make
-    DuckDB run enrich's window functions over every signal again.
+    DuckDB run enrich's window functions over every signal again. With `history`, a user's first
+    signal here carries on the history's last session when it comes within the gap.
     """
     t = timeline.t
     new = timeline.new_entity.copy()
     new[1:] |= np.diff(t) > gap_us
     started = prefix(new)
-    count = started[timeline.row_event + 1] - started[timeline.row_start]
     starts = np.flatnonzero(new)
     ends = np.append(starts[1:] - 1, len(t) - 1)[: len(starts)]
-    finished = prefix(t[ends] - t[starts])
+    begun = t[starts]
+    entity = timeline.row_entity
+    count = started[timeline.row_event + 1] - started[timeline.row_start]
+    events = timeline.row_event + 1 - timeline.row_start
+    carried = np.zeros(0, dtype=np.int64)
+    if history is not None:
+        owner = timeline.entity[starts]
+        joined = (
+            timeline.new_entity[starts]
+            & history.known[owner]
+            & (t[starts] - history.last_t[owner] <= gap_us)
+        )
+        begun = np.where(joined, history.session_start[owner], begun)
+        continues = np.zeros(len(history.known), dtype=bool)
+        continues[owner[joined]] = True
+        # The history's last session is counted there and continues here: count it once.
+        count = count + history.sessions[entity] - continues[entity]
+        events = events + history.events[entity]
+        last_span = history.last_t - history.session_start
+        carried = history.session_micros - np.where(continues, last_span, 0)
+    finished = prefix(t[ends] - begun)
     current = started[timeline.row_event + 1] - 1  # global number of the row's session
     first = started[timeline.row_start]
     # Sessions before the current one are over by the row's time; the current one is cut at
     # the row's last event, so a later event of the same session never leaks in.
-    minutes = (
-        finished[current] - finished[first] + (t[timeline.row_event] - t[starts[current]])
-    ) / MICROS_PER_MINUTE
-    events = timeline.row_event + 1 - timeline.row_start
+    micros = finished[current] - finished[first] + (t[timeline.row_event] - begun[current])
+    if history is not None:
+        micros = micros + carried[entity]
     return {
         "session_count": count,
         "session_events_mean": events / count,
-        "session_minutes_mean": minutes / count,
+        "session_minutes_mean": micros / MICROS_PER_MINUTE / count,
     }
 
 
 def _affinity_blocks(
-    timeline: Timeline, found: Pairs, weights: np.ndarray
+    timeline: Timeline,
+    found: Pairs,
+    event_entity: np.ndarray,
+    event_day: np.ndarray,
+    weights: np.ndarray,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Per group of users with the same number k of categories: their snapshot rows and, for
     each, the running weighted affinity to each of the user's k categories (in name order).
 
     Each user's block is a (days x k) matrix in one flat grid, users ordered by k, so a group's
     blocks form one (all their days x k) matrix whose running sums down the days are one
-    cumulative sum (exact: the weights are integer micro-units).
+    cumulative sum (exact: the weights are integer micro-units). `event_entity`, `event_day`
+    and `weights` are per event of `found` (the timeline's, then any history's).
     """
     n_entities = int(timeline.entity.max()) + 1
     width = np.bincount(found.entity, minlength=n_entities)
@@ -155,9 +201,9 @@ def _affinity_blocks(
     by_width = np.argsort(width, kind="stable")
     offset = np.empty(n_entities, dtype=np.int64)
     offset[by_width] = np.cumsum((width * days)[by_width]) - (width * days)[by_width]
-    entity = timeline.entity[found.events]
+    entity = event_entity[found.events]
     cells = (offset - first_day * width)[entity]
-    cells += timeline.event_day[found.events] * width[entity]
+    cells += event_day[found.events] * width[entity]
     cells += found.pair_of_event - first_pair[entity]
     grid = np.bincount(cells, weights=weights[found.events], minlength=int((width * days).sum()))
     del entity, cells
@@ -181,19 +227,44 @@ def _affinity_blocks(
 
 
 def _top_categories(
-    timeline: Timeline, categories: np.ndarray, names: pa.Array, weights: np.ndarray
+    timeline: Timeline,
+    categories: np.ndarray,
+    names: pa.Array,
+    weights: np.ndarray,
+    history: History | None = None,
 ) -> dict[str, np.ndarray | pa.Array]:
-    """Per row: the top categories by positive affinity, their shares, the categories touched."""
+    """Per row: the top categories by positive affinity, their shares, the categories touched.
+
+    A history's affinities count as events on the user's first day here."""
     rows = timeline.rows
     counts = np.zeros(rows, dtype=np.int64)
     top_codes = np.zeros((rows, TOP_CATEGORIES), dtype=np.int32)
     top_values = np.zeros((rows, TOP_CATEGORIES), dtype=np.float64)
     positive_total = np.ones(rows, dtype=np.float64)
-    found = pairs(timeline.entity, categories, len(names))
-    first_seen = np.zeros(len(categories), dtype=bool)
-    first_seen[found.first_event] = True
+    entity, day, weight = timeline.entity, timeline.event_day, weights
+    touched: np.ndarray | int = 0  # categories each row's user touched in its history
+    if history is not None and len(timeline.t):
+        present = np.zeros(len(history.known), dtype=bool)
+        present[timeline.entity] = True
+        keep = np.flatnonzero(present[history.affinity_entity])
+        owner = history.affinity_entity[keep]
+        entity = np.concatenate([entity, owner])
+        categories = np.concatenate([categories, history.affinity_category[keep]])
+        day = np.concatenate([day, np.searchsorted(timeline.day_entity, owner)])
+        weight = np.concatenate([weight, history.affinity_weight[keep]])
+    found = pairs(entity, categories, len(names))
+    if history is not None:
+        # Categories the history touched are counted there, not again at their first event here.
+        older = np.zeros(len(found.entity), dtype=bool)
+        older[found.pair_of_event[found.events >= len(timeline.t)]] = True
+        touched = history.categories[timeline.row_entity]
+        found_first = found.first_event[~older]
+    else:
+        found_first = found.first_event
+    first_seen = np.zeros(len(timeline.t), dtype=bool)
+    first_seen[found_first] = True
     if len(found.events):
-        for selected, affinity in _affinity_blocks(timeline, found, weights):
+        for selected, affinity in _affinity_blocks(timeline, found, entity, day, weight):
             positive_total[selected] = np.maximum(affinity, 0.0).sum(axis=1)
             # Pairs are numbered in (user, category) order: a user's first is found by search.
             own_pairs = np.searchsorted(found.entity, timeline.row_entity[selected])
@@ -213,5 +284,5 @@ def _top_categories(
     return {
         "top_categories": pa.ListArray.from_arrays(offsets, names.take(top_codes[filled])),
         "top_category_shares": pa.ListArray.from_arrays(offsets, pa.array(shares)),
-        "category_count": timeline.total(first_seen),
+        "category_count": timeline.total(first_seen) + touched,
     }

@@ -31,9 +31,14 @@ from pipelines import (
     enrich,
     event_ids,
     event_store,
+    incremental,
     normalize,
+    snapshot_files,
 )
+from pipelines.aggregate_users import session_gap_micros
+from pipelines.signal_arrays import code_signals, signal_table
 from pipelines.sources import jsonl, movielens, parquet
+from pipelines.timelines import as_of_micros
 
 InputFormat = Literal["signals", "movielens"]
 StageCallback = Callable[[str], None]
@@ -56,6 +61,8 @@ class IngestSummary:
     users: int = 0
     items: int = 0
     feature_rows: int = 0
+    # "incremental", or "full: <why>" (pipelines/incremental.py says when an ingest is full)
+    aggregation: str = ""
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     # CPU seconds (user + sys, all threads) per stage: steadier than wall time on a busy machine.
@@ -121,9 +128,11 @@ def run_ingest(
     as_of: datetime | None = None,
     on_stage: StageCallback | None = None,
     memories: bool = False,
+    full: bool = False,
 ) -> IngestSummary:
-    """Ingest `path` into the offline store and rebuild the feature snapshots as of `as_of`;
-    with `memories`, also remember its text signals (searchable when this returns)."""
+    """Ingest `path` into the offline store and bring the feature snapshots to `as_of`
+    (incrementally when the kept state allows, recomputing everything with `full`); with
+    `memories`, also remember its text signals (searchable when this returns)."""
     started = time.perf_counter()
     summary = IngestSummary()
     timer = _StageTimer(summary.stage_seconds, summary.stage_cpu_seconds, on_stage)
@@ -151,7 +160,9 @@ def run_ingest(
         summary.memories = _remember(settings, con.cursor(), accepted_ids)
 
     stage("aggregate")
-    summary.feature_rows = rebuild_features(con, settings, as_of=as_of)
+    summary.feature_rows, summary.aggregation = update_features(
+        con, settings, as_of=as_of, full=full
+    )
     summary.seconds = round(time.perf_counter() - started, 3)
     stage("done")
     return summary
@@ -175,7 +186,11 @@ def _store_new_events(
     never the whole input.
     """
     seen = event_ids.SeenIds(con.cursor())
-    seen.add(event_store.stored_ids(con, settings))
+    index = event_store.load_id_index(settings)
+    if index is None:
+        seen.add(event_store.stored_ids(con, settings))
+    else:
+        seen.add_hashes(index, event_store.ids_with_hashes(con.cursor(), settings))
     stored_before = len(seen)
     writer = event_store.PartWriter(settings)
     work = con.cursor()
@@ -207,6 +222,7 @@ def _store_new_events(
         writer.abort()
         raise
     writer.commit()
+    event_store.save_id_index(settings, seen.hashes)
     summary.new = len(seen) - stored_before
     summary.duplicates = summary.accepted - summary.new
     summary.read = summary.accepted + summary.rejected
@@ -265,19 +281,56 @@ def _remember(
         con.unregister("_accepted_ids")
 
 
+def _snapshots(settings: Settings) -> incremental.Snapshots:
+    out = features_dir(settings)
+    return incremental.Snapshots(users=out / USER_FEATURES_FILE, items=out / ITEM_FEATURES_FILE)
+
+
+def update_features(
+    con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: datetime, full: bool = False
+) -> tuple[int, str]:
+    """Bring the snapshots to `as_of`: incrementally when the kept state allows it, else (or
+    with `full`) by a full recompute. Returns the snapshots' rows and how they were made."""
+    gap_us = session_gap_micros(timedelta(minutes=settings.session_gap_minutes))
+    as_of_us = as_of_micros(as_of)
+    snapshots = _snapshots(settings)
+    state = incremental.load_state(settings)
+    reason = "--full" if full else incremental.why_full(settings, state, as_of_us, gap_us)
+    if not reason and state is not None:
+        reason = incremental.update(
+            con, settings, state, snapshots, as_of_us=as_of_us, session_gap_us=gap_us
+        )
+        if not reason:
+            rows = snapshot_files.total_rows(snapshots.users)
+            return rows + snapshot_files.total_rows(snapshots.items), "incremental"
+    return rebuild_features(con, settings, as_of=as_of), f"full: {reason}"
+
+
 def rebuild_features(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_of: datetime) -> int:
-    """Recompute the user and item snapshots from every stored event; returns rows written."""
+    """Recompute the user and item snapshots from every stored event, and keep the state the
+    next ingest carries on from; returns rows written."""
     session_gap = timedelta(minutes=settings.session_gap_minutes)
+    gap_us = session_gap_micros(session_gap)
+    as_of_us = as_of_micros(as_of)
     enriched = enrich.enrich(
         con,
         event_store.scan(con, settings),
         catalog_store.load(con, settings),
         session_gap=session_gap,
     )
-    users, items = aggregate.snapshot_tables(enriched, as_of=as_of, session_gap=session_gap)
-    out = features_dir(settings)
-    rows = aggregate.write_snapshot(con, users, out / USER_FEATURES_FILE)
-    rows += aggregate.write_snapshot(con, items, out / ITEM_FEATURES_FILE)
+    table = signal_table(enriched)
+    t = np.asarray(table.column("t").to_numpy(), dtype=np.int64)
+    pending = bool((t > as_of_us).any())
+    if pending:
+        table = table.filter(pa.array(t <= as_of_us))
+    signals = code_signals(table)
+    users, items = aggregate.snapshots_of(signals, as_of_us, gap_us)
+    snapshots = _snapshots(settings)
+    rows = snapshot_files.write_all(users, snapshots.users, "user_id", "last_event_ts")
+    rows += snapshot_files.write_all(items, snapshots.items, "item_id", "item_last_event_ts")
+    incremental.save_full(
+        settings, table, signals, as_of_us=as_of_us, session_gap_us=gap_us, pending=pending
+    )
     return rows
 
 

@@ -36,6 +36,12 @@ from core.times import parse_time
     help="Remember the text signals (messages, reviews, searches) in Milvus: MILVUS_URI, or the "
     "home's own server, started when text signals arrive.",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Recompute every feature from every stored event (default: update what the new events "
+    "touch, when the state of an earlier ingest allows).",
+)
 @click.pass_obj
 @handle_errors
 def ingest(
@@ -46,6 +52,7 @@ def ingest(
     as_of: str | None,
     as_json: bool,
     memories: bool,
+    full: bool,
 ) -> None:
     """Run the batch pipeline on PATH: normalize, store, enrich, aggregate, and remember the
     text signals as memories (searchable when the command returns)."""
@@ -68,6 +75,7 @@ def ingest(
             as_of=parse_time(as_of, "as-of"),
             on_stage=lambda name: progress.update(task, description=f"ingest: {name}"),
             memories=memories,
+            full=full,
         )
     if as_json:
         click.echo(json.dumps(summary.to_dict()))

@@ -16,10 +16,20 @@ of the ids seen took 5 s.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+Resolve = Callable[[np.ndarray], pa.Array]
+
+
+def hash_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array) -> np.ndarray:
+    """DuckDB's 64-bit hash of each id (what SeenIds sorts and searches)."""
+    relation = con.from_arrow(pa.table({"id": ids}))
+    return np.asarray(relation.project("hash(id) AS h").fetchnumpy()["h"], dtype=np.uint64)
 
 
 class SeenIds:
@@ -31,10 +41,49 @@ class SeenIds:
         self._rows = np.zeros(0, dtype=np.int64)  # per sorted hash: its id's row in `_ids`
         self._ids: list[pa.Array] = []  # every id given, in order; `_rows` index into them
         self._count = 0
+        self._resolve: Resolve | None = None
 
     def __len__(self) -> int:
         """How many distinct ids were seen."""
         return len(self._hashes)
+
+    @property
+    def hashes(self) -> np.ndarray:
+        """The sorted hashes of every id seen (an index of the store after an ingest)."""
+        return self._hashes
+
+    def add_hashes(self, hashes: np.ndarray, resolve: Resolve) -> None:
+        """Mark as seen the distinct ids behind `hashes` (sorted; the store's id index) before
+        any other: their strings are fetched with `resolve(hashes)` (every stored id with one
+        of them) only where a batch meets one of their hashes."""
+        if len(self._hashes):
+            raise ValueError("add_hashes comes first")
+        self._hashes = hashes.astype(np.uint64)
+        self._rows = np.full(len(hashes), -1, dtype=np.int64)
+        self._resolve = resolve
+
+    def _fetch(self, positions: np.ndarray) -> None:
+        """Give the ids of the index at these positions their strings."""
+        missing = np.unique(self._hashes[positions[self._rows[positions] < 0]])
+        if len(missing) == 0 or self._resolve is None:
+            return
+        found = _flat(self._resolve(missing))
+        hashes = self._hash(found)
+        order = np.argsort(hashes, kind="stable")
+        found_hashes = hashes[order]
+        low = np.searchsorted(self._hashes, missing)
+        lengths = np.searchsorted(self._hashes, missing, side="right") - low
+        first = np.searchsorted(found_hashes, missing)
+        if not np.array_equal(
+            np.searchsorted(found_hashes, missing, side="right") - first, lengths
+        ):
+            raise RuntimeError("the event store does not match its id index")
+        offsets = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        self._rows[np.repeat(low, lengths) + offsets] = (
+            self._count + order[np.repeat(first, lengths) + offsets]
+        )
+        self._ids.append(found)
+        self._count += len(found)
 
     def add(self, ids: pa.Array | pa.ChunkedArray) -> None:
         """Mark ids as seen (distinct ids, such as the event store's)."""
@@ -77,6 +126,7 @@ class SeenIds:
         # Every seen position of every suspect's hash: the ranges flattened without a loop.
         offsets = np.repeat(at - np.cumsum(lengths) + lengths, lengths)
         positions = offsets + np.arange(int(lengths.sum()))
+        self._fetch(positions)
         seen = pa.chunked_array(self._ids, pa.string()).take(pa.array(self._rows[positions]))
         # Seen strings first, then the suspects in input order: an id is kept where its string
         # occurs first, which is never the case for a seen id.
@@ -91,8 +141,7 @@ class SeenIds:
         return kept
 
     def _hash(self, ids: pa.Array) -> np.ndarray:
-        relation = self._con.from_arrow(pa.table({"id": ids}))
-        return np.asarray(relation.project("hash(id) AS h").fetchnumpy()["h"], dtype=np.uint64)
+        return hash_ids(self._con, ids)
 
     def _insert(self, ids: pa.Array, kept: np.ndarray, ordered: np.ndarray, at: np.ndarray) -> None:
         """Add the distinct new ids `ids[kept]`, given in hash order with their sorted hashes
@@ -118,4 +167,4 @@ def _flat(ids: pa.Array | pa.ChunkedArray) -> pa.Array:
     return ids.cast(pa.string())
 
 
-__all__ = ["SeenIds"]
+__all__ = ["SeenIds", "hash_ids"]

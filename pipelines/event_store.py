@@ -17,15 +17,19 @@ next drain.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
+import shutil
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -68,6 +72,18 @@ def _parts(settings: Settings) -> list[Path]:
     return [path for path in files if path not in redundant]
 
 
+def parts(settings: Settings) -> list[Path]:
+    """The parts that make up the store, in name order."""
+    return _parts(settings)
+
+
+def scan_parts(con: duckdb.DuckDBPyConnection, paths: list[Path]) -> duckdb.DuckDBPyRelation:
+    """The events of these parts (an empty relation with the contract's columns for none)."""
+    if not paths:
+        return con.from_arrow(NORMALIZED_SCHEMA.empty_table())
+    return con.sql(f"SELECT {_COLUMNS} FROM {_parquet_list(paths)}")
+
+
 def scan(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyRelation:
     """All stored events (an empty relation with the contract's columns when there are none)."""
     parts = _parts(settings)
@@ -85,6 +101,76 @@ def parts_source(settings: Settings) -> str | None:
 def _parquet_list(paths: list[Path]) -> str:
     quoted = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
     return f"read_parquet([{quoted}])"
+
+
+def parts_fingerprint(settings: Settings) -> dict[str, list[int]]:
+    """Each part's name: [size, mtime_ns]; equal between two calls when no part was added,
+    rewritten (a forget) or removed (a compaction)."""
+    out = {}
+    for path in _parts(settings):
+        stat = path.stat()
+        out[path.name] = [stat.st_size, stat.st_mtime_ns]
+    return out
+
+
+# The sorted 64-bit hashes of every stored id, kept beside the parts by each ingest, so the
+# next one deduplicates without reading every stored id (only ids whose hash a new id meets).
+# Valid for the parts (and the DuckDB, whose hash it is) it was written with.
+def _id_index_dir(settings: Settings) -> Path:
+    return settings.offline_dir / "event_ids"
+
+
+def _id_index_stamp(settings: Settings) -> str:
+    return json.dumps({"duckdb": duckdb.__version__, "parts": parts_fingerprint(settings)})
+
+
+def load_id_index(settings: Settings) -> np.ndarray | None:
+    """The stored ids' sorted hashes, None when the index is missing or out of date."""
+    directory = _id_index_dir(settings)
+    try:
+        if (directory / "stamp.json").read_text() != _id_index_stamp(settings):
+            return None
+        return np.load(directory / "hashes.npy")
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def save_id_index(settings: Settings, hashes: np.ndarray) -> None:
+    """Keep the stored ids' sorted hashes for the store as it is now."""
+    directory = _id_index_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "stamp.json").unlink(missing_ok=True)
+    temporary = directory / f".hashes.{uuid.uuid4().hex[:8]}.npy"
+    np.save(temporary, hashes)
+    os.replace(temporary, directory / "hashes.npy")
+    (directory / "stamp.json").write_text(_id_index_stamp(settings))
+
+
+def ids_with_hashes(
+    con: duckdb.DuckDBPyConnection, settings: Settings
+) -> Callable[[np.ndarray], pa.Array]:
+    """A lookup of the stored ids with given hashes (a scan of the ids of the parts there are
+    now, those the id index was loaded for)."""
+    parts = _parts(settings)
+
+    def lookup(hashes: np.ndarray) -> pa.Array:
+        if not parts:
+            return pa.array([], pa.string())
+        con.register("_engram_hashes", pa.table({"h": pa.array(hashes, pa.uint64())}))
+        try:
+            return (
+                con.sql(
+                    f"SELECT event_id FROM {_parquet_list(parts)} "
+                    "WHERE hash(event_id) IN (SELECT h FROM _engram_hashes)"
+                )
+                .to_arrow_table()
+                .column(0)
+                .combine_chunks()
+            )
+        finally:
+            con.unregister("_engram_hashes")
+
+    return lookup
 
 
 def stored_ids(con: duckdb.DuckDBPyConnection, settings: Settings) -> pa.ChunkedArray:
@@ -170,6 +256,7 @@ def forget_user(con: duckdb.DuckDBPyConnection, settings: Settings, user_id: str
     Stream parts included, redundant ones too (they are still on disk). Run it under the
     outbox's drain lock (pipelines.stream.outbox.forget_user does), so that no drain or
     compaction in flight writes a copy made before the forget."""
+    shutil.rmtree(_id_index_dir(settings), ignore_errors=True)
     removed = 0
     for part in _files(settings):
         mine = int(

@@ -46,19 +46,41 @@ def type_code_sql() -> str:
     return f"CAST(CASE type {cases} ELSE -1 END AS TINYINT)"
 
 
+# What the aggregations read of each signal: SIGNAL_COLUMNS' table, before coding.
+SIGNAL_COLUMNS = pa.schema(
+    [
+        ("user_id", pa.string()),
+        ("item_id", pa.string()),
+        ("category", pa.string()),
+        ("t", pa.int64()),
+        ("type_code", pa.int8()),
+        ("weight_micros", pa.int64()),
+        ("rating", pa.float64()),
+    ]
+)
+
+
 def read_signals(enriched: duckdb.DuckDBPyRelation, as_of_us: int) -> SignalArrays:
     """The enriched signals up to `as_of_us` (epoch microseconds) as coded arrays."""
-    table = (
-        enriched.filter(f"epoch_us(ts) <= {as_of_us}")
-        .project(
-            f"""
-            user_id, item_id, category, epoch_us(ts) AS t, {type_code_sql()} AS type_code,
-            CAST(round(weight * {WEIGHT_SCALE}) AS BIGINT) AS weight_micros,
-            CASE WHEN type = 'rate' THEN value END AS rating
-            """
-        )
-        .to_arrow_table()
-    )
+    return code_signals(signal_table(enriched, as_of_us))
+
+
+def signal_table(enriched: duckdb.DuckDBPyRelation, as_of_us: int | None = None) -> pa.Table:
+    """The enriched signals (up to `as_of_us` when given) as SIGNAL_COLUMNS, not yet coded."""
+    if as_of_us is not None:
+        enriched = enriched.filter(f"epoch_us(ts) <= {as_of_us}")
+    table = enriched.project(
+        f"""
+        user_id, item_id, category, epoch_us(ts) AS t, {type_code_sql()} AS type_code,
+        CAST(round(weight * {WEIGHT_SCALE}) AS BIGINT) AS weight_micros,
+        CASE WHEN type = 'rate' THEN value END AS rating
+        """
+    ).to_arrow_table()
+    return table.cast(SIGNAL_COLUMNS)
+
+
+def code_signals(table: pa.Table) -> SignalArrays:
+    """A SIGNAL_COLUMNS table as coded arrays."""
     codes = {}
     for name in ("user_id", "item_id", "category"):
         codes[name] = encode(table.column(name))

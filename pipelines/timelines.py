@@ -260,34 +260,57 @@ class Timeline:
         return starts
 
 
+# Ratings are summed as integer micro-stars, as deviations from the scale's midpoint, so
+# every sum is exact and adds up across any split of the signals (the incremental ingest adds
+# the totals of older signals to those of recent ones). A square is below 2**43, so an entity's
+# sum of squares fits int64 up to a million ratings; prefix sums over all entities may wrap,
+# but their differences are exact.
+RATING_SCALE = 1_000_000
+RATING_MIDPOINT_MICROS = 2_500_000
+
+
+def rating_micros(ratings: np.ndarray) -> np.ndarray:
+    """Non-NaN ratings as integer micro-star deviations from the midpoint (2.5 stars)."""
+    return np.round(ratings * RATING_SCALE).astype(np.int64) - RATING_MIDPOINT_MICROS
+
+
+@dataclass(frozen=True)
+class RatingTotals:
+    """Per entity: count, sum and sum of squares of `rating_micros`, over older signals."""
+
+    count: np.ndarray
+    sum: np.ndarray
+    squares: np.ndarray
+
+
 def rating_stats(
-    timeline: Timeline, ratings: np.ndarray
+    timeline: Timeline, ratings: np.ndarray, before: RatingTotals | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: count, mean and population std of the non-NaN `ratings` up to the row.
+    """Per row: count, mean and population std of the non-NaN `ratings` up to the row, plus
+    the entity's totals `before` its first signal here when given.
 
     Mean and std are NaN (NULL) without ratings; std is 0 for one rating.
     """
     # Ratings are a small share of events: sum over them alone and find each row's range of
     # them by binary search, rather than cumulating over every event.
     positions = np.flatnonzero(~np.isnan(ratings))
-    values = ratings[positions]
-    rating_entity = timeline.entity[positions]
-    first = np.ones(len(positions), dtype=bool)
-    np.not_equal(rating_entity[1:], rating_entity[:-1], out=first[1:])
-    # Deviations from the entity's first rating: exact zeros for a constant run of ratings and
-    # small magnitudes otherwise, which keeps var = E[d^2] - E[d]^2 accurate.
-    base = values[first][np.cumsum(first) - 1]  # per rating: its entity's first rating
-    deviation = values - base
+    deviation = rating_micros(ratings[positions])
     end = np.searchsorted(positions, timeline.row_event, side="right")
     begin = np.searchsorted(positions, timeline.row_start)
     count = end - begin
     sums, squares = prefix(deviation), prefix(deviation * deviation)
+    total = sums[end] - sums[begin]
+    total_squares = squares[end] - squares[begin]
+    if before is not None:
+        entity = timeline.row_entity
+        count = count + before.count[entity]
+        total = total + before.sum[entity]
+        total_squares = total_squares + before.squares[entity]
     with np.errstate(invalid="ignore", divide="ignore"):
-        mean_deviation = (sums[end] - sums[begin]) / count
-        variance = (squares[end] - squares[begin]) / count - mean_deviation * mean_deviation
-        # A row's ratings begin at its entity's first one (or past the end when it has none).
-        mean = np.append(base, np.nan)[begin] + mean_deviation
-        std = np.sqrt(np.maximum(variance, 0.0))
+        mean_deviation = total / count
+        variance = total_squares / count - mean_deviation * mean_deviation
+        mean = (RATING_MIDPOINT_MICROS + mean_deviation) / RATING_SCALE
+        std = np.sqrt(np.maximum(variance, 0.0)) / RATING_SCALE
     return count, np.where(count > 0, mean, np.nan), np.where(count > 0, std, np.nan)
 
 

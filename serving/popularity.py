@@ -106,7 +106,7 @@ def load_popularity(settings: Settings) -> Popularity:
         path = features_dir(settings) / ITEM_FEATURES_FILE
         items: tuple[str, ...] = ()
         scores: dict[str, float] = {}
-        if path.is_file():
+        if path.exists():  # a directory of day files (pipelines/snapshot_files.py)
             rows = con.execute(
                 f"""
                 SELECT item_id, arg_max(item_weighted_30d, event_timestamp) AS recent,

@@ -35,9 +35,10 @@ def _ingest(settings: Settings, dataset: Path) -> dict[str, object]:
 
 
 def _offline_files(settings: Settings) -> list[Path]:
-    return sorted(settings.offline_dir.rglob("*.parquet")) + sorted(
+    found = sorted(settings.offline_dir.rglob("*.parquet")) + sorted(
         settings.dead_letter_dir.rglob("*.parquet")
     )
+    return [path for path in found if path.is_file()]  # snapshots are directories of files
 
 
 def test_summary_counts_match_the_planted_truth(settings: Settings, dataset: Path) -> None:
