@@ -50,6 +50,7 @@ import numpy as np
 import psutil
 
 ROUTES = ("given", "generated")
+Request = tuple[str, bytes]  # a path and a JSON body
 CANDIDATES = 100
 TIMEOUT_S = 10.0
 READY_S = 300.0  # model, item vectors and caches load in every worker
@@ -119,13 +120,14 @@ def bodies(data: Path, route: str, count: int, rng: np.random.Generator) -> list
     return out
 
 
-async def send(host: str, port: int, body: bytes) -> tuple[int, bytes]:
-    """One POST /v1/rank on a fresh connection: (status, answer body)."""
+async def send(host: str, port: int, body: bytes, path: str = "/v1/rank") -> tuple[int, bytes]:
+    """One POST of `body` to `path` on a fresh connection: (status, answer body)."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(
-            b"POST /v1/rank HTTP/1.1\r\nHost: %b\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (host.encode(), len(body), body)
+            b"POST %b HTTP/1.1\r\nHost: %b\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b"
+            % (path.encode(), host.encode(), len(body), body)
         )
         await writer.drain()
         answer = await reader.read()  # until the server closes
@@ -138,16 +140,20 @@ async def send(host: str, port: int, body: bytes) -> tuple[int, bytes]:
     return status, payload
 
 
-async def run_stage(host: str, port: int, stage: Stage, offsets: np.ndarray, load: list[bytes]):
-    """Send `load[i]` at `offsets[i]`, record each latency from its scheduled time."""
+async def run_stage(
+    host: str, port: int, stage: Stage, offsets: np.ndarray, load: list[bytes] | list[Request]
+):
+    """Send `load[i]` (a body for /v1/rank, or a path and body) at `offsets[i]`, record each
+    latency from its scheduled time."""
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.05
     last_done = start
 
-    async def one(scheduled: float, body: bytes) -> None:
+    async def one(scheduled: float, request: bytes | Request) -> None:
         nonlocal last_done
+        path, body = ("/v1/rank", request) if isinstance(request, bytes) else request
         try:
-            status, payload = await asyncio.wait_for(send(host, port, body), TIMEOUT_S)
+            status, payload = await asyncio.wait_for(send(host, port, body, path), TIMEOUT_S)
         except (OSError, TimeoutError, ValueError, IndexError):
             stage.errors += 1
             return

@@ -30,6 +30,7 @@ from forget.offline import forget_feature_rows
 from forget.online import forget_in_redis
 from memory.service import PURGE_TIMEOUT_S, connect_store
 from memory.store import DEFAULT_COLLECTION, checked_id
+from memory.versions import MemoryVersions
 from pipelines import dead_letter, duck
 from pipelines.stream import outbox
 from pipelines.stream.tombstones import Tombstone, mark_forgotten, stamp_forgotten
@@ -76,9 +77,14 @@ def forget_marked(
             )
     removed: dict[str, Any] = {"user_id": user_id}
     store = connect_store(settings, collection=collection, timeout_s=timeout_s)
+    versions = MemoryVersions(client)
     try:
         held = store.exists()
+        # The version moves before and after the delete: every search process drops its index
+        # of the user at its next search (memory.versions).
+        versions.bump([user_id])
         removed["memories"] = store.delete_user(user_id) if held else 0
+        versions.bump([user_id])
         # Deleted rows stay in the collection's segments until a compaction rewrites them.
         purges = [store.purge(PURGE_TIMEOUT_S)] if held else []
     finally:

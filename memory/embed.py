@@ -28,6 +28,9 @@ from core.settings import Settings
 MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 MAX_SEQ_LENGTH = 256  # the model's own limit; longer texts are truncated
+# Texts per ONNX call. Sorted by length, small batches pad least: 16 cost less CPU per text than
+# 32 or 64 on LoCoMo's turns (bench/embed_ceiling.py; docs/benchmarks.md).
+BATCH_SIZE = 16
 Vectors = npt.NDArray[np.float32]
 
 
@@ -295,7 +298,7 @@ def load_onnx_minilm(
     variant: str = "int8",
     threads: int | None = None,
     max_seq_length: int = MAX_SEQ_LENGTH,
-    batch_size: int = 64,
+    batch_size: int = BATCH_SIZE,
 ) -> OnnxMiniLM:
     """Load the ONNX model from `models_dir`, exporting it there first if missing."""
     import onnxruntime
@@ -350,8 +353,23 @@ class CachedEmbedder:
         return out
 
 
-def load_embedder(settings: Settings, *, threads: int = 2, cache_entries: int = 50_000) -> Embedder:
-    """The embedder every runner uses: MiniLM fp32 on ONNX Runtime, exported once into
-    ENGRAM_HOME/models, behind an LRU cache of `cache_entries` texts."""
-    model = load_onnx_minilm(settings.engram_home / "models", variant="fp32", threads=threads)
+def variant_of(name: str) -> str | None:
+    """The ONNX variant an embedder `name` (as stored beside vectors) names, else None."""
+    parts = name.split("/")
+    if len(parts) == 3 and parts[0] == MODEL_NAME and parts[1].startswith("onnx-"):
+        variant = parts[1].removeprefix("onnx-")
+        return variant if variant in ONNX_VARIANTS else None
+    return None
+
+
+def load_embedder(
+    settings: Settings,
+    *,
+    variant: str = "fp32",
+    threads: int = 2,
+    cache_entries: int = 50_000,
+) -> Embedder:
+    """The embedder every runner uses: MiniLM on ONNX Runtime (`variant` fp32 or int8), exported
+    once into ENGRAM_HOME/models, behind an LRU cache of `cache_entries` texts."""
+    model = load_onnx_minilm(settings.engram_home / "models", variant=variant, threads=threads)
     return CachedEmbedder(model, cache_entries)

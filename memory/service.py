@@ -9,14 +9,21 @@ merge with them in one query, drop what is already known, embed the distinct new
 call, plan merges and supersessions (memory.lifecycle) and write the changes with one barrier,
 so they are searchable on return.
 
-Search: embed the query, ask Milvus for the user's `pool` nearest memories true at `as_of`
-(filtered on the server by user, time and kind), then rank every live memory of the user with
-the index of them this service keeps (memory.index: vectors, BM25 postings, neighbours, times;
-ranked by memory.search). The index is read from Milvus once and kept for `INDEX_TTL` in an LRU
-of `INDEX_USERS` users; it is dropped when this service writes or forgets the user, and rebuilt
-when the fresh pool holds a memory it lacks or holds differently (another process wrote). Hits
-that did not come from the fresh pool are read again from Milvus before they are returned, so a
-memory forgotten or closed elsewhere is never answered from a stale index.
+Search: embed the query, then rank every live memory of the user (true at `as_of`, of the
+kinds and scope asked) with the index of them this service keeps (memory.index: vectors, BM25
+postings, neighbours, times; ranked by memory.search, numpy over the user's few hundred rows).
+The index is read from Milvus and kept for at most `INDEX_TTL_S` in an LRU of `INDEX_USERS`
+users, with the user's version number (memory.versions) read before it was built. Every change
+to a user's memories, by any process, moves that number; a search reads it (one Redis GET) and
+answers from the kept index while it is unchanged, without a Milvus call. A forget moves it too,
+so every worker drops a forgotten user's index at its next search for them, and one not searched
+again leaves memory within `INDEX_TTL_S` (expired indexes are swept on each search).
+
+When Redis cannot say (down, or no versions given), search falls back to checking the index
+against Milvus: it asks for the user's `pool` nearest memories true at `as_of`, rebuilds the
+index when the pool holds a memory it lacks or holds differently, and reads hits outside the
+pool again before returning them, so a memory forgotten or closed elsewhere is never answered
+from a stale index.
 
 Added memories (`add_memories`, memory.added) take the write path's lifecycle step: an
 application's statements are merged and superseded exactly as extracted ones. `update_memory`
@@ -31,6 +38,7 @@ import time
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -50,12 +58,19 @@ from memory.llm_extract import ExtractReport, LLMExtractor, llm_config
 from memory.records import Memory, ScoredMemory
 from memory.search import DEFAULT_WEIGHTS, Weights, rank_index
 from memory.store import DEFAULT_COLLECTION, MilvusMemoryStore, Version, checked_id
+from memory.versions import MemoryVersions
 
 POOL = 100  # dense candidates per search (at least k): more than most users' live memories
 MAX_K = 1_000
-# ONNX threads. One: on 2 cores with Milvus beside it, a second thread slowed both writes and
+# ONNX threads of a search process. One: on 2 cores with Milvus beside it, a second thread slowed
 # query embedding (bench/memory.py; figures in docs/benchmarks.md, "Memories").
 EMBED_THREADS = 1
+# Batch writers (ingest, the stream consumer) embed whole batches: they use every core.
+WRITE_THREADS = 2
+# The variant a new memory collection is made with: int8 costs half the CPU of fp32 per text and
+# keeps LoCoMo recall (docs/benchmarks.md, "Memory on LoCoMo"). A collection keeps the variant it
+# was made with (`build_memory_service`).
+MEMORY_VARIANT = "int8"
 # Users per stored-memory read in `remember`: keeps each filter expression small.
 USERS_PER_READ = 200
 # How long a forget waits for the compaction that removes deleted rows from disk; one that
@@ -67,6 +82,7 @@ PURGE_TIMEOUT_S = 30.0
 # query, and through the expiry otherwise.
 INDEX_USERS = 256
 INDEX_TTL_S = 300.0
+SWEEP_EVERY_S = 1.0
 
 
 @dataclass
@@ -108,6 +124,7 @@ class MemoryService:
         search_bursts: bool = True,
         pool: int = POOL,
         weights: Weights = DEFAULT_WEIGHTS,
+        versions: MemoryVersions | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -115,8 +132,11 @@ class MemoryService:
         self._search_bursts = search_bursts
         self._pool = pool
         self.weights = weights
-        self._indexes: OrderedDict[str, tuple[float, MemoryIndex]] = OrderedDict()
+        self.versions = versions
+        # user -> (built at, the user's version read before the build or None, the index)
+        self._indexes: OrderedDict[str, tuple[float, int | None, MemoryIndex]] = OrderedDict()
         self._indexes_lock = threading.Lock()
+        self._swept = time.monotonic()
         # Reads added and edited texts for their kind, slot and value (memory.added): always the
         # rules, also when a model extracts, since they are cheap and need no network.
         self._rules = RuleExtractor()
@@ -217,8 +237,8 @@ class MemoryService:
             return new
         old_vector = _vector(old.vector)
         vector = old_vector if new.text == old.memory.text else self.embedder.embed([new.text])[0]
-        self.store.revise(old.memory, old_vector, new, vector, at)
-        self._drop_indexes([user_id])
+        with self._changing([user_id]):
+            self.store.revise(old.memory, old_vector, new, vector, at)
         return new
 
     def get_memory(self, user_id: str, memory_id: str) -> Memory | None:
@@ -275,13 +295,14 @@ class MemoryService:
         summary.superseded += changes.superseded
         summary.unchanged += changes.unchanged
         summary.written += len(changes.writes)
-        self._drop_indexes(users)
         if changes.writes:
-            self.store.write(
-                [item.memory for item in changes.writes],
-                np.stack([item.vector for item in changes.writes]),
-                replacing=changes.replacing,
-            )
+            written = sorted({item.memory.user_id for item in changes.writes})
+            with self._changing(written):
+                self.store.write(
+                    [item.memory for item in changes.writes],
+                    np.stack([item.vector for item in changes.writes]),
+                    replacing=changes.replacing,
+                )
         return changes.placed
 
     def search(
@@ -302,7 +323,12 @@ class MemoryService:
             raise InvalidInputError("k", f"must be between 1 and {MAX_K}")
         at = as_of or datetime.now(UTC)
         wanted = None if kinds is None else sorted(set(kinds))
+        self._sweep()
+        version = self._version(user_id)
         vector = self.embedder.embed([query])[0]
+        if version is not None:
+            index = self._index_at(user_id, version)
+            return self._rank(query, index, vector, at, k, wanted, scope) if len(index) else []
         pool = max(self._pool, k)
         fresh = {
             stored.memory.memory_id: stored.memory
@@ -313,37 +339,79 @@ class MemoryService:
         if not fresh:
             return []
         index = self._index(user_id, fresh)
+        hits = self._rank(query, index, vector, at, k, wanted, scope)
+        return self._checked(user_id, hits, fresh, at, wanted, scope)
+
+    def _rank(
+        self,
+        query: str,
+        index: MemoryIndex,
+        vector: Any,
+        at: datetime,
+        k: int,
+        kinds: list[str] | None,
+        scope: str | None,
+    ) -> list[ScoredMemory]:
         # The service builds every index with vectors.
         assert index.vectors is not None and index.context_vectors is not None
         query_vector = np.asarray(vector, dtype=np.float32)
-        hits = rank_index(
+        return rank_index(
             query,
             index,
             (index.vectors @ query_vector).astype(np.float64),
             as_of=at,
             k=k,
-            kinds=wanted,
+            kinds=kinds,
             weights=self.weights,
             context_dense=(index.context_vectors @ query_vector).astype(np.float64),
             scope=scope,
         )
-        return self._checked(user_id, hits, fresh, at, wanted, scope)
 
-    def _index(self, user_id: str, fresh: dict[str, Memory]) -> MemoryIndex:
-        """The user's search index: the kept one while it is young and agrees with the fresh
-        pool, else one read from the store (every memory of the user, with vectors)."""
+    def _version(self, user_id: str) -> int | None:
+        """The user's version number; None when there are no versions or Redis cannot say
+        (search then checks its index against Milvus)."""
+        if self.versions is None:
+            return None
+        try:
+            return self.versions.read(user_id)
+        except ServiceUnavailableError:
+            return None
+
+    def _kept(self, user_id: str) -> tuple[float, int | None, MemoryIndex] | None:
+        """The kept index of the user while it is young (marked recently used)."""
         with self._indexes_lock:
             kept = self._indexes.get(user_id)
-            if kept is not None:
-                self._indexes.move_to_end(user_id)
-        if kept is not None and time.monotonic() - kept[0] < INDEX_TTL_S:
-            index = kept[1]
+            if kept is None:
+                return None
+            if time.monotonic() - kept[0] >= INDEX_TTL_S:
+                del self._indexes[user_id]
+                return None
+            self._indexes.move_to_end(user_id)
+            return kept
+
+    def _index_at(self, user_id: str, version: int) -> MemoryIndex:
+        """The user's search index as of their version `version` (read before this call): the
+        kept one when it was built at that version, else one read from the store."""
+        kept = self._kept(user_id)
+        if kept is not None and kept[1] == version:
+            return kept[2]
+        return self._build_index(user_id, version)
+
+    def _index(self, user_id: str, fresh: dict[str, Memory]) -> MemoryIndex:
+        """The user's search index: the kept one while it agrees with the fresh pool, else one
+        read from the store (every memory of the user, with vectors)."""
+        kept = self._kept(user_id)
+        if kept is not None:
+            index = kept[2]
             rows = index.rows
             if all(
                 memory_id in rows and index.memories[rows[memory_id]] == memory
                 for memory_id, memory in fresh.items()
             ):
                 return index
+        return self._build_index(user_id, None)
+
+    def _build_index(self, user_id: str, version: int | None) -> MemoryIndex:
         stored = self.store.fetch([user_id], with_vectors=True)
         vectors = (
             np.stack([_vector(item.vector) for item in stored])
@@ -352,11 +420,36 @@ class MemoryService:
         )
         index = MemoryIndex.build([item.memory for item in stored], vectors)
         with self._indexes_lock:
-            self._indexes[user_id] = (time.monotonic(), index)
+            self._indexes[user_id] = (time.monotonic(), version, index)
             self._indexes.move_to_end(user_id)
             while len(self._indexes) > INDEX_USERS:
                 self._indexes.popitem(last=False)
         return index
+
+    def _sweep(self) -> None:
+        """Drop indexes older than INDEX_TTL_S (at most once a SWEEP_EVERY_S): a forgotten
+        user's memories leave this process even when nobody searches them again."""
+        now = time.monotonic()
+        if now - self._swept < SWEEP_EVERY_S:
+            return
+        self._swept = now
+        with self._indexes_lock:
+            for user_id in [u for u, kept in self._indexes.items() if now - kept[0] >= INDEX_TTL_S]:
+                del self._indexes[user_id]
+
+    @contextmanager
+    def _changing(self, user_ids: Sequence[str]) -> Iterator[None]:
+        """Around a change to the users' memories: their versions move before it (a failure
+        to move them stops the change) and again after it, and this process's indexes of
+        them are dropped."""
+        if self.versions is not None:
+            self.versions.bump(user_ids)
+        try:
+            yield
+        finally:
+            self._drop_indexes(user_ids)
+            if self.versions is not None:
+                self.versions.bump(user_ids)
 
     def _checked(
         self,
@@ -410,8 +503,8 @@ class MemoryService:
     def forget_user(self, user_id: str, *, purge_timeout_s: float = PURGE_TIMEOUT_S) -> int:
         """Delete every memory of the user and compact the collection, so they leave its
         segments on disk too (core/stores/log_retention.py); returns how many were deleted."""
-        deleted = self.store.delete_user(user_id)
-        self._drop_indexes([user_id])
+        with self._changing([user_id]):
+            deleted = self.store.delete_user(user_id)
         if deleted:
             self.store.purge(purge_timeout_s)
         return deleted
@@ -419,8 +512,8 @@ class MemoryService:
     def forget_memory(self, user_id: str, memory_id: str) -> bool:
         """Delete one memory of the user and its history; False when the user holds no such
         memory."""
-        deleted = self.store.delete_memories(user_id, [memory_id]) > 0
-        self._drop_indexes([user_id])
+        with self._changing([user_id]):
+            deleted = self.store.delete_memories(user_id, [memory_id]) > 0
         return deleted
 
 
@@ -540,24 +633,34 @@ def build_memory_service(
     embedder: Embedder | None = None,
     threads: int = EMBED_THREADS,
     timeout_s: float | None = None,
+    versions: MemoryVersions | None = None,
 ) -> MemoryService:
     """The memory service for these settings: Milvus at MILVUS_URI (or the local server),
-    all-MiniLM-L6-v2 on ONNX Runtime (exported once into ENGRAM_HOME/models), the extractor of
-    `build_extractor`; Milvus calls time out after `timeout_s` (None: no limit, for batch
+    all-MiniLM-L6-v2 on ONNX Runtime (exported once into ENGRAM_HOME/models; a new collection
+    is made with `MEMORY_VARIANT`, an existing one is read with the variant it was made with,
+    loading it when `embedder` is another), the extractor of `build_extractor`, and the users'
+    version numbers in Redis (`versions`, else on REDIS_URL or the local server). Milvus and
+    Redis calls time out after `timeout_s` (None: no limit and local servers started, for batch
     jobs)."""
     from pymilvus.exceptions import MilvusException
 
-    from memory.embed import load_embedder
+    from core.stores.services import connect_redis
+    from memory.embed import load_embedder, variant_of
 
     extractor = build_extractor(settings)  # a bad ENGRAM_LLM_* fails before any server starts
-    if embedder is None:
-        embedder = load_embedder(settings, threads=threads, cache_entries=20_000)
-    store = connect_store(
-        settings, collection=collection, model=embedder.name, dim=embedder.dim, timeout_s=timeout_s
-    )
+    store = connect_store(settings, collection=collection, timeout_s=timeout_s)
     try:
+        made_with = store.made_with()
+        wanted = variant_of(made_with) if made_with is not None else None
+        if embedder is None or (wanted is not None and variant_of(embedder.name) != wanted):
+            embedder = load_embedder(
+                settings, variant=wanted or MEMORY_VARIANT, threads=threads, cache_entries=20_000
+            )
+        store.model, store.dim = embedder.name, embedder.dim
         store.ensure_collection()
     except MilvusException as error:
         store.close()
         raise ServiceUnavailableError("milvus", error.message) from error
-    return MemoryService(store, embedder, extractor)
+    if versions is None:
+        versions = MemoryVersions(connect_redis(settings, timeout_s))
+    return MemoryService(store, embedder, extractor, versions=versions)

@@ -327,6 +327,12 @@ class MilvusMemoryStore:
         """True when the collection has been created."""
         return bool(self._client.has_collection(self.collection))
 
+    def made_with(self) -> str | None:
+        """The embedding model (and variant) the collection was made for; None when missing."""
+        if not self._client.has_collection(self.collection):
+            return None
+        return str(self._client.describe_collection(self.collection).get("description", ""))
+
     def ensure_collection(self) -> None:
         """Create and load the collection if missing; refuse one made for another model."""
         # FLAT: exact, and no build time; a user's partition-key slice is small.

@@ -263,7 +263,7 @@ def _remember(
     events stored by an earlier ingest are recognized by the memory service and skipped."""
     # Imported here: Milvus and the embedding model are heavy, and most ingests need neither.
     from memory.ingest import TEXT_SIGNAL_TYPES, remember_relation
-    from memory.service import WriteSummary, build_memory_service
+    from memory.service import WRITE_THREADS, WriteSummary, build_memory_service
 
     kinds = ", ".join(f"'{kind}'" for kind in TEXT_SIGNAL_TYPES)
     events = event_store.scan(con, settings).filter(f"type IN ({kinds})")
@@ -272,7 +272,7 @@ def _remember(
     try:
         if mine.aggregate("count(*)").fetchall() == [(0,)]:
             return WriteSummary().to_dict()  # no text: no Milvus or model to start
-        service = build_memory_service(settings)
+        service = build_memory_service(settings, threads=WRITE_THREADS)
         try:
             return remember_relation(service, mine).to_dict()
         finally:

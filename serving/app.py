@@ -27,6 +27,7 @@ from core.settings import Settings, get_settings
 from core.stores.services import connect_redis, locate_redis_url
 from memory.llm_extract import llm_config
 from memory.store import DEFAULT_COLLECTION
+from memory.versions import MemoryVersions
 from pipelines import strict_json
 from pipelines.normalize import RecordNormalizer
 from serving import features, health, logs, memories, rank, signals, ui, users
@@ -104,6 +105,7 @@ def create_app(
         Breaker("milvus"),
         collection=app.config["ENGRAM_MEMORY_COLLECTION"],
         embedder=app.config.get("ENGRAM_EMBEDDER"),
+        versions=MemoryVersions(client),
     )
     model = app.config.get("ENGRAM_RANKER")
     ranking = RankService(

@@ -28,9 +28,10 @@ from core.stores.online.layout import ViewRef
 from core.stores.online.plan import service_plan
 from core.stores.online.read_service import ServiceReader, user_row
 from core.stores.services import connect_milvus
-from memory.embed import Embedder, load_embedder
-from memory.service import EMBED_THREADS, MemoryService, build_memory_service
+from memory.embed import Embedder
+from memory.service import MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
+from memory.versions import MemoryVersions
 from pipelines.stream.tombstones import read_tombstones
 from serving.breaker import Breaker
 from serving.popularity import (
@@ -47,7 +48,6 @@ FEATURE_SERVICE = "ranking"
 RETRY_S = 5.0  # how long a missing registry / feature service is remembered as missing
 REFRESH_S = 60.0  # model and popularity reload period
 MODEL_RETRY_S = 10.0  # period of the model's reload while there is none
-EMBED_CACHE = 20_000  # query texts whose vectors are kept (as build_memory_service does)
 
 
 def guarded(breaker: Breaker, service: str, call: Callable[[], Any]) -> Any:
@@ -150,11 +150,13 @@ class MemoryHandle:
         *,
         collection: str = DEFAULT_COLLECTION,
         embedder: Embedder | None = None,
+        versions: MemoryVersions | None = None,
     ) -> None:
         self._settings = settings
         self.breaker = breaker
         self.collection = collection
         self._embedder = embedder
+        self._versions = versions
         self._service: MemoryService | None = None
         self._probe: Any = None
         self._lock = threading.Lock()
@@ -167,21 +169,19 @@ class MemoryHandle:
             raise ServiceUnavailableError("milvus", self.breaker.last_error or "recently failed")
         with self._lock:
             if self._service is None:
-                if self._embedder is None:
-                    # Loaded once, apart from Milvus: a retry after an outage only reconnects.
-                    self._embedder = load_embedder(
-                        self._settings, threads=EMBED_THREADS, cache_entries=EMBED_CACHE
-                    )
                 try:
                     self._service = build_memory_service(
                         self._settings,
                         collection=self.collection,
                         embedder=self._embedder,
                         timeout_s=self._settings.engram_milvus_timeout_ms / 1000,
+                        versions=self._versions,
                     )
                 except ServiceUnavailableError as error:
                     self.breaker.failure(error.reason)
                     raise
+                # Kept apart from Milvus: a rebuild after an outage only reconnects.
+                self._embedder = self._service.embedder
         return self._service
 
     def ping(self, timeout_s: float) -> None:

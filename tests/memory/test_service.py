@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
+import redis
 from pymilvus import MilvusClient
 
 from core.errors import InvalidInputError
@@ -16,6 +18,7 @@ from memory.extract import RuleExtractor, TextSignal
 from memory.records import ScoredMemory
 from memory.service import MemoryService, answer_queries
 from memory.store import MilvusMemoryStore, milvus_literal
+from memory.versions import MemoryVersions
 
 T0 = datetime(2026, 1, 10, 9, 0, tzinfo=UTC)
 INJECTION = 'x" || user_id != "x'
@@ -275,3 +278,37 @@ def test_a_search_in_a_scope_sees_that_scope_and_a_correction_at_once(
     assert len(service.search(me, "seat preference", k=5)) == 4  # every scope: the index is kept
     service.update_memory(me, window, text="Prefers exit rows", now=T0 + timedelta(hours=1))
     assert texts(service.search(me, "seat preference", k=5, scope="app-1")) == ["Prefers exit rows"]
+
+
+def test_a_kept_index_answers_without_milvus_until_any_process_changes_the_user(
+    service: MemoryService, redis_url: str
+) -> None:
+    me = user()
+    client = redis.Redis.from_url(redis_url)
+    # Two processes: each its own service and kept indexes; one Redis of version numbers.
+    writer = MemoryService(
+        service.store, service.embedder, service.extractor, versions=MemoryVersions(client)
+    )
+    reader = MemoryService(
+        service.store, service.embedder, service.extractor, versions=MemoryVersions(client)
+    )
+    writer.remember([says(me, 1, "we have a cat at home, his name is Biscuit", T0)])
+    assert "Biscuit" in texts(reader.search(me, "Biscuit the cat", k=1))[0]
+
+    def no_milvus(*args: object, **kwargs: object) -> None:
+        raise AssertionError("searched Milvus")
+
+    store = reader.store
+    reader.store = SimpleNamespace(search=no_milvus, fetch=no_milvus)  # type: ignore[assignment]
+    assert "Biscuit" in texts(reader.search(me, "Biscuit the cat", k=1))[0]
+    reader.store = store
+    writer.remember([says(me, 2, "we adopted a parrot called Kiwi", T0 + timedelta(days=1))])
+    assert "Kiwi" in texts(reader.search(me, "Kiwi the parrot", k=1))[0]
+    writer.forget_user(me, purge_timeout_s=0)
+    assert reader.search(me, "Kiwi the parrot", k=1) == []
+    assert not any(str(me) in key.decode() for key in client.keys("*"))  # keys name no one
+    # Redis gone: the reader checks its index against Milvus instead, and still sees a change.
+    writer.remember([says(me, 3, "I moved to Seattle", T0 + timedelta(days=2))])
+    reader.versions = MemoryVersions(redis.Redis(port=1, socket_connect_timeout=0.1))
+    assert "Seattle" in texts(reader.search(me, "where do I live", k=1))[0]
+    client.close()
