@@ -137,7 +137,9 @@ def open_store(
 
     config = repo_config(settings, redis_url, repo_path=repo_path)
     with exclusive(_registry_lock(settings)):
-        return FeatureStore(config=config)
+        store = FeatureStore(config=config)
+        _ = store.registry  # Feast creates the registry (and its tables) on first access
+        return store
 
 
 def _registry_lock(settings: Settings) -> Path:
