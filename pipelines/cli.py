@@ -36,6 +36,14 @@ from core.times import parse_time
     help="Remember the text signals (messages, reviews, searches) in Milvus: MILVUS_URI, or the "
     "home's own server, started when text signals arrive.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where deduplication, enrichment and aggregation run: embedded DuckDB, or Apache Spark "
+    "(pip install 'engram[spark]'; SPARK_MASTER, local[2] by default).",
+)
 @click.pass_obj
 @handle_errors
 def ingest(
@@ -46,6 +54,7 @@ def ingest(
     as_of: str | None,
     as_json: bool,
     memories: bool,
+    engine: str,
 ) -> None:
     """Run the batch pipeline on PATH: normalize, store, enrich, aggregate, and remember the
     text signals as memories (searchable when the command returns)."""
@@ -68,6 +77,7 @@ def ingest(
             as_of=parse_time(as_of, "as-of"),
             on_stage=lambda name: progress.update(task, description=f"ingest: {name}"),
             memories=memories,
+            engine=engine,  # type: ignore[arg-type]
         )
     if as_json:
         click.echo(json.dumps(summary.to_dict()))

@@ -68,6 +68,11 @@ def _parts(settings: Settings) -> list[Path]:
     return [path for path in files if path not in redundant]
 
 
+def part_paths(settings: Settings) -> list[Path]:
+    """The Parquet files that make up the store (for engines that read them themselves)."""
+    return _parts(settings)
+
+
 def scan(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyRelation:
     """All stored events (an empty relation with the contract's columns when there are none)."""
     parts = _parts(settings)
