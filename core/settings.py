@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     spark_shuffle_partitions: int = Field(
         default=4, ge=1, description="Partitions of the Spark engine's shuffles."
     )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="More Spark settings for the Spark engine, as a JSON object (e.g. "
+        '{"spark.sql.codegen.wholeStage": "false"}).',
+    )
     # --- HTTP API (docs/api.md) ---
     engram_api_keys: str | None = Field(
         default=None,

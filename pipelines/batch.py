@@ -74,17 +74,22 @@ class _StageTimer:
     when one starts."""
 
     def __init__(
-        self, seconds: dict[str, float], cpu: dict[str, float], on_stage: StageCallback | None
+        self,
+        seconds: dict[str, float],
+        cpu: dict[str, float],
+        on_stage: StageCallback | None,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self._seconds = seconds
         self._cpu = cpu
         self._on_stage = on_stage
+        self._cpu_clock = cpu_clock
         self._current: str | None = None
         self._since = time.perf_counter()
-        self._cpu_since = time.process_time()
+        self._cpu_since = cpu_clock()
 
     def start(self, name: str) -> None:
-        now, cpu = time.perf_counter(), time.process_time()
+        now, cpu = time.perf_counter(), self._cpu_clock()
         if self._current is not None:
             self._seconds[self._current] = round(now - self._since, 3)
             self._cpu[self._current] = round(cpu - self._cpu_since, 3)
@@ -132,19 +137,21 @@ def run_ingest(
         raise InvalidInputError("engine", f"unknown engine {engine!r}")
     started = time.perf_counter()
     summary = IngestSummary()
-    timer = _StageTimer(summary.stage_seconds, summary.stage_cpu_seconds, on_stage)
-    stage = timer.start
-    ingested_at = datetime.now(UTC)
-    as_of = as_of or ingested_at
-    con = duck.connect(settings)
-
     spark = None
     if engine == "spark":
         # Imported here: pyspark and its JVM load only for this engine.
         from pipelines.spark.engine import SparkEngine
 
-        stage("spark")
+        if on_stage is not None:
+            on_stage("spark")
         spark = SparkEngine(settings)
+    # With Spark, the CPU of its JVM counts too.
+    cpu_clock = time.process_time if spark is None else spark.cpu_clock
+    timer = _StageTimer(summary.stage_seconds, summary.stage_cpu_seconds, on_stage, cpu_clock)
+    stage = timer.start
+    ingested_at = datetime.now(UTC)
+    as_of = as_of or ingested_at
+    con = duck.connect(settings)
 
     stage("read")
     raw, source_catalog = _read_source(con, path, input_format)

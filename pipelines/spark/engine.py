@@ -9,6 +9,7 @@ event (a full recompute on each ingest) with `enrich.py`, `users.py` and `items.
 from __future__ import annotations
 
 import shutil
+import time
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +30,7 @@ from pipelines.aggregate import (
 from pipelines.aggregate_users import session_gap_micros
 from pipelines.spark import enrich, timelines
 from pipelines.spark.items import item_snapshots
-from pipelines.spark.session import spark_session
+from pipelines.spark.session import jvm_cpu_seconds, spark_session
 from pipelines.spark.store import SparkNewEvents, spark_output_files
 from pipelines.spark.users import user_snapshots
 from pipelines.timelines import as_of_micros
@@ -41,6 +42,10 @@ class SparkEngine:
     def __init__(self, settings: Settings, spark: SparkSession | None = None) -> None:
         self.settings = settings
         self.spark = spark or spark_session(settings)
+
+    def cpu_clock(self) -> float:
+        """CPU seconds of this process and of the Spark JVM: what the engine costs."""
+        return time.process_time() + jvm_cpu_seconds(self.spark)
 
     def new_events(self) -> SparkNewEvents:
         """The sink the runner hands accepted events to (deduplicated at commit)."""

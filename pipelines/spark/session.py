@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import psutil
 from pyspark.sql import SparkSession
 
 from core.settings import Settings
@@ -15,7 +16,7 @@ def spark_session(settings: Settings) -> SparkSession:
     outlives any one ENGRAM_HOME."""
     # Local mode binds the driver to the loopback address, never to the machine's network.
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    session = (
+    builder = (
         SparkSession.builder.master(settings.spark_master)
         .appName("engram-ingest")
         .config("spark.driver.memory", settings.spark_driver_memory)
@@ -29,7 +30,35 @@ def spark_session(settings: Settings) -> SparkSession:
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
     )
+    for key, value in settings.spark_conf.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def jvm_cpu_seconds(spark: SparkSession) -> float:
+    """CPU seconds (user + sys) of the session's JVM so far, when this process launched it."""
+    process = getattr(spark.sparkContext._gateway, "proc", None)
+    if process is None:
+        return 0.0
+    times = psutil.Process(process.pid).cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
+
+
+def stop_spark(spark: SparkSession) -> None:
+    """Stop the session and its JVM (the next session starts a new one)."""
+    from pyspark import SparkContext
+
+    spark.stop()
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    process = getattr(gateway, "proc", None)
+    gateway.shutdown()
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=30)
+    SparkContext._gateway = None
+    SparkContext._jvm = None
