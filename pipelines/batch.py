@@ -190,6 +190,8 @@ def run_ingest(
         )
     summary.seconds = round(time.perf_counter() - started, 3)
     stage("done")
+    if spark is not None:
+        spark.close()  # an ingest that started Spark stops it (an ingest that fails exits)
     return summary
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyspark import StorageLevel
+from pyspark import SparkContext, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
 from core.contract import NORMALIZED_SCHEMA
@@ -30,7 +30,7 @@ from pipelines.aggregate import (
 from pipelines.aggregate_users import session_gap_micros
 from pipelines.spark import enrich, timelines
 from pipelines.spark.items import item_snapshots
-from pipelines.spark.session import jvm_cpu_seconds, spark_session
+from pipelines.spark.session import jvm_cpu_seconds, spark_session, stop_spark
 from pipelines.spark.store import SparkNewEvents, spark_output_files
 from pipelines.spark.users import user_snapshots
 from pipelines.timelines import as_of_micros
@@ -41,7 +41,14 @@ class SparkEngine:
 
     def __init__(self, settings: Settings, spark: SparkSession | None = None) -> None:
         self.settings = settings
+        # A session already running (a test's, a notebook's) is used and left running.
+        self._owned = spark is None and SparkContext._active_spark_context is None
         self.spark = spark or spark_session(settings)
+
+    def close(self) -> None:
+        """Stop the session and its JVM if this engine started them."""
+        if self._owned:
+            stop_spark(self.spark)
 
     def cpu_clock(self) -> float:
         """CPU seconds of this process and of the Spark JVM: what the engine costs."""
