@@ -2,8 +2,8 @@
 and exact trailing windows, with the semantics of `pipelines/aggregate.py`.
 
 Every feature is a window aggregate over an entity's signals ordered by epoch microseconds `t`.
-A RANGE frame of (t - w, t] is exactly the trailing window "w", and since signals tied on `t`
-are peers of one another, every tied signal sees the same value, as in the DuckDB engine.
+RANGE frames make the trailing window "w" exactly (t - w, t], and since signals tied on `t` are
+peers of one another, every tied signal sees the same value, as in the DuckDB engine.
 
 Snapshot rows: the last signal of each (entity, UTC day) is that day's row. For the row at
 `as_of`, each entity whose last signal is earlier gets one *probe*: a row at t = as_of that
@@ -69,8 +69,17 @@ def frame(key: str, window: str) -> WindowSpec:
 
 
 def total(column: Column | str, key: str, window: str) -> Column:
-    """Sum of `column` in the row's window; 0 for an empty one."""
-    return F.coalesce(F.sum(column).over(frame(key, window)), F.lit(0))
+    """Sum of `column` in the row's window; 0 for an empty one.
+
+    A trailing window is the running sum up to the row minus the running sum up to t - w, as
+    the DuckDB engine's prefix sums: Spark adds rows to a frame that starts unbounded, but
+    sums a sliding frame anew at every row, which on an item with many signals is quadratic.
+    """
+    upto_row = F.coalesce(F.sum(column).over(frame(key, "all")), F.lit(0))
+    if window == "all":
+        return upto_row
+    before = order(key).rangeBetween(Window.unboundedPreceding, -WINDOWS[window])
+    return upto_row - F.coalesce(F.sum(column).over(before), F.lit(0))
 
 
 def of_type(name: str) -> Column:
