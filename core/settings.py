@@ -55,6 +55,21 @@ class Settings(BaseSettings):
     duckdb_memory_limit: str = Field(
         default="3GB", description="DuckDB memory limit; larger jobs spill to ENGRAM_HOME/tmp."
     )
+    spark_master: str = Field(
+        default="local[2]",
+        description="Spark master of `engram ingest --engine spark` (local mode by default).",
+    )
+    spark_driver_memory: str = Field(
+        default="2g", description="Memory of the Spark driver (in local mode, the whole job)."
+    )
+    spark_shuffle_partitions: int = Field(
+        default=4, ge=1, description="Partitions of the Spark engine's shuffles."
+    )
+    spark_conf: dict[str, str] = Field(
+        default_factory=dict,
+        description="More Spark settings for the Spark engine, as a JSON object (e.g. "
+        '{"spark.sql.codegen.wholeStage": "false"}).',
+    )
     # --- HTTP API (docs/api.md) ---
     engram_api_keys: str | None = Field(
         default=None,

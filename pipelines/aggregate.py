@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -102,19 +103,29 @@ def write_snapshot(
 ) -> int:
     """Write `rel` to `path` as Parquet (zstd) atomically; returns the rows written."""
     table = rel if isinstance(rel, pa.Table) else _utc(rel.to_arrow_table())
+    return write_snapshot_tables([table], table.schema, path)
+
+
+def write_snapshot_tables(tables: Iterable[pa.Table], schema: pa.Schema, path: Path) -> int:
+    """Write `tables`, in order and cast to `schema`, as one Parquet file (zstd) at `path`,
+    atomically; returns the rows written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    rows = 0
     try:
         # pyarrow rather than DuckDB's COPY: 30% less CPU on the same Arrow table (1.4M user
         # rows: 1.4 s against 2.0 s), same size; zstd level 1: a third less CPU than the
         # default level for files ~6% larger.
-        pq.write_table(table, temporary, compression="zstd", compression_level=1)
+        with pq.ParquetWriter(temporary, schema, compression="zstd", compression_level=1) as writer:
+            for table in tables:
+                writer.write_table(table.select(schema.names).cast(schema))
+                rows += table.num_rows
         temporary.replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise
-    return table.num_rows
+    return rows
 
 
 def _utc(table: pa.Table) -> pa.Table:
@@ -136,4 +147,5 @@ __all__ = [
     "aggregate_users",
     "snapshot_tables",
     "write_snapshot",
+    "write_snapshot_tables",
 ]

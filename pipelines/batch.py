@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, Protocol, TypeVar
 
 import duckdb
 import numpy as np
@@ -41,6 +41,8 @@ from pipelines.sources import jsonl, movielens, parquet
 from pipelines.timelines import as_of_micros
 
 InputFormat = Literal["signals", "movielens"]
+# duckdb: embedded, the default; spark: the same steps on Apache Spark (pipelines/spark/).
+Engine = Literal["duckdb", "spark"]
 StageCallback = Callable[[str], None]
 T = TypeVar("T")
 
@@ -79,17 +81,22 @@ class _StageTimer:
     when one starts."""
 
     def __init__(
-        self, seconds: dict[str, float], cpu: dict[str, float], on_stage: StageCallback | None
+        self,
+        seconds: dict[str, float],
+        cpu: dict[str, float],
+        on_stage: StageCallback | None,
+        cpu_clock: Callable[[], float] = time.process_time,
     ) -> None:
         self._seconds = seconds
         self._cpu = cpu
         self._on_stage = on_stage
+        self._cpu_clock = cpu_clock
         self._current: str | None = None
         self._since = time.perf_counter()
-        self._cpu_since = time.process_time()
+        self._cpu_since = cpu_clock()
 
     def start(self, name: str) -> None:
-        now, cpu = time.perf_counter(), time.process_time()
+        now, cpu = time.perf_counter(), self._cpu_clock()
         if self._current is not None:
             self._seconds[self._current] = round(now - self._since, 3)
             self._cpu[self._current] = round(cpu - self._cpu_since, 3)
@@ -129,13 +136,28 @@ def run_ingest(
     on_stage: StageCallback | None = None,
     memories: bool = False,
     full: bool = False,
+    engine: Engine = "duckdb",
 ) -> IngestSummary:
     """Ingest `path` into the offline store and bring the feature snapshots to `as_of`
     (incrementally when the kept state allows, recomputing everything with `full`); with
-    `memories`, also remember its text signals (searchable when this returns)."""
+    `memories`, also remember its text signals (searchable when this returns). `engine` runs
+    deduplication, enrichment and aggregation on DuckDB or on Spark (always a full recompute),
+    with equal results."""
+    if engine not in ("duckdb", "spark"):
+        raise InvalidInputError("engine", f"unknown engine {engine!r}")
     started = time.perf_counter()
     summary = IngestSummary()
-    timer = _StageTimer(summary.stage_seconds, summary.stage_cpu_seconds, on_stage)
+    spark = None
+    if engine == "spark":
+        # Imported here: pyspark and its JVM load only for this engine.
+        from pipelines.spark.engine import SparkEngine
+
+        if on_stage is not None:
+            on_stage("spark")
+        spark = SparkEngine(settings)
+    # With Spark, the CPU of its JVM counts too.
+    cpu_clock = time.process_time if spark is None else spark.cpu_clock
+    timer = _StageTimer(summary.stage_seconds, summary.stage_cpu_seconds, on_stage, cpu_clock)
     stage = timer.start
     ingested_at = datetime.now(UTC)
     as_of = as_of or ingested_at
@@ -150,8 +172,16 @@ def run_ingest(
 
     # One streaming stage: each batch is normalized, deduplicated and written to the new part.
     stage("normalize+store")
+    sink = DedupWriter(con, settings) if spark is None else spark.new_events()
     accepted_ids = _store_new_events(
-        con, settings, raw, summary, source=str(path), ingested_at=ingested_at, keep_ids=memories
+        con,
+        sink,
+        settings,
+        raw,
+        summary,
+        source=str(path),
+        ingested_at=ingested_at,
+        keep_ids=memories,
     )
     # The ids and the last batches are done with: give their memory back before aggregating.
     pa.default_memory_pool().release_unused()
@@ -160,16 +190,77 @@ def run_ingest(
         summary.memories = _remember(settings, con.cursor(), accepted_ids)
 
     stage("aggregate")
-    summary.feature_rows, summary.aggregation = update_features(
-        con, settings, as_of=as_of, full=full
-    )
+    if spark is None:
+        summary.feature_rows, summary.aggregation = update_features(
+            con, settings, as_of=as_of, full=full
+        )
+    else:
+        snapshots = _snapshots(settings)
+        summary.feature_rows = spark.rebuild_features(
+            as_of=as_of, users_dir=snapshots.users, items_dir=snapshots.items
+        )
+        # Spark keeps no incremental state: the next DuckDB ingest recomputes in full.
+        incremental.clear(settings)
+        summary.aggregation = "full: --engine spark"
     summary.seconds = round(time.perf_counter() - started, 3)
     stage("done")
+    if spark is not None:
+        spark.close()  # an ingest that started Spark stops it (an ingest that fails exits)
     return summary
+
+
+class EventSink(Protocol):
+    """Where the runner sends accepted events: it stores the new ones, once each."""
+
+    def write(self, accepted: pa.Table) -> None:
+        """Take one batch of accepted events (NORMALIZED_SCHEMA, input order)."""
+
+    def commit(self) -> int:
+        """Store the events not stored before (first copies); returns how many."""
+        ...
+
+    def abort(self) -> None:
+        """Store nothing."""
+
+
+class DedupWriter:
+    """The DuckDB engine's sink: each batch deduplicated as it arrives against the ids seen so
+    far (the store's, then this input's), and written straight to the new part. The store's ids
+    come from the kept index of their hashes when it is up to date (stored ids are then read
+    only where a hash matches), else from the parts."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+        self._settings = settings
+        self._seen = event_ids.SeenIds(con.cursor())
+        index = event_store.load_id_index(settings)
+        if index is None:
+            self._seen.add(event_store.stored_ids(con, settings))
+        else:
+            self._seen.add_hashes(index, event_store.ids_with_hashes(con.cursor(), settings))
+        self._stored_before = len(self._seen)
+        self._writer = event_store.PartWriter(settings)
+
+    def write(self, accepted: pa.Table) -> None:
+        keep = self._seen.keep_new(accepted.column("event_id"))
+        if len(keep) < accepted.num_rows:
+            # A mask, not `take`: on 1M events, 0.12 s against 0.4 s.
+            mask = np.zeros(accepted.num_rows, dtype=bool)
+            mask[keep] = True
+            accepted = accepted.filter(pa.array(mask))
+        self._writer.write(accepted)
+
+    def commit(self) -> int:
+        self._writer.commit()
+        event_store.save_id_index(self._settings, self._seen.hashes)
+        return len(self._seen) - self._stored_before
+
+    def abort(self) -> None:
+        self._writer.abort()
 
 
 def _store_new_events(
     con: duckdb.DuckDBPyConnection,
+    sink: EventSink,
     settings: Settings,
     raw: duckdb.DuckDBPyRelation,
     summary: IngestSummary,
@@ -178,21 +269,10 @@ def _store_new_events(
     ingested_at: datetime,
     keep_ids: bool,
 ) -> pa.ChunkedArray:
-    """Normalize `raw`, keep its rejections in the dead letter and store its new events as one
-    part; fills the summary's counts. Returns the accepted event ids when `keep_ids`.
-
-    Each normalized batch is deduplicated against the ids seen so far (the store's, then this
-    input's) and written straight to the new part, so memory holds the ids and a few batches,
-    never the whole input.
+    """Normalize `raw`, keep its rejections in the dead letter and hand its accepted events to
+    `sink`, which stores the new ones; fills the summary's counts. Returns the accepted event ids
+    when `keep_ids`. Memory holds a few batches, never the whole input.
     """
-    seen = event_ids.SeenIds(con.cursor())
-    index = event_store.load_id_index(settings)
-    if index is None:
-        seen.add(event_store.stored_ids(con, settings))
-    else:
-        seen.add_hashes(index, event_store.ids_with_hashes(con.cursor(), settings))
-    stored_before = len(seen)
-    writer = event_store.PartWriter(settings)
     work = con.cursor()
     users: list[pa.Array] = []
     items: list[pa.Array] = []
@@ -211,19 +291,11 @@ def _store_new_events(
             items.append(pc.unique(accepted.column("item_id")).drop_null())
             if keep_ids:
                 accepted_ids.append(accepted.column("event_id"))
-            keep = seen.keep_new(accepted.column("event_id"))
-            if len(keep) < accepted.num_rows:
-                # A mask, not `take`: on 1M events, 0.12 s against 0.4 s.
-                mask = np.zeros(accepted.num_rows, dtype=bool)
-                mask[keep] = True
-                accepted = accepted.filter(pa.array(mask))
-            writer.write(accepted)
+            sink.write(accepted)
     except BaseException:
-        writer.abort()
+        sink.abort()
         raise
-    writer.commit()
-    event_store.save_id_index(settings, seen.hashes)
-    summary.new = len(seen) - stored_before
+    summary.new = sink.commit()
     summary.duplicates = summary.accepted - summary.new
     summary.read = summary.accepted + summary.rejected
     summary.rejected_by_reason = dict(reasons.most_common())

@@ -42,6 +42,14 @@ from core.times import parse_time
     help="Recompute every feature from every stored event (default: update what the new events "
     "touch, when the state of an earlier ingest allows).",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where deduplication, enrichment and aggregation run: embedded DuckDB, or Apache Spark "
+    "(pip install 'engram[spark]'; SPARK_MASTER, local[2] by default).",
+)
 @click.pass_obj
 @handle_errors
 def ingest(
@@ -53,6 +61,7 @@ def ingest(
     as_json: bool,
     memories: bool,
     full: bool,
+    engine: str,
 ) -> None:
     """Run the batch pipeline on PATH: normalize, store, enrich, aggregate, and remember the
     text signals as memories (searchable when the command returns)."""
@@ -76,6 +85,7 @@ def ingest(
             on_stage=lambda name: progress.update(task, description=f"ingest: {name}"),
             memories=memories,
             full=full,
+            engine=engine,  # type: ignore[arg-type]
         )
     if as_json:
         click.echo(json.dumps(summary.to_dict()))

@@ -48,7 +48,8 @@ def rate_weight_sql(value_column: str) -> str:
     return f"coalesce(({value_column} - {RATE_WEIGHT_MIDPOINT!r}) * {RATE_WEIGHT_SCALE!r}, 0.0)"
 
 
-def _weight_sql() -> str:
+def weight_sql() -> str:
+    """SQL of a signal's weight from its `type` and `value` columns (DuckDB and Spark SQL alike)."""
     cases = " ".join(
         f"WHEN '{name}' THEN {weight!r}"
         for name, weight in IMPLICIT_WEIGHTS.items()
@@ -110,7 +111,7 @@ def enrich(
             ) AS session,
             CAST(hour(timezone('UTC', ts)) AS TINYINT) AS hour,
             CAST(isodow(timezone('UTC', ts)) - 1 AS TINYINT) AS weekday,
-            CAST({_weight_sql()} AS DOUBLE) AS weight
+            CAST({weight_sql()} AS DOUBLE) AS weight
         FROM gaps
         """
     )
