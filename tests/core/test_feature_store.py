@@ -45,8 +45,20 @@ def test_the_environment_for_the_feast_cli(tmp_path: Path) -> None:
     assert env == {
         "ENGRAM_HOME": str((tmp_path / "h").resolve()),
         "ENGRAM_FEAST_REDIS": "10.0.0.5:6380,db=2,password=s@cret",
+        "ENGRAM_FEAST_REDIS_TYPE": "redis",
         "ENGRAM_FEAST_REGISTRY": f"sqlite:///{(tmp_path / 'h').resolve()}/registry.db",
     }
+
+
+def test_a_redis_cluster_is_feasts_redis_cluster_without_a_database(tmp_path: Path) -> None:
+    settings = Settings(engram_home=tmp_path / "h", redis_cluster=True)
+    env = feature_store.feast_environment(settings, "redis://10.0.0.5:7000/0")
+    assert env["ENGRAM_FEAST_REDIS"] == "10.0.0.5:7000"
+    assert env["ENGRAM_FEAST_REDIS_TYPE"] == "redis_cluster"
+    config = feature_store.repo_config(settings, "redis://10.0.0.5:7000")
+    assert config.online_store.redis_type == "redis_cluster"
+    with pytest.raises(ConfigError, match="database 0 only"):
+        feature_store.feast_environment(settings, "redis://10.0.0.5:7000/3")
 
 
 def test_a_shared_registry_replaces_the_sqlite_file(tmp_path: Path) -> None:

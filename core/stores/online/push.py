@@ -26,6 +26,7 @@ from core.stores.cluster import RedisClient, is_cluster, key_slot, slot_tag
 from core.stores.online.encode import encode_values
 from core.stores.online.layout import ViewRef, feature_field, redis_keys, timestamp_field
 from core.stores.online.timestamps import encode_event_timestamps, event_micros
+from core.stores.online.transport import bulk, round_trip
 from core.stores.online.varints import matrix_to_list
 
 # KEYS: per row the Feast hash and its `written_key`. ARGV: per row the state version (event
@@ -118,8 +119,19 @@ class OnlineWriter:
         if self._script is not None:
             keys, args = calls[0]
             return int(self._script(keys=keys, args=args))
-        # One script per slot (keys of several slots cannot meet in one), routed by redis-py.
-        pipe = self.client.pipeline(transaction=False)
-        for keys, args in calls.values():
-            pipe.eval(_WRITE, len(keys), *keys, *args)
-        return sum(int(n) for n in pipe.execute())
+        # One script per slot (keys of several slots cannot meet in one), each sent to its
+        # slot's node, pipelined; sent again whole if slots move (a row written twice is the
+        # same row).
+        commands = [_eval(keys, args) for keys, args in calls.values()]
+        firsts = [keys[0] for keys, _ in calls.values()]
+        return sum(int(n) for n in round_trip(self.client, commands, firsts))
+
+
+_SCRIPT = _WRITE.encode()
+
+
+def _eval(keys: list[bytes], args: list[bytes | int]) -> bytes:
+    """RESP of one EVAL of `_WRITE` (Redis keeps the compiled script by its hash)."""
+    parts = [_SCRIPT, b"%d" % len(keys), *keys]
+    parts += [a if isinstance(a, bytes) else b"%d" % a for a in args]
+    return b"*%d\r\n$4\r\nEVAL\r\n%s" % (1 + len(parts), b"".join(map(bulk, parts)))
