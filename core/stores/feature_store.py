@@ -86,8 +86,8 @@ def feast_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     return {
         "ENGRAM_HOME": str(settings.engram_home.resolve()),
         "ENGRAM_FEAST_REDIS": feast_connection_string(redis_url, cluster=settings.redis_cluster),
-        "ENGRAM_FEAST_REDIS_TYPE": "redis_cluster" if settings.redis_cluster else "redis",
         "ENGRAM_FEAST_REGISTRY": registry_url(settings),
+        "ENGRAM_FEAST_REDIS_TYPE": "redis_cluster" if settings.redis_cluster else "redis",
     }
 
 

@@ -45,8 +45,8 @@ def test_the_environment_for_the_feast_cli(tmp_path: Path) -> None:
     assert env == {
         "ENGRAM_HOME": str((tmp_path / "h").resolve()),
         "ENGRAM_FEAST_REDIS": "10.0.0.5:6380,db=2,password=s@cret",
-        "ENGRAM_FEAST_REDIS_TYPE": "redis",
         "ENGRAM_FEAST_REGISTRY": f"sqlite:///{(tmp_path / 'h').resolve()}/registry.db",
+        "ENGRAM_FEAST_REDIS_TYPE": "redis",
     }
 
 
@@ -190,6 +190,7 @@ def test_feast_env_prints_exports(fresh: Settings) -> None:
     assert out[1].startswith("export ENGRAM_FEAST_REDIS=127.0.0.1:")
     registry = f"sqlite:///{fresh.engram_home.resolve()}/registry.db"
     assert out[2] == f"export ENGRAM_FEAST_REGISTRY={registry}"
+    assert out[3] == "export ENGRAM_FEAST_REDIS_TYPE=redis"
 
 
 @pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning")  # ibis, in Feast
