@@ -116,8 +116,12 @@ def retry_resharded(client: RedisCluster, attempt: Callable[[], _T]) -> _T:
 
 
 def node_of(client: RedisCluster, key: bytes) -> Any:
-    """The primary node owning a key's slot, from the client's slot map."""
-    return client.nodes_manager.get_node_from_slot(key_slot(key))
+    """The primary node owning a key's slot, from the client's slot map (read directly: the
+    accessor's lock and argument checks cost more than the lookup, per key)."""
+    owners = client.nodes_manager.slots_cache.get(key_slot(key))
+    if not owners:
+        raise ClusterDownError(f"no node serves the slot of {key!r} in the client's map")
+    return owners[0]
 
 
 def _cluster_round_trip(
