@@ -1,14 +1,17 @@
 """The fast read on a 3-master Redis Cluster: what Feast (redis_type: redis_cluster) wrote is read
-back as Feast's get_online_features reads it, one HMGET per entity on the node of its slot."""
+back as Feast's get_online_features reads it, one HMGET per entity on the node of its slot, and
+the item cache holds what the live read gives."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from redis.cluster import RedisCluster
 
+from core.stores.online.cache import EntityCache
 from core.stores.online.plan import views_from_store
 from core.stores.online.read import OnlineFeatureReader
 from tests.core.stores.online.test_read import (
@@ -69,3 +72,18 @@ def test_user_and_items_in_one_round_trip_one_hmget_each(
     assert not any("cmdstat_eval" in node for node in stats.values())
     assert both["user_id"].values("n_events") == [10]
     assert both["item_id"].values("n_buyers")[:3] == [0, 11, 22]
+
+
+def test_the_item_cache_holds_what_the_live_read_gives(repo: ToyRepo, client: RedisCluster) -> None:
+    reader = OnlineFeatureReader(
+        client, PROJECT, views_from_store(repo.store, repo.feature_refs("item_stats"))
+    )
+    cache = EntityCache(reader, "item_id", ITEMS[:100], max_age_s=60)
+    asked = [*ITEMS[::-3], ITEMS[5]]  # any order, a repeat, an id outside the population
+    live = reader.read("item_id", asked)
+    cached = cache.rows(asked)
+    for name in live.names:
+        assert cached.values(name) == live.values(name), name
+    numeric = ["popularity", "n_buyers"]
+    np.testing.assert_array_equal(cached.matrix(numeric), live.matrix(numeric))
+    assert cache.refreshes == 1 and cache.size == 100
