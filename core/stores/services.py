@@ -120,7 +120,7 @@ def connect_cluster(url: str, timeout_s: float | None = None, **options: Any) ->
         return RedisCluster.from_url(url, **options)
     # redis-py follows MOVED/ASK within these attempts (it retries a node that does not
     # answer as well: two attempts bound that by twice the timeout).
-    return RedisCluster.from_url(url, **_bounded(timeout_s), retry=Retry(NoBackoff(), 1))
+    return RedisCluster.from_url(url, **{**_bounded(timeout_s), "retry": Retry(NoBackoff(), 1)})
 
 
 def _bounded(timeout_s: float) -> dict[str, Any]:
