@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         description="Online store and streams. Unset: Engram starts a local redis-server "
         "under ENGRAM_HOME/services on a free port.",
     )
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL names a node of a Redis Cluster (Feast's redis_type: "
+        "redis_cluster); the other nodes are found from it.",
+    )
     milvus_uri: str | None = Field(
         default=None,
         description="Memory and item-vector store. Unset: Engram starts an embedded Milvus "

@@ -26,10 +26,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import redis
-
 from core.settings import Settings
-from core.stores.services import connect_milvus, resolve_redis_url
+from core.stores.services import connect_milvus, connect_url, resolve_redis_url
 from core.stores.state_files import LocalFiles, StateFiles
 from forget import audit_files, audit_milvus, audit_redis
 from forget.audit_report import AuditReport, Needles, PlaceReport
@@ -53,8 +51,8 @@ def audit(
     directory (default: this home's local server's)."""
     needles = Needles(user_id, text)
     places: list[PlaceReport] = []
-    with redis.Redis.from_url(
-        resolve_redis_url(settings), socket_timeout=REDIS_TIMEOUT_S
+    with connect_url(
+        settings, resolve_redis_url(settings), socket_timeout=REDIS_TIMEOUT_S
     ) as client:
         places.append(audit_redis.scan_keys(client, needles))
         files = audit_redis.server_files(client, [settings.services_dir / "redis"])

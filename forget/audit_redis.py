@@ -20,25 +20,30 @@ from typing import Any
 import redis
 
 from core.stores import local_redis
+from core.stores.cluster import RedisClient, nodes
 from forget.audit_report import Needles, PlaceReport
 
 CHUNK = 1_000  # members or entries read per call
 _LOAD_TIMEOUT_S = 60.0
 
 
-def scan_keys(client: redis.Redis, needles: Needles, place: str = "redis") -> PlaceReport:
-    """Every key name and value in every database of the server."""
+def scan_keys(client: RedisClient, needles: Needles, place: str = "redis") -> PlaceReport:
+    """Every key name and value in every database of the server (of every master of a
+    cluster)."""
     report = PlaceReport(place, "keys")
-    info: Any = client.info("keyspace")
-    for db in sorted(int(name[2:]) for name in info if name.startswith("db")):
-        kwargs = {**client.connection_pool.connection_kwargs, "db": db}
-        with redis.Redis(**kwargs) as one:
-            for key in one.scan_iter(count=CHUNK):
-                report.scanned += 1
-                where = f"db{db} {key!r}"
-                report.check_bytes(where, key, needles)
-                for value in _values(one, key):
-                    report.check_bytes(where, value, needles)
+    servers = nodes(client)
+    for server in servers:
+        kwargs = server.connection_pool.connection_kwargs
+        node = f"{kwargs.get('host')}:{kwargs.get('port')} " if len(servers) > 1 else ""
+        info: Any = server.info("keyspace")
+        for db in sorted(int(name[2:]) for name in info if name.startswith("db")):
+            with redis.Redis(**{**kwargs, "db": db}) as one:
+                for key in one.scan_iter(count=CHUNK):
+                    report.scanned += 1
+                    where = f"{node}db{db} {key!r}"
+                    report.check_bytes(where, key, needles)
+                    for value in _values(one, key):
+                        report.check_bytes(where, value, needles)
     return report
 
 
@@ -79,14 +84,17 @@ def _stream_values(client: Any, key: bytes) -> Iterator[bytes]:
         low = "(" + entries[-1][0].decode()
 
 
-def server_files(client: redis.Redis, also: list[Path]) -> list[Path]:
-    """The files of the server's data directory when it is on this host (AOF, RDB, its log),
-    and of the directories in `also` (e.g. ENGRAM_HOME's local server)."""
-    try:
-        config: Any = client.config_get("dir")
-        directories = [Path(str(config["dir"])), *also]
-    except redis.ResponseError:  # CONFIG disabled (a managed server): its files are not ours
-        directories = list(also)
+def server_files(client: RedisClient, also: list[Path]) -> list[Path]:
+    """The files of the server's data directory (every master's of a cluster) when it is on
+    this host (AOF, RDB, its log), and of the directories in `also` (e.g. ENGRAM_HOME's local
+    server)."""
+    directories = list(also)
+    for server in nodes(client):
+        try:
+            config: Any = server.config_get("dir")
+            directories.append(Path(str(config["dir"])))
+        except redis.ResponseError:  # CONFIG disabled (a managed server): its files are not ours
+            pass
     files: set[Path] = set()
     for directory in directories:
         if directory.is_dir():

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
-
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from core.stores.log_retention import rewrite_aof
-from core.stores.services import connect_redis, resolve_redis_url
+from core.stores.services import connect_redis, connect_url, resolve_redis_url
 from forget.offline import forget_feature_rows
 from forget.online import forget_in_redis
 from memory.service import PURGE_TIMEOUT_S, connect_store
@@ -65,7 +64,7 @@ def forget_marked(
     tombstone: Tombstone,
     *,
     collection: str = DEFAULT_COLLECTION,
-    client: redis.Redis | None = None,
+    client: RedisClient | None = None,
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """The forget after its tombstone: every store, the logs, then the tombstone's time."""
@@ -113,9 +112,10 @@ def forget_marked(
     return removed
 
 
-def _client(settings: Settings, timeout_s: float | None) -> redis.Redis:
+def _client(settings: Settings, timeout_s: float | None) -> RedisClient:
     if timeout_s is None:
-        return redis.Redis.from_url(
+        return connect_url(
+            settings,
             resolve_redis_url(settings),
             socket_timeout=REDIS_TIMEOUT_S,
             socket_connect_timeout=REDIS_TIMEOUT_S,

@@ -42,7 +42,7 @@ class SoakLimits:
     window_s: float = 120.0
     max_rss_growth_pct: float = 10.0
     max_redis_growth_pct: float = 10.0
-    redis_exclude_keys: tuple[str, ...] = ("engram:signals",)
+    redis_exclude_keys: tuple[str, ...] = ("engram:{signals}",)
 
 
 @dataclass(frozen=True)

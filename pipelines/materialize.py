@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import redis
 
 from core.errors import InvalidInputError, SourceError
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from core.stores.online.layout import view_ref
 from core.stores.online.write import CHUNK_ROWS, write_view_rows
 from core.times import EPOCH
@@ -115,7 +115,7 @@ def read_source(
 
 def materialize_view(
     store: FeatureStore,
-    client: redis.Redis,
+    client: RedisClient,
     view_name: str,
     *,
     start: datetime | None,
@@ -153,7 +153,7 @@ def _source_key(feature_view: Any) -> tuple[str, str, str, str]:
 
 def materialize_views(
     store: FeatureStore,
-    client: redis.Redis,
+    client: RedisClient,
     view_names: Sequence[str],
     *,
     start: datetime | None,
@@ -216,7 +216,7 @@ def _source_path(store: FeatureStore, path: str) -> str:
 
 def materialize_incremental(
     store: FeatureStore,
-    client: redis.Redis,
+    client: RedisClient,
     end: datetime,
     views: Sequence[str] | None = None,
 ) -> list[MaterializeResult]:
@@ -246,14 +246,14 @@ def materialize_incremental(
 def run_materialize(settings: Settings, *, end: datetime | None = None) -> dict[str, Any]:
     """`engram materialize`: apply the repo, then every view's new rows up to `end` (now)."""
     from core.stores import feature_store
-    from core.stores.services import resolve_redis_url
+    from core.stores.services import connect_url, resolve_redis_url
 
     began = time.perf_counter()
     end = end or datetime.now(UTC)
     redis_url = resolve_redis_url(settings)
     store = feature_store.open_store(settings, redis_url)
     feature_store.apply_repo(store, settings)
-    with redis.Redis.from_url(redis_url) as client:
+    with connect_url(settings, redis_url) as client:
         results = materialize_incremental(store, client, end)
     return {
         "end": end.isoformat(),

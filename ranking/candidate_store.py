@@ -152,7 +152,9 @@ class CandidateStore:
 
     def write(self, user_id: str, record: bytes, sources: int, written_ms: int) -> list[str]:
         """Store the user's record as their latest write; the users evicted for the budget."""
-        pipe = self.client.pipeline(transaction=True)
+        # Not a transaction: the record and its place in the order may sit on two masters of a
+        # Redis Cluster; a crash between them leaves at worst a record the budget forgets.
+        pipe = self.client.pipeline(transaction=False)
         pipe.set(user_key(user_id), record)
         pipe.zadd(RECENT, {user_id: written_ms})
         pipe.zcard(RECENT)
@@ -209,10 +211,11 @@ class CandidateStore:
         users = list(user_ids)
         if not users:
             return 0
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(*[user_key(user) for user in users])
+        pipe = self.client.pipeline(transaction=False)  # keys of many slots on a cluster
+        for user in users:
+            pipe.delete(user_key(user))
         pipe.zrem(RECENT, *users)
-        return int(pipe.execute()[0])
+        return sum(int(deleted) for deleted in pipe.execute()[:-1])
 
     def _evict(self, excess: int) -> list[str]:
         if excess <= 0:

@@ -194,11 +194,10 @@ def features() -> None:
 @handle_errors
 def features_show(settings: Settings, user_id: str | None, sample: bool, service: str) -> None:
     """Print USER_ID's online features (or a sample user's) as JSON, read from Redis."""
-    import redis
 
     from core.stores import feature_store
     from core.stores.online.read_service import user_features
-    from core.stores.services import resolve_redis_url
+    from core.stores.services import connect_url, resolve_redis_url
     from pipelines import duck, feature_snapshots
 
     if user_id is None:
@@ -207,7 +206,7 @@ def features_show(settings: Settings, user_id: str | None, sample: bool, service
         user_id = feature_snapshots.sample_user(duck.connect(settings), settings)
     redis_url = resolve_redis_url(settings)
     store = feature_store.open_store(settings, redis_url)
-    with redis.Redis.from_url(redis_url) as client:
+    with connect_url(settings, redis_url) as client:
         shown = user_features(store, client, user_id, service)
     click.echo(json.dumps(shown, default=str, indent=2))
 

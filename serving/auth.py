@@ -19,12 +19,12 @@ import ipaddress
 import re
 from pathlib import Path
 
-import redis
 from flask import current_app, g, request
 from flask_openapi3 import OpenAPI
 
 from core.errors import ConfigError
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from serving import keys as issued_keys
 from serving.errors import ApiError
 
@@ -126,7 +126,7 @@ def authorize() -> None:
         _check(scope, ext.api_keys, ext.redis)
 
 
-def has_keys(keys: dict[bytes, frozenset[str]], client: redis.Redis) -> bool:
+def has_keys(keys: dict[bytes, frozenset[str]], client: RedisClient) -> bool:
     """Whether any key can be accepted: a configured one, or one issued into Redis."""
     return bool(keys) or any(client.scan_iter(match=issued_keys.RECORD + "*", count=500))
 
@@ -144,7 +144,7 @@ def refuse_keys_in_query() -> None:
         )
 
 
-def _check(scope: str, keys: dict[bytes, frozenset[str]], client: redis.Redis) -> None:
+def _check(scope: str, keys: dict[bytes, frozenset[str]], client: RedisClient) -> None:
     header = request.headers.get("Authorization", "")
     kind, _, token = header.partition(" ")
     token = token.strip()
@@ -159,7 +159,7 @@ def _check(scope: str, keys: dict[bytes, frozenset[str]], client: redis.Redis) -
 
 
 def _scopes(
-    token: str, keys: dict[bytes, frozenset[str]], client: redis.Redis
+    token: str, keys: dict[bytes, frozenset[str]], client: RedisClient
 ) -> frozenset[str] | None:
     """The scopes of a configured or issued key; None when it is neither (or revoked)."""
     if not issued_keys.is_issued(token):

@@ -24,6 +24,7 @@ from pymilvus.exceptions import MilvusException
 from core.errors import EngramError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
 from core.stores import feature_store
+from core.stores.cluster import RedisClient
 from core.stores.online.layout import ViewRef
 from core.stores.online.plan import service_plan
 from core.stores.online.read_service import ServiceReader, user_row
@@ -92,7 +93,7 @@ def freeze_heap() -> None:
 class FeatureReader:
     """The `ranking` feature service of one user, read online through the fast path."""
 
-    def __init__(self, settings: Settings, redis_url: str, client: redis.Redis, breaker: Breaker):
+    def __init__(self, settings: Settings, redis_url: str, client: RedisClient, breaker: Breaker):
         self._settings = settings
         self._redis_url = redis_url
         self._client = client
@@ -254,7 +255,7 @@ class RankService:
         load_model: Callable[[Settings, Ranker | None], Ranker | None],
         load_popular: Callable[[Settings], Popularity] = load_popularity,
         *,
-        client: redis.Redis,
+        client: RedisClient,
     ) -> None:
         self._settings = settings
         self._breaker = breaker

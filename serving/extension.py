@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis
 from flask import current_app
 
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from pipelines.normalize import RecordNormalizer
 from serving.backends import FeatureReader, MemoryHandle, RankService
 from serving.breaker import Breaker
@@ -23,7 +23,7 @@ class Engram:
     api_keys: dict[bytes, frozenset[str]]
     scopes: dict[str, str]  # endpoint -> the scope its operation states (serving/auth.py)
     redis_url: str
-    redis: redis.Redis
+    redis: RedisClient
     redis_breaker: Breaker
     normalizer: RecordNormalizer  # the contract's checks, planned once (thread-safe)
     features: FeatureReader

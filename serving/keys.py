@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from core.errors import EngramError, InvalidInputError, ServiceUnavailableError
+from core.stores.cluster import RedisClient
 
 PREFIX = "egk_"
 RECORD = "engram:apikey:"
@@ -70,7 +71,7 @@ def is_issued(token: str) -> bool:
 
 
 def create(
-    client: redis.Redis, scopes: set[str], tenant: str | None = None, rate_per_second: int = 0
+    client: RedisClient, scopes: set[str], tenant: str | None = None, rate_per_second: int = 0
 ) -> tuple[IssuedKey, str]:
     """A new key with these scopes (admin implies read and write): its record and the key."""
     unknown = scopes - set(SCOPES)
@@ -104,7 +105,7 @@ def create(
     return issued, key
 
 
-def listed(client: redis.Redis) -> list[IssuedKey]:
+def listed(client: RedisClient) -> list[IssuedKey]:
     """Every issued key's record, oldest first."""
     records = []
     for name in client.scan_iter(match=RECORD + "*", count=500):
@@ -114,14 +115,14 @@ def listed(client: redis.Redis) -> list[IssuedKey]:
     return sorted(records, key=lambda r: (r.created_at, r.key_id))
 
 
-def revoke(client: redis.Redis, key_id: str) -> bool:
+def revoke(client: RedisClient, key_id: str) -> bool:
     """Remove a key: refused on every host from the next request. False if there was none."""
     if not re.fullmatch(r"[0-9a-f]{16}", key_id):
         raise InvalidInputError("key_id", "not a key id (16 hex characters)")
     return bool(client.delete(RECORD + key_id))
 
 
-def check(client: redis.Redis, token: str, now: float | None = None) -> IssuedKey | None:
+def check(client: RedisClient, token: str, now: float | None = None) -> IssuedKey | None:
     """The record of a presented issued key, or None when it is unknown or revoked; RateLimited
     over its limit; ServiceUnavailableError when Redis does not answer."""
     found = _KEY.fullmatch(token)
@@ -146,7 +147,7 @@ def check(client: redis.Redis, token: str, now: float | None = None) -> IssuedKe
     return issued
 
 
-def held(client: redis.Redis, key_id: str, digest: str) -> IssuedKey | None:
+def held(client: RedisClient, key_id: str, digest: str) -> IssuedKey | None:
     """The record of a key known by its id and digest (a browser session holds those, never the
     key), or None once it is revoked; nothing is counted against its rate."""
     try:

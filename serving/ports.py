@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
-import redis
+from core.stores.cluster import RedisClient
 
 
 class Ranked(Protocol):
@@ -77,7 +77,7 @@ class RefreshesItems(Protocol):
 class Producer(Protocol):
     """Appends signals (JSON text, one per record) to the signals stream; returns their ids."""
 
-    def __call__(self, client: redis.Redis, records: Sequence[str]) -> list[str]: ...
+    def __call__(self, client: RedisClient, records: Sequence[str]) -> list[str]: ...
 
 
 class SyncProcessor(Protocol):

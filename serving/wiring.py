@@ -18,10 +18,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import redis
-
 from core.errors import EngramError
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from pipelines.stream import producer
 from pipelines.stream.process import MemorySink, StreamContext, open_context, process_batch
 from pipelines.stream.views import load_layout
@@ -63,7 +62,7 @@ def load_model(settings: Settings, current: Ranker | None = None) -> Ranker | No
     return ranker
 
 
-def produce(client: redis.Redis, records: Sequence[str]) -> list[str]:
+def produce(client: RedisClient, records: Sequence[str]) -> list[str]:
     """Append signals to the signals stream in one round trip; their entry ids."""
     return producer.produce(client, records)
 
@@ -77,7 +76,7 @@ class StreamSync:
     """
 
     def __init__(
-        self, settings: Settings, client: redis.Redis, redis_url: str, memory: MemorySink | None
+        self, settings: Settings, client: RedisClient, redis_url: str, memory: MemorySink | None
     ) -> None:
         self._settings = settings
         self._client = client

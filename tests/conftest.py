@@ -17,10 +17,12 @@ import pytest
 import redis
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
+from redis.cluster import RedisCluster
 from sqlalchemy.engine import make_url
 
 from core.settings import Settings
 from core.stores import local_redis
+from tests.redis_cluster import start_cluster
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -99,6 +101,23 @@ def redis_url(redis_server: str) -> Iterator[str]:
     yield redis_server
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of one node of a 3-master Redis Cluster owned by this test session."""
+    url, stop = start_cluster(tmp_path_factory.mktemp("redis-cluster"))
+    yield url
+    stop()
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster_server: str) -> Iterator[str]:
+    """The session's Redis Cluster, every master emptied before and after the test."""
+    with RedisCluster.from_url(redis_cluster_server) as client:
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
+        yield redis_cluster_server
+        client.flushall(target_nodes=RedisCluster.PRIMARIES)
 
 
 @pytest.fixture(scope="session")

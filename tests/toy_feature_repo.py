@@ -116,8 +116,10 @@ def build_toy_repo(
     n_users: int = 40,
     n_items: int = 120,
     key_ttl_seconds: int | None = None,
+    cluster: bool = False,
 ) -> ToyRepo:
-    """Write the Parquet sources and apply the repo; nothing is materialized yet."""
+    """Write the Parquet sources and apply the repo; nothing is materialized yet. `cluster`:
+    `redis_url` is a node of a Redis Cluster (Feast's redis_type: redis_cluster)."""
     path.mkdir(parents=True, exist_ok=True)
     tables = {
         "user_stats": user_stats_rows(n_users, NOW),
@@ -174,7 +176,8 @@ def build_toy_repo(
         provider="local",
         registry=str(path / "registry.db"),
         online_store=RedisOnlineStoreConfig(
-            connection_string=feast_connection_string(redis_url),
+            redis_type="redis_cluster" if cluster else "redis",
+            connection_string=feast_connection_string(redis_url, cluster=cluster),
             key_ttl_seconds=key_ttl_seconds,
         ),
         offline_store={"type": "dask"},

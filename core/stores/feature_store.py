@@ -1,12 +1,13 @@
 """The one place that turns Settings into Feast's RepoConfig and FeatureStore, and applies the repo.
 
 `feature_repo/feature_store.yaml` stays the single description of the store; its variables
-(`${ENGRAM_FEAST_REGISTRY}`, `${ENGRAM_FEAST_REDIS}`) are filled here from the Settings passed
-in, never from the process environment, and `feast_environment` gives the same values to the
-plain `feast` CLI (with ENGRAM_HOME and ENGRAM_OFFLINE_DIR, which the repo's file sources read).
-The registry is SQLite in ENGRAM_HOME unless ENGRAM_FEAST_REGISTRY_URL names a shared one
-(PostgreSQL, docs/deploy.md). The repo's file sources are bound to the Settings' offline store
-when applied, so one checkout serves any number of ENGRAM_HOMEs (tests, the demo, production).
+(`${ENGRAM_FEAST_REGISTRY}`, `${ENGRAM_FEAST_REDIS}`, `${ENGRAM_FEAST_REDIS_TYPE}`) are filled
+here from the Settings passed in, never from the process environment, and `feast_environment`
+gives the same values to the plain `feast` CLI (with ENGRAM_HOME and ENGRAM_OFFLINE_DIR, which the
+repo's file sources read). The registry is SQLite in ENGRAM_HOME unless ENGRAM_FEAST_REGISTRY_URL
+names a shared one (PostgreSQL, docs/deploy.md). The repo's file sources are bound to the
+Settings' offline store when applied, so one checkout serves any number of ENGRAM_HOMEs (tests,
+the demo, production).
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ def feast_environment(settings: Settings, redis_url: str) -> dict[str, str]:
     and this Redis."""
     variables = {
         "ENGRAM_HOME": str(settings.engram_home.resolve()),
-        "ENGRAM_FEAST_REDIS": feast_connection_string(redis_url),
+        "ENGRAM_FEAST_REDIS": feast_connection_string(redis_url, cluster=settings.redis_cluster),
         "ENGRAM_FEAST_REGISTRY": registry_url(settings),
+        "ENGRAM_FEAST_REDIS_TYPE": "redis_cluster" if settings.redis_cluster else "redis",
     }
     if settings.engram_offline_dir is not None:
         variables["ENGRAM_OFFLINE_DIR"] = str(settings.engram_offline_dir.resolve())

@@ -25,6 +25,7 @@ from typing import Any, cast
 import redis
 
 from core.errors import ServiceUnavailableError
+from core.stores.cluster import RedisClient, nodes
 
 _POLL_S = 0.05
 # A Milvus data node moves its channel checkpoint about once a minute (not configurable in
@@ -52,13 +53,32 @@ class Purge:
 # --- Redis ---------------------------------------------------------------------------------------
 
 
-def rewrite_aof(client: redis.Redis, *, timeout_s: float = 60.0) -> Purge:
-    """Rewrite Redis's AOF so that keys and stream entries deleted before this call leave it.
+def rewrite_aof(client: RedisClient, *, timeout_s: float = 60.0) -> Purge:
+    """Rewrite Redis's AOF so that keys and stream entries deleted before this call leave it
+    (every master's AOF on a Redis Cluster, one after another).
 
     A rewrite that is already running may have forked before the deletes, so it is waited for
     and a new one requested. Returns `not_needed` for a server without AOF, `refused` when the
     server does not allow BGREWRITEAOF (managed Redis), `timed_out` after `timeout_s`.
     """
+    servers = nodes(client)
+    if len(servers) == 1:
+        return _rewrite_aof(servers[0], timeout_s=timeout_s)
+    purges = [_rewrite_aof(server, timeout_s=timeout_s) for server in servers]
+    failed = [purge for purge in purges if not purge.ok]
+    outcome = failed[0].outcome if failed else purges[0].outcome
+    detail = "; ".join(
+        f"{_address(server)}: {purge.detail}" for server, purge in zip(servers, purges, strict=True)
+    )
+    return Purge("redis aof", outcome, detail, round(sum(p.seconds for p in purges), 3))
+
+
+def _address(server: redis.Redis) -> str:
+    kwargs = server.connection_pool.connection_kwargs
+    return f"{kwargs.get('host')}:{kwargs.get('port')}"
+
+
+def _rewrite_aof(client: redis.Redis, *, timeout_s: float) -> Purge:
     started = time.monotonic()
     deadline = started + timeout_s
 

@@ -15,14 +15,17 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from core.errors import ServiceUnavailableError
+from core.errors import ConfigError, ServiceUnavailableError
 from core.settings import Settings
 from core.stores import local_redis
+from core.stores.cluster import RedisClient
 
 MAX_CONNECTIONS = 64  # per Redis pool of a request path
 # Creating a collection is several calls server-side (create, index, load); cut halfway it
@@ -34,6 +37,8 @@ def resolve_redis_url(settings: Settings) -> str:
     """REDIS_URL when set; otherwise the URL of the local server, started if needed."""
     if settings.redis_url:
         return settings.redis_url
+    if settings.redis_cluster:
+        raise ConfigError("REDIS_CLUSTER", "needs REDIS_URL (any node of the cluster)")
     return local_redis.ensure_redis(settings.services_dir / "redis")
 
 
@@ -73,23 +78,20 @@ def locate_milvus_uri(settings: Settings) -> str:
     return uri
 
 
-def connect_redis(settings: Settings, timeout_s: float | None = None) -> redis.Redis:
-    """A Redis client on REDIS_URL or the local server.
+def connect_redis(settings: Settings, timeout_s: float | None = None) -> RedisClient:
+    """A Redis client on REDIS_URL or the local server; a RedisCluster when REDIS_CLUSTER is
+    set (REDIS_URL then names any node of the cluster).
 
     Without `timeout_s` (commands, batch jobs) the local server is started if needed and
     calls wait as long as they take. With it (request paths): pooled connections with that
     socket timeout and no retries, so a hung server fails the call at once (the caller's breaker
     decides what next); the local server is never started, and each new connection dials the
     port it is recorded on now, so a restart on another port is followed."""
+    if settings.redis_cluster:
+        return connect_cluster(resolve_redis_url(settings), timeout_s)
     if timeout_s is None:
         return redis.Redis.from_url(resolve_redis_url(settings))
-    options: dict[str, Any] = {
-        "socket_timeout": timeout_s,
-        "socket_connect_timeout": timeout_s,
-        "retry": Retry(NoBackoff(), 0),
-        "max_connections": MAX_CONNECTIONS,
-        "health_check_interval": 30,
-    }
+    options = _bounded(timeout_s)
     if settings.redis_url:
         return redis.Redis.from_url(settings.redis_url, **options)
     pool = redis.ConnectionPool(
@@ -99,6 +101,36 @@ def connect_redis(settings: Settings, timeout_s: float | None = None) -> redis.R
         **options,
     )
     return redis.Redis.from_pool(pool)  # closing the client closes its pool
+
+
+def connect_url(settings: Settings, url: str, **options: Any) -> RedisClient:
+    """A client on this URL, of the kind the settings say (a node of a cluster, or a server)."""
+    if settings.redis_cluster:
+        return connect_cluster(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def connect_cluster(url: str, timeout_s: float | None = None, **options: Any) -> RedisCluster:
+    """A RedisCluster client from one node's URL; the slot map is read from that node."""
+    parsed = urlparse(url)
+    if parsed.path.strip("/") not in ("", "0"):
+        raise ConfigError("REDIS_URL", f"a Redis Cluster has database 0 only, got {url!r}")
+    url = parsed._replace(path="").geturl()
+    if timeout_s is None:
+        return RedisCluster.from_url(url, **options)
+    # redis-py follows MOVED/ASK within these attempts (it retries a node that does not
+    # answer as well: two attempts bound that by twice the timeout).
+    return RedisCluster.from_url(url, **{**_bounded(timeout_s), "retry": Retry(NoBackoff(), 1)})
+
+
+def _bounded(timeout_s: float) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": Retry(NoBackoff(), 0),
+        "max_connections": MAX_CONNECTIONS,
+        "health_check_interval": 30,
+    }
 
 
 class _LocalRedisConnection(redis.Connection):

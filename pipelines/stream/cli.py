@@ -11,7 +11,6 @@ from types import FrameType
 
 import click
 import pyarrow as pa
-import redis
 
 from core.cli_errors import handle_errors
 from core.settings import Settings
@@ -38,12 +37,12 @@ PRODUCE_CHUNK = 5_000
 def produce_command(settings: Settings, path: Path, stream: str, max_len: int) -> None:
     """Append every non-blank line of a JSON Lines FILE to the stream (replay): each record
     normalized and redacted first; rejected lines go to the dead-letter store."""
-    from core.stores.services import resolve_redis_url
+    from core.stores.services import connect_redis
     from pipelines.normalize import RecordNormalizer
 
     counts = {"appended": 0, "rejected": 0}
     with (
-        redis.Redis.from_url(resolve_redis_url(settings)) as client,
+        connect_redis(settings) as client,
         path.open("rb") as lines,
         RecordNormalizer() as normalizer,
     ):
@@ -138,7 +137,7 @@ def stream_command(
     metrics_port: int | None,
 ) -> None:
     """Run one consumer of the group: signals to window state, online features and memories."""
-    from core.stores.services import resolve_redis_url
+    from core.stores.services import connect_url, resolve_redis_url
     from pipelines.stream.metrics import StreamMetrics
     from pipelines.stream.process import open_context
     from pipelines.stream.views import load_layout
@@ -152,7 +151,7 @@ def stream_command(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     url = resolve_redis_url(settings)
-    client = redis.Redis.from_url(url)
+    client = connect_url(settings, url)
     memory = None
     if memories or (memories is None and settings.milvus_uri):
         from memory.service import build_memory_service

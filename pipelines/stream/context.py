@@ -16,10 +16,10 @@ from typing import Any, Protocol
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-import redis
 
 from core.contract import CATALOG_SCHEMA
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from core.stores.online.push import OnlineWriter
 from pipelines import catalog_store, duck
 from pipelines.normalize import RecordNormalizer
@@ -74,7 +74,7 @@ class StreamContext:
     """Everything a batch needs, built once per process by `open_context`."""
 
     settings: Settings
-    client: redis.Redis
+    client: RedisClient
     con: duckdb.DuckDBPyConnection
     state: WindowState
     users: OnlineWriter
@@ -101,7 +101,7 @@ class StreamContext:
 
 def open_context(
     settings: Settings,
-    client: redis.Redis,
+    client: RedisClient,
     layout: PushLayout,
     *,
     memory: MemorySink | None = None,

@@ -12,6 +12,8 @@ from typing import Any
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from core.stores.cluster import RedisClient
+
 FRESHNESS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -57,7 +59,7 @@ class StreamMetrics:
         )
 
 
-def group_lag(client: redis.Redis, stream: str, group: str) -> dict[str, int | None]:
+def group_lag(client: RedisClient, stream: str, group: str) -> dict[str, int | None]:
     """XINFO GROUPS for one group: `lag` (undelivered; None if it cannot be told) and `pending`.
 
     Redis reports no lag once entries were deleted past the group's last delivered one (a forget

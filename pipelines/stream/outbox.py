@@ -46,6 +46,7 @@ import redis
 
 from core.errors import ServiceUnavailableError
 from core.settings import Settings
+from core.stores.cluster import RedisClient
 from pipelines import duck, event_store
 from pipelines.stream import payload
 from pipelines.stream.state import OUTBOX, PREFIX
@@ -79,7 +80,7 @@ class DrainLock:
     killed loses it `LOCK_TTL_MS` later at most.
     """
 
-    def __init__(self, client: redis.Redis, key: str = OUTBOX_KEY + ":lock") -> None:
+    def __init__(self, client: RedisClient, key: str = OUTBOX_KEY + ":lock") -> None:
         self.client = client
         self.key = key
 
@@ -126,7 +127,7 @@ class DrainResult:
 
 
 def drain(
-    client: redis.Redis,
+    client: RedisClient,
     settings: Settings,
     con: duckdb.DuckDBPyConnection,
     *,
@@ -161,7 +162,7 @@ def drain(
 
 
 def drain_all(
-    client: redis.Redis, settings: Settings, con: duckdb.DuckDBPyConnection, **options: Any
+    client: RedisClient, settings: Settings, con: duckdb.DuckDBPyConnection, **options: Any
 ) -> list[DrainResult]:
     """Drain what the outbox holds now (entries appended meanwhile may stay), unless another
     drain holds the lock."""
@@ -177,7 +178,7 @@ def drain_all(
     return results
 
 
-def _read(client: redis.Redis, outbox: str, after: str, max_events: int) -> list[Any]:
+def _read(client: RedisClient, outbox: str, after: str, max_events: int) -> list[Any]:
     """Outbox entries after `after`, until they hold `max_events` records or none is left."""
     entries: list[Any] = []
     held = 0
@@ -202,7 +203,7 @@ def _pairs(raw: dict[bytes, bytes]) -> list[tuple[bytes, str]]:
 
 
 def _kept(
-    client: redis.Redis,
+    client: RedisClient,
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     entries: list[Any],
@@ -245,7 +246,7 @@ def _covered(tombstone: Tombstone | None, entry_id: str) -> bool:
 
 
 def forget_entries(
-    client: redis.Redis,
+    client: RedisClient,
     user_id: str,
     tombstone: Tombstone | None,
     *,
@@ -307,7 +308,7 @@ def _doomed(
 
 
 def forget_user(
-    client: redis.Redis,
+    client: RedisClient,
     settings: Settings,
     user_id: str,
     *,
@@ -334,7 +335,7 @@ class Drainer:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         settings: Settings,
         con: duckdb.DuckDBPyConnection,
         *,

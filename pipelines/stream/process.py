@@ -180,16 +180,11 @@ def write_online(ctx: StreamContext, users: Sequence[str], items: Sequence[str])
     user_states = [s for s in user_states if s.totals]
     item_states = [s for s in item_states if s.totals]
     created = datetime.now(UTC)
-    prefix = ctx.state.prefix
     written = ctx.users.write(
-        rows.user_rows(user_states, created),
-        [f"{prefix}u:{s.entity_id}" for s in user_states],
-        [int(s.totals["n"]) for s in user_states],
+        rows.user_rows(user_states, created), [int(s.totals["n"]) for s in user_states]
     )
     written += ctx.items.write(
-        rows.item_rows(item_states, created),
-        [f"{prefix}i:{s.entity_id}" for s in item_states],
-        [int(s.totals["n"]) for s in item_states],
+        rows.item_rows(item_states, created), [int(s.totals["n"]) for s in item_states]
     )
     return written
 

@@ -17,8 +17,9 @@ from typing import Any, cast
 import redis
 
 from core.errors import ServiceUnavailableError
+from core.stores.cluster import RedisClient
 
-STREAM = "engram:signals"  # serving.wiring.SIGNALS_STREAM: one name for producers and consumers
+STREAM = "engram:{signals}"  # serving.wiring.SIGNALS_STREAM: one name for producers and consumers
 FIELD = "signal"  # each entry holds one record's JSON text under this field
 DEFAULT_MAX_LEN = 10_000_000
 _SCAN_CHUNK = 1_000  # entries read per XRANGE when forgetting a user
@@ -31,7 +32,7 @@ def _payload(record: Mapping[str, Any] | str | bytes) -> bytes | str:
 
 
 def produce(
-    client: redis.Redis,
+    client: RedisClient,
     records: Sequence[Mapping[str, Any] | str | bytes],
     *,
     stream: str = STREAM,
@@ -57,7 +58,7 @@ def produce(
     return [i.decode() if isinstance(i, bytes) else str(i) for i in pipe.execute()]
 
 
-def _length(client: redis.Redis, stream: str) -> int:
+def _length(client: RedisClient, stream: str) -> int:
     length: Any = client.xlen(stream)
     return int(length)
 
@@ -71,7 +72,7 @@ def _smaller(a: str, b: str) -> str:
     return a if tuple(map(int, a.split("-"))) <= tuple(map(int, b.split("-"))) else b
 
 
-def safe_trim_id(client: redis.Redis, stream: str = STREAM) -> str | None:
+def safe_trim_id(client: RedisClient, stream: str = STREAM) -> str | None:
     """The lowest id any group still needs (None: no group, so nothing is known processed)."""
     try:
         groups: Any = client.xinfo_groups(stream)
@@ -88,7 +89,7 @@ def safe_trim_id(client: redis.Redis, stream: str = STREAM) -> str | None:
     return floor
 
 
-def trim_processed(client: redis.Redis, stream: str = STREAM, *, approximate: bool = True) -> int:
+def trim_processed(client: RedisClient, stream: str = STREAM, *, approximate: bool = True) -> int:
     """Remove entries every group has acknowledged; returns how many were removed."""
     floor = safe_trim_id(client, stream)
     if floor is None:
@@ -100,7 +101,7 @@ def trim_processed(client: redis.Redis, stream: str = STREAM, *, approximate: bo
 
 
 def forget_entries(
-    client: redis.Redis, user_id: str, stream: str = STREAM, *, up_to: str = "+"
+    client: RedisClient, user_id: str, stream: str = STREAM, *, up_to: str = "+"
 ) -> int:
     """Delete the user's entries up to the id `up_to` from a stream (a scan of it: an admin
     operation); how many.

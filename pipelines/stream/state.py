@@ -30,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import redis
-
+from core.stores.cluster import RedisClient
 from pipelines.timelines import WINDOWS
 
-PREFIX = "engram:stream:"
+# One hash tag for all of it: every batch's script touches users, items, markers and the outbox
+# together, which on a Redis Cluster must share a slot (so the state lives on one node there).
+PREFIX = "engram:{stream}:"
 MAX_WINDOW_MICROS = max(WINDOWS.values())
 # A duplicate arriving later than this after the original is not recognized (bounded memory).
 DEFAULT_DEDUP_TTL_SECONDS = 7 * 86_400
@@ -217,7 +218,7 @@ class WindowState:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         session_gap_micros: int,
         dedup_ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS,
@@ -227,7 +228,7 @@ class WindowState:
         self.prefix = prefix
         self._gap = session_gap_micros
         self._ttl = dedup_ttl_seconds
-        self._apply = client.register_script(_APPLY)
+        self._apply = cast(Any, client).register_script(_APPLY)
 
     @property
     def outbox(self) -> str:
@@ -265,7 +266,7 @@ class WindowState:
                 records.get(e.event_id, b""),
                 entry_ids.get(e.event_id) or "",
             ]
-        flags = self._apply(args=args)
+        flags = self._apply(keys=[self.prefix + "totals"], args=args)  # the key routes it
         return [bool(flag) for flag in flags]
 
     def read(self, users: Sequence[str], items: Sequence[str]) -> tuple[list[EntityState], ...]:
@@ -316,7 +317,7 @@ return left + redis.call('DEL', P .. 'u:' .. user, P .. 'ue:' .. user, P .. 'us:
 """
 
 
-def forget_user_state(client: redis.Redis, user_id: str, *, prefix: str = PREFIX) -> int:
+def forget_user_state(client: RedisClient, user_id: str, *, prefix: str = PREFIX) -> int:
     """Delete the user's window state (`engram forget`, DELETE /v1/users/{id}), atomically;
     returns the keys deleted plus the items' user sets the user left.
 
@@ -326,7 +327,8 @@ def forget_user_state(client: redis.Redis, user_id: str, *, prefix: str = PREFIX
     not recomputed) and the dedup markers `seen:<event_id>`, which expire after the dedup TTL
     and meanwhile stop a redelivered event of the forgotten user from bringing their state back.
     """
-    return int(cast(Any, client.eval(_FORGET_USER, 0, prefix, user_id)))
+    # The key only routes the script to the state's node on a cluster.
+    return int(cast(Any, client.eval(_FORGET_USER, 1, prefix + "totals", prefix, user_id)))
 
 
 def _entity(
@@ -367,7 +369,7 @@ class RejectionMarks:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         ttl_seconds: int = DEFAULT_DEDUP_TTL_SECONDS,
         prefix: str = PREFIX,
@@ -375,7 +377,7 @@ class RejectionMarks:
         self.client = client
         self.prefix = prefix
         self._ttl = ttl_seconds
-        self._mark = client.register_script(_MARK_REJECTED)
+        self._mark = cast(Any, client).register_script(_MARK_REJECTED)
 
     def _key(self, entry_id: str) -> str:
         return f"{self.prefix}rejected:{entry_id}"

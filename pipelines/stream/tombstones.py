@@ -30,11 +30,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
+from core.stores.cluster import RedisClient
 from pipelines.stream.producer import STREAM
 
-PREFIX = "engram:forgotten:"
+# In the stream's hash tag: `mark_forgotten` reads the stream and writes the tombstone in one
+# script, which on a Redis Cluster must touch one slot.
+PREFIX = STREAM + ":forgotten:"
 
 # KEYS: the stream, the tombstone. Returns {boundary, server time in ms}.
 _MARK = """
@@ -96,14 +97,14 @@ def entry_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def mark_forgotten(client: redis.Redis, user_id: str, *, stream: str = STREAM) -> Tombstone:
+def mark_forgotten(client: RedisClient, user_id: str, *, stream: str = STREAM) -> Tombstone:
     """Record the user's forget at the stream's current end; call before deleting anything."""
     reply: Any = client.eval(_MARK, 2, stream, tombstone_key(user_id))
     boundary, ms = (_text(value) for value in reply)
     return Tombstone(boundary, int(ms))
 
 
-def stamp_forgotten(client: redis.Redis, user_id: str, *, stream: str = STREAM) -> Tombstone:
+def stamp_forgotten(client: RedisClient, user_id: str, *, stream: str = STREAM) -> Tombstone:
     """Move the user's tombstone time to now, keeping its boundary; call when the forget has
     cleaned every store (a tombstone gone missing meanwhile is marked again)."""
     reply: Any = client.eval(_STAMP, 1, tombstone_key(user_id))
@@ -113,7 +114,7 @@ def stamp_forgotten(client: redis.Redis, user_id: str, *, stream: str = STREAM) 
     return Tombstone(boundary, int(ms))
 
 
-def read_tombstones(client: redis.Redis, user_ids: Iterable[str]) -> dict[str, Tombstone]:
+def read_tombstones(client: RedisClient, user_ids: Iterable[str]) -> dict[str, Tombstone]:
     """The tombstones of those users that have one (one round trip)."""
     users = list(dict.fromkeys(user_ids))
     if not users:

@@ -46,7 +46,19 @@ def test_the_environment_for_the_feast_cli(tmp_path: Path) -> None:
         "ENGRAM_HOME": str((tmp_path / "h").resolve()),
         "ENGRAM_FEAST_REDIS": "10.0.0.5:6380,db=2,password=s@cret",
         "ENGRAM_FEAST_REGISTRY": f"sqlite:///{(tmp_path / 'h').resolve()}/registry.db",
+        "ENGRAM_FEAST_REDIS_TYPE": "redis",
     }
+
+
+def test_a_redis_cluster_is_feasts_redis_cluster_without_a_database(tmp_path: Path) -> None:
+    settings = Settings(engram_home=tmp_path / "h", redis_cluster=True)
+    env = feature_store.feast_environment(settings, "redis://10.0.0.5:7000/0")
+    assert env["ENGRAM_FEAST_REDIS"] == "10.0.0.5:7000"
+    assert env["ENGRAM_FEAST_REDIS_TYPE"] == "redis_cluster"
+    config = feature_store.repo_config(settings, "redis://10.0.0.5:7000")
+    assert config.online_store.redis_type == "redis_cluster"
+    with pytest.raises(ConfigError, match="database 0 only"):
+        feature_store.feast_environment(settings, "redis://10.0.0.5:7000/3")
 
 
 def test_a_shared_registry_replaces_the_sqlite_file(tmp_path: Path) -> None:
@@ -178,6 +190,7 @@ def test_feast_env_prints_exports(fresh: Settings) -> None:
     assert out[1].startswith("export ENGRAM_FEAST_REDIS=127.0.0.1:")
     registry = f"sqlite:///{fresh.engram_home.resolve()}/registry.db"
     assert out[2] == f"export ENGRAM_FEAST_REGISTRY={registry}"
+    assert out[3] == "export ENGRAM_FEAST_REDIS_TYPE=redis"
 
 
 @pytest.mark.filterwarnings("ignore:fetch_arrow_table:DeprecationWarning")  # ibis, in Feast

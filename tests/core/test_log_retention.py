@@ -82,11 +82,11 @@ def write_and_delete_secret(client: redis.Redis) -> None:
     client.set("engram:user:u1", SECRET)
     client.hset("engram:online:u1", mapping={"note": SECRET, "n": 3})
     for i in range(4):
-        client.xadd("engram:signals", {"user_id": f"u{i}", "text": f"{SECRET} {i}"})
-    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange("engram:signals"))
+        client.xadd("engram:{signals}", {"user_id": f"u{i}", "text": f"{SECRET} {i}"})
+    entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange("engram:{signals}"))
     mine = [entry for entry, fields in entries if fields[b"user_id"] == b"u1"]
     client.delete("engram:user:u1", "engram:online:u1")
-    client.xdel("engram:signals", *mine)
+    client.xdel("engram:{signals}", *mine)
 
 
 def test_deleted_text_is_in_the_aof_until_the_rewrite_and_in_no_file_after(

@@ -126,7 +126,7 @@ def test_the_shipped_config_reads_and_bad_ones_are_refused() -> None:
     assert config.traffic == {"rank": 70, "memory_search": 15, "features": 10, "signals": 5}
     assert config.endpoints["rank"].p99_ms == 15
     assert config.max_error_rate == 0
-    assert "engram:signals" in config.soak.redis_exclude_keys
+    assert "engram:{signals}" in config.soak.redis_exclude_keys
     with pytest.raises(InvalidInputError, match="unknown scenarios"):
         parse_config({"traffic": {"checkout": 1}})
     with pytest.raises(InvalidInputError, match="p99_ms"):

@@ -63,11 +63,11 @@ def test_rss_of_a_process_tree_counts_the_children() -> None:
 
 def test_the_sampler_reads_rss_and_redis_less_the_excluded_keys(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    client.xadd("engram:signals", {"signal": "x" * 500})
-    used, excluded = redis_memory(client, ("engram:signals", "absent"))
+    client.xadd("engram:{signals}", {"signal": "x" * 500})
+    used, excluded = redis_memory(client, ("engram:{signals}", "absent"))
     assert excluded > 500
     assert used > 0
-    sampler = Sampler(os.getpid(), redis_url, every_s=0.05, exclude_keys=("engram:signals",))
+    sampler = Sampler(os.getpid(), redis_url, every_s=0.05, exclude_keys=("engram:{signals}",))
     sampler.start()
     time.sleep(0.3)
     samples = sampler.stop()

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from pipelines.stream.producer import produce
 from pipelines.stream.tombstones import mark_forgotten
@@ -86,10 +87,16 @@ def test_contacts_read_from_the_stream() -> None:
     assert parse_contact("1-0", b"{not json") is None
 
 
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    with redis.Redis.from_url(redis_url) as one:
-        yield one
+@pytest.fixture(params=["redis", "cluster"])
+def client(request: pytest.FixtureRequest) -> Iterator[redis.Redis]:
+    """One Redis, or a 3-master Redis Cluster (REDIS_CLUSTER=true): the store uses no
+    multi-key transaction."""
+    if request.param == "redis":
+        with redis.Redis.from_url(request.getfixturevalue("redis_url")) as one:
+            yield one
+        return
+    with RedisCluster.from_url(request.getfixturevalue("redis_cluster_url")) as cluster:
+        yield cluster  # type: ignore[misc]
 
 
 def test_the_budget_keeps_the_users_written_last(client: redis.Redis) -> None:
@@ -97,7 +104,7 @@ def test_the_budget_keeps_the_users_written_last(client: redis.Redis) -> None:
     for n in range(5):
         evicted = store.write(f"u{n}", b"record", 5, written_ms=1_000 + n)
         assert evicted == ([] if n < 3 else [f"u{n - 3}"])
-    assert sorted(k.decode() for k in client.keys(candidate_store.PREFIX + "*")) == [
+    assert sorted(k.decode() for k in client.scan_iter(match=candidate_store.PREFIX + "*")) == [
         user_key(f"u{n}") for n in (2, 3, 4)
     ]
     assert store.forget_users(["u3"]) == 1 and client.zscore(RECENT, "u3") is None

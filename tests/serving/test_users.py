@@ -53,8 +53,8 @@ def test_forgetting_removes_the_user_everywhere(make_app: AppFactory, redis_url:
     assert [json.loads(f[STREAM_FIELD.encode()])["user_id"] for _, f in entries] == ["bob"]
     assert client.get("/v1/users/bob/features", headers=read).status_code == 200
     state = redis.Redis.from_url(redis_url)
-    assert not state.keys("engram:stream:u*:ana")
-    assert state.smembers("engram:stream:iu:item-1") == {b"bob"}
+    assert not state.keys("engram:{stream}:u*:ana")
+    assert state.smembers("engram:{stream}:iu:item-1") == {b"bob"}
     # Forgetting again finds nothing left.
     again = client.delete("/v1/users/ana", headers=bearer("admin")).json
     assert again is not None

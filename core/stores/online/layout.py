@@ -141,14 +141,18 @@ def timestamp_field(view: str) -> bytes:
     return f"_ts:{view}".encode()
 
 
-def feast_connection_string(redis_url: str) -> str:
-    """Feast's Redis `connection_string` ("host:port,db=0,...") for a redis:// URL."""
+def feast_connection_string(redis_url: str, *, cluster: bool = False) -> str:
+    """Feast's Redis `connection_string` ("host:port,db=0,...") for a redis:// URL; a cluster
+    has no databases but 0, so there the URL's must be 0 and is left out."""
     parsed = urlparse(redis_url)
     if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
         raise ConfigError("REDIS_URL", f"expected redis://host:port/db, got {redis_url!r}")
     parts = [f"{parsed.hostname}:{parsed.port or 6379}"]
-    if parsed.path.strip("/"):
-        parts.append(f"db={int(parsed.path.strip('/'))}")
+    db = int(parsed.path.strip("/") or 0)
+    if cluster and db:
+        raise ConfigError("REDIS_URL", f"a Redis Cluster has database 0 only, got {redis_url!r}")
+    if parsed.path.strip("/") and not cluster:
+        parts.append(f"db={db}")
     if parsed.username:
         parts.append(f"username={unquote(parsed.username)}")
     if parsed.password:

@@ -4,8 +4,9 @@ Reads the keys and values Feast writes (layout.py), so it needs no second copy o
 agrees with `FeatureStore.get_online_features` value for value. Every view of an entity lives in
 the same hash, so one HMGET per entity fetches all requested views at once; the HMGETs of one
 join key run inside one EVAL (one reply, parsed in C), and the EVALs of all join keys (one user
-and its candidate items) go out in one write. A Redis Cluster would need one EVAL per slot's
-keys: this reader takes a plain client only.
+and its candidate items) go out in one write. On a Redis Cluster the keys of one EVAL would
+have to share a slot, which Feast's keys do not: there each entity gets its own HMGET, sent
+pipelined to the node owning its slot (transport.py).
 
 Freshness, as Feast 0.67 does it: its read path returns whatever the hash holds however old
 (`ttl` only bounds materialization and historical joins), and Redis drops a whole entity hash only
@@ -22,8 +23,10 @@ from typing import Any
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from core.errors import InvalidInputError
+from core.stores.cluster import RedisClient
 from core.stores.online.decode import decode_column, decode_numeric
 from core.stores.online.layout import ValueKind, ViewRef, feature_field, redis_keys, timestamp_field
 from core.stores.online.timestamps import decode_event_timestamp, stamp_seconds
@@ -101,6 +104,11 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) en
 return out"""
 
 
+def _hmget(key: bytes, tail: bytes, n_fields: int) -> bytes:
+    """RESP of one HMGET; `tail` holds the framed fields."""
+    return b"*%d\r\n$5\r\nHMGET\r\n$%d\r\n%s\r\n%s" % (2 + n_fields, len(key), key, tail)
+
+
 def _hmget_all(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
     """RESP of one EVAL running HMGET `fields` on every key (missing fields come back None)."""
     head = b"*%d\r\n$4\r\nEVAL\r\n%s%s" % (
@@ -116,15 +124,16 @@ class OnlineFeatureReader:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         project: str,
         views: Sequence[ViewRef],
         *,
         full_feature_names: bool = False,
     ) -> None:
-        if not isinstance(client, redis.Redis):
-            raise InvalidInputError("client", "needs a redis.Redis client (not a cluster)")
+        if not isinstance(client, (redis.Redis, RedisCluster)):
+            raise InvalidInputError("client", "needs a redis.Redis or RedisCluster client")
         self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._project = project
         self._groups: dict[str, _Group] = {}
         self._types: dict[str, ValueKind] = {}
@@ -197,16 +206,40 @@ class OnlineFeatureReader:
                 raise InvalidInputError(join_key, "no requested view has this join key")
             groups.append(self._groups[join_key])
         commands = []
+        per_group: list[tuple[list[bytes], Sequence[bytes]]] = []
         for group in groups:
             keys = redis_keys(self._project, group.join_key, entities[group.join_key])
             fields = group.fields if timed else group.fields[: len(group.names)]
-            commands.append(_hmget_all(keys, fields))
-        replies = round_trip(self._client, commands)
+            per_group.append((keys, fields))
+            if not self._cluster:
+                commands.append(_hmget_all(keys, fields))
+        if self._cluster:
+            replies = self._read_cluster(per_group)
+        else:
+            replies = round_trip(self._client, commands)
         now_s = epoch_seconds(epoch_micros(now or datetime.now(UTC), "now")) if enforce_ttl else 0.0
         out = {}
         for group, rows in zip(groups, replies, strict=True):
             ids = list(entities[group.join_key])
             out[group.join_key] = self._collect(group, ids, rows, timed, enforce_ttl, now_s)
+        return out
+
+    def _read_cluster(
+        self, per_group: Sequence[tuple[list[bytes], Sequence[bytes]]]
+    ) -> list[list[list[bytes | None]]]:
+        """One HMGET per entity, each to its slot's node in one pipelined round trip; the rows
+        regrouped per join key as the EVAL of one server returns them."""
+        commands: list[bytes] = []
+        all_keys: list[bytes] = []
+        for keys, fields in per_group:
+            tail = b"".join(map(bulk, fields))
+            commands += [_hmget(key, tail, len(fields)) for key in keys]
+            all_keys += keys
+        flat = round_trip(self._client, commands, all_keys)
+        out, start = [], 0
+        for keys, _ in per_group:
+            out.append(flat[start : start + len(keys)])
+            start += len(keys)
         return out
 
     def _collect(

@@ -11,9 +11,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import redis
 
 from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
+from core.stores.cluster import RedisClient
 from core.stores.online.plan import OnDemandRef, ServicePlan, service_plan
 from core.stores.online.read import OnlineFeatureReader
 
@@ -88,7 +88,7 @@ class ServiceFeatures:
 class ServiceReader:
     """Reads a feature service online like get_online_features, through the fast path."""
 
-    def __init__(self, client: redis.Redis, project: str, plan: ServicePlan) -> None:
+    def __init__(self, client: RedisClient, project: str, plan: ServicePlan) -> None:
         self.plan = plan
         self.stored_reader = OnlineFeatureReader(client, project, plan.views)
         self._where = {ref.name: v.join_key for v in plan.views for ref in v.features}
@@ -165,7 +165,7 @@ class ServiceReader:
 
 
 def user_features(
-    store: FeatureStore, client: redis.Redis, user_id: str, service: str = "ranking"
+    store: FeatureStore, client: RedisClient, user_id: str, service: str = "ranking"
 ) -> dict[str, Any]:
     """One user's stored features of a service, read online, with each view's event time."""
     plan = service_plan(store, service)

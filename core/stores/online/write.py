@@ -8,7 +8,8 @@ the Redis protocol itself and streams chunks on one connection (transport.py), r
 chunk's replies only after the next one is sent, so Redis works while Python encodes. Views
 sharing a join key are written together: one HSET per entity holding every view's fields (the
 hash ends up as Feast's one HSET per view leaves it). As Feast does, a row not newer than what
-Redis already holds for a view is skipped (`skip_older`).
+Redis already holds for a view is skipped (`skip_older`). On a Redis Cluster the rows are split
+by the node owning their key's slot and each node's rows are written so, one node after another.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import redis
+from redis.cluster import RedisCluster
 
 from core.errors import InvalidInputError
+from core.stores.cluster import RedisClient
 from core.stores.online import layout
 from core.stores.online.encode import encode_fixed, encode_values
 from core.stores.online.layout import ViewRef, feature_field, redis_keys
 from core.stores.online.timestamps import encode_event_timestamps, event_micros, stamps_micros
-from core.stores.online.transport import RawConnection
+from core.stores.online.transport import RawConnection, node_of, retry_resharded
 from core.stores.online.value_proto import FIXED_WIDTH_KINDS
 from core.stores.online.varints import concat_to_list, constant
 
@@ -137,7 +141,7 @@ def _read_stamps(connection: RawConnection, n_keys: int, n_views: int) -> np.nda
 
 
 def write_rows(
-    client: redis.Redis,
+    client: RedisClient,
     project: str,
     view: ViewRef,
     table: pa.Table,
@@ -198,7 +202,7 @@ def _chunk_payload(
 
 
 def write_view_rows(
-    client: redis.Redis,
+    client: RedisClient,
     project: str,
     views: Sequence[ViewRef],
     table: pa.Table,
@@ -210,6 +214,58 @@ def write_view_rows(
 ) -> dict[str, int]:
     """Write the rows of views sharing a join key in one pass; rows written per view."""
     group = _as_views(views)
+    options: dict[str, Any] = {
+        "timestamp_field": timestamp_field,
+        "skip_older": skip_older,
+        "key_ttl_seconds": key_ttl_seconds,
+        "chunk_rows": chunk_rows,
+    }
+    if isinstance(client, RedisCluster):
+        # Rewriting rows already written is harmless (same values), so a reshard mid-write
+        # sends everything again.
+        return retry_resharded(
+            client, lambda: _write_cluster(client, project, group, table, **options)
+        )
+    return _write_node(client, project, group, table, **options)
+
+
+def _write_cluster(
+    client: RedisCluster,
+    project: str,
+    group: tuple[ViewRef, ...],
+    table: pa.Table,
+    **options: Any,
+) -> dict[str, int]:
+    """`_write_node` on each node with the rows whose keys it owns."""
+    rows: dict[str, list[int]] = {}
+    found: dict[str, Any] = {}
+    for i, key in enumerate(_keys(project, group[0].join_key, table)):
+        node = node_of(client, key)
+        rows.setdefault(node.name, []).append(i)
+        found[node.name] = node
+    written = dict.fromkeys((v.name for v in group), 0)
+    for name, positions in rows.items():
+        part = table.take(pa.array(positions, pa.int64()))
+        counts = _write_node(
+            client.get_redis_connection(found[name]), project, group, part, **options
+        )
+        for view, n in counts.items():
+            written[view] += n
+    return written
+
+
+def _write_node(
+    client: redis.Redis,
+    project: str,
+    group: tuple[ViewRef, ...],
+    table: pa.Table,
+    *,
+    timestamp_field: str,
+    skip_older: bool,
+    key_ttl_seconds: int | None,
+    chunk_rows: int,
+) -> dict[str, int]:
+    """Write to one server (a single Redis, or the cluster node owning every row's slot)."""
     written = np.zeros(len(group), np.int64)
     chunks = [table.slice(start, chunk_rows) for start in range(0, table.num_rows, chunk_rows)]
     join_key = group[0].join_key

@@ -94,7 +94,7 @@ def test_the_online_write_is_what_a_feast_push_writes(
     lines = stream_home.paths.signals.read_bytes().splitlines()[:400]
     ctx = open_context(stream_home.settings, stream_client, stream_home.layout)
     process_batch(ctx, lines, keep_rejected=False)
-    users = sorted({k.decode().split(":", 3)[3] for k in stream_client.keys("engram:stream:u:*")})
+    users = sorted({k.decode().split(":", 3)[3] for k in stream_client.keys("engram:{stream}:u:*")})
     states, _ = ctx.state.read(users, [])
     table = user_rows(states, pd.Timestamp.now(tz="UTC").to_pydatetime())
     ours = {key: stream_client.hgetall(key) for key in _feast_keys(stream_client)}

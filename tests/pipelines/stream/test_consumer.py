@@ -64,7 +64,7 @@ def config(name: str, **changes: Any) -> ConsumerConfig:
 
 
 def events_of(client: redis.Redis, user: str) -> int:
-    return int(client.hget(f"engram:stream:u:{user}", "n") or 0)
+    return int(client.hget(f"engram:{{stream}}:u:{user}", "n") or 0)
 
 
 def test_entries_are_processed_then_acknowledged(
@@ -130,7 +130,7 @@ def test_rejections_are_stored_once_however_often_delivered(
     stored = dead_letter.read(settings)
     assert sorted(stored.column("field").to_pylist()) == ["$", "ts"]
     assert stored.column("source").to_pylist() == ["stream", "stream"]
-    assert int(stream_client.hget("engram:stream:totals", "rejected")) == 2
+    assert int(stream_client.hget("engram:{stream}:totals", "rejected")) == 2
 
 
 def test_trimming_never_removes_what_a_group_still_needs(stream_client: redis.Redis) -> None:
@@ -176,8 +176,8 @@ def test_forgetting_a_user_removes_their_stream_state(
     assert events_of(stream_client, "s-user") == 5
     # u, ue, ui (one session, no catalog items) and the user sets of s-item-0, 1, 2.
     assert ctx.state.forget_user("s-user") == 6
-    assert stream_client.keys("engram:stream:u*:s-user") == []
-    assert not stream_client.sismember("engram:stream:iu:s-item-0", "s-user")
+    assert stream_client.keys("engram:{stream}:u*:s-user") == []
+    assert not stream_client.sismember("engram:{stream}:iu:s-item-0", "s-user")
     again = process_batch(ctx, [signal(n) for n in range(5)], keep_rejected=False)
     assert again.new == 0 and events_of(stream_client, "s-user") == 0  # not brought back
 
@@ -208,7 +208,7 @@ def test_engram_produce_appends_each_line_normalized_and_keeps_rejections(
     summary = json.loads(result.output)
     assert summary["appended"] == truth.accepted.num_rows > 0
     assert summary["rejected"] == truth.rejected.num_rows > 0
-    sent = [json.loads(f[b"signal"]) for _, f in stream_client.xrange("engram:signals")]
+    sent = [json.loads(f[b"signal"]) for _, f in stream_client.xrange("engram:{signals}")]
     assert [r["event_id"] for r in sent] == truth.accepted.column("event_id").to_pylist()
     assert all(r["source"] == "produce" and r["ts"].endswith("Z") for r in sent)
     stored = dead_letter.read(stream_home.settings.model_copy(update={"engram_home": home}))

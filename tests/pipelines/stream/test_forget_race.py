@@ -198,7 +198,7 @@ def assert_no_trace(race: Race, user: str) -> None:
 
 
 def assert_applied(race: Race, user: str, events: int, memory: str) -> None:
-    assert int(race.client.hget(f"engram:stream:u:{user}", "n") or 0) == events
+    assert int(race.client.hget(f"engram:{{stream}}:u:{user}", "n") or 0) == events
     online = redis_key(race.ctx.users.project, ["user_id"], [user])
     assert race.client.exists(online)
     assert any(memory in m.text for m in race.memory.list(user))
@@ -286,7 +286,7 @@ def test_a_redelivered_batch_of_a_forgotten_user_brings_nothing_back(
     runner._own_pending = True
     step = runner.step()
     assert step.batch is not None and step.batch.forgotten == 2 and step.acked == 4
-    assert not stream_client.exists(f"engram:stream:u:{GONE}")  # nothing applied for them
+    assert not stream_client.exists(f"engram:{{stream}}:u:{GONE}")  # nothing applied for them
     race.delete(GONE, tombstone)
     race.drain()
     assert_no_trace(race, GONE)

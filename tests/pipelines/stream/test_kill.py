@@ -130,7 +130,9 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     assert last.wait(timeout=30) == 0
 
     truth = load_truth(stream_home.paths.truth)
-    totals = {k.decode(): int(v) for k, v in stream_client.hgetall("engram:stream:totals").items()}
+    totals = {
+        k.decode(): int(v) for k, v in stream_client.hgetall("engram:{stream}:totals").items()
+    }
     by_type = {SIGNAL_TYPES[int(k[1:])]: v for k, v in totals.items() if k.startswith("t")}
     assert by_type == {k: v for k, v in truth.counts.by_type.items() if v}
     assert sum(by_type.values()) == truth.counts.valid_unique
@@ -144,11 +146,11 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     expected = Counter(first.values())
     assert sum(expected.values()) == truth.counts.valid_unique
     for user, count in expected.items():
-        assert int(stream_client.hget(f"engram:stream:u:{user}", "n")) == count, user
+        assert int(stream_client.hget(f"engram:{{stream}}:u:{user}", "n")) == count, user
 
     # Offline: every accepted event once (the last consumer drained the outbox on its way out,
     # after kills that may have hit drains too), and the batch path finds nothing new in them.
-    assert stream_client.xlen("engram:stream:outbox") == 0
+    assert stream_client.xlen("engram:{stream}:outbox") == 0
     con = duck.connect(settings)
     offline = Counter(event_store.scan(con, settings).to_arrow_table()["event_id"].to_pylist())
     assert offline == Counter(set(first))
