@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import redis
 
+from core.stores.cluster import RedisClient
 from pipelines.stream.tombstones import read_tombstones
 from ranking.baselines import to_micros
 from ranking.candidates import UserCandidates
@@ -141,7 +141,7 @@ def decode(value: bytes) -> Record:
 class CandidateStore:
     """Reads and writes users' candidates in one Redis; no I/O until a method is called."""
 
-    def __init__(self, client: redis.Redis, budget_bytes: int) -> None:
+    def __init__(self, client: RedisClient, budget_bytes: int) -> None:
         self.client = client
         self.budget_bytes = budget_bytes
 
@@ -231,7 +231,7 @@ class CandidateStore:
             yield member
 
 
-def forget_user(client: redis.Redis, user_id: str) -> int:
+def forget_user(client: RedisClient, user_id: str) -> int:
     """Delete the user's candidates (a forget); 1 when there were some, else 0."""
     return CandidateStore(client, 0).forget_users([user_id])
 
