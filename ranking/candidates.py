@@ -4,6 +4,8 @@ Sources (each scores the whole catalog for a user as of a time, using nothing af
 - `popularity`: recent popularity (contacts in the 30 days before).
 - `cooccurrence`: item-kNN over who touched what, from the user's contacts before the time.
 - `als`: implicit matrix factorization, user factors solved from contacts before the time.
+- `ease`: EASE's item-item weights (retrained along the log) over the user's contacts before
+  the time.
 - `embedding`: the user's taste vector (recent liked items' MiniLM vectors, and preference
   memories when given) against the item vectors held in Milvus.
 Each candidate keeps its sources (`sources`, and `rank_<source>` within that source's list)
@@ -25,9 +27,10 @@ from ranking.baselines import to_micros, top_k
 from ranking.history import UserHistory
 from ranking.item_vectors import ItemVectors
 
-# How many items of each source enter the ranked union (about 600 distinct per user).
+# How many items of each source enter the ranked union (about 700 distinct per user).
 DEFAULT_LIMITS: dict[str, int] = {
     "als": 300,
+    "ease": 200,
     "cooccurrence": 250,
     "item_knn": 150,
     "embedding": 150,
