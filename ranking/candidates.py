@@ -219,7 +219,8 @@ def generate(
         raise InvalidInputError("user_ids", "each (user, time) pair may appear once")
     limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
     item_array = np.asarray(items, dtype=object)
-    pieces: list[pd.DataFrame] = []
+    pieces: list[UserCandidates] = []
+    owners: list[int] = []  # position in user_ids and at of each piece
     lists: dict[str, dict[str, list[str]]] = {s.name: {} for s in sources}
     for start in range(0, len(user_ids), batch_size):
         users = [str(u) for u in user_ids[start : start + batch_size]]
@@ -236,9 +237,30 @@ def generate(
             )
             for name, columns in best.items():
                 lists[name][keys[start + row]] = item_array[columns].tolist()
-            pieces.append(pd.DataFrame({"user_id": user, "at": times[row], **union.columns()}))
-    frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
-    return CandidateSet(frame, lists)
+            pieces.append(union)
+            owners.append(start + row)
+    users = np.array([str(u) for u in user_ids], dtype=object)[owners]
+    return CandidateSet(_frame(pieces, users, at[owners], [s.name for s in sources]), lists)
+
+
+def _frame(
+    pieces: Sequence[UserCandidates], users: np.ndarray, at: pd.DatetimeIndex, names: list[str]
+) -> pd.DataFrame:
+    """The rows of many (user, time) unions as one frame, built from the joined arrays (a frame
+    per user, concatenated, cost more than the candidates on a log of thousands of users)."""
+    if not pieces:
+        return pd.DataFrame()
+    sizes = [len(piece.item_ids) for piece in pieces]
+    joined = UserCandidates(
+        np.concatenate([piece.item_ids for piece in pieces]),
+        names,
+        np.concatenate([piece.scores for piece in pieces]),
+        np.concatenate([piece.ranks for piece in pieces]),
+        np.concatenate([piece.inside for piece in pieces]),
+    )
+    return pd.DataFrame(
+        {"user_id": np.repeat(users, sizes), "at": at.repeat(sizes), **joined.columns()}
+    )
 
 
 def generate_user(

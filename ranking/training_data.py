@@ -53,6 +53,14 @@ def check_labels(labels: pd.DataFrame) -> pd.DataFrame:
     if _ROW in labels.columns:
         raise InvalidInputError("labels", f"column {_ROW!r} is reserved")
     out = labels.copy()
+    given = out["event_timestamp"]
+    if isinstance(given.dtype, pd.DatetimeTZDtype) and given.dtype.unit in ("s", "ms", "us"):
+        # Already UTC-able times no finer than microseconds (training's own labels): nothing to
+        # parse or floor, which on millions of labels took seconds.
+        if given.isna().any():
+            raise InvalidInputError("event_timestamp", "a label has no time")
+        out["event_timestamp"] = given.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        return _check_ids(out)
     try:
         times = pd.to_datetime(out["event_timestamp"])
     except (ValueError, TypeError) as e:
@@ -62,10 +70,14 @@ def check_labels(labels: pd.DataFrame) -> pd.DataFrame:
     times = times.dt.tz_localize("UTC") if times.dt.tz is None else times.dt.tz_convert("UTC")
     # Snapshots are stamped in microseconds, so flooring a label's time changes no join.
     out["event_timestamp"] = times.dt.floor("us").astype("datetime64[us, UTC]")
+    return _check_ids(out)
+
+
+def _check_ids(labels: pd.DataFrame) -> pd.DataFrame:
     for key in ("user_id", "item_id"):
-        if out[key].isna().any():
+        if labels[key].isna().any():
             raise InvalidInputError(key, "a label has no id")
-    return out
+    return labels
 
 
 def with_catalog_fields(
