@@ -34,6 +34,8 @@ _ROW = "__pit_row"
 _AT = "__pit_at_us"
 _SNAP = "__pit_snap_us"
 _KEY = "__pit_key"
+_SNAP_ROW = "__pit_snap_row"
+MATCH = "__pit_match__"  # + view name: which snapshot row a label row took (NA: none)
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ def join(
     finally:
         con.unregister("__pit_labels")
     names = [f.name for v in views for f in v.features]
+    for view in views:
+        columns[MATCH + view.name] = columns[f"{_SNAP_ROW}{view.join_key}"]
+    names += [MATCH + view.name for view in views]
     frame = pa.table({n: columns[n] for n in dict.fromkeys(names)}).to_pandas()
     frame.index = labels.index
     return frame
@@ -118,9 +123,11 @@ def _query(key: str, file: SnapshotFile, views: Sequence[ViewRef]) -> str:
                 ttl_us = int(view.ttl.total_seconds() * 1_000_000)
                 column = f"CASE WHEN s.{_SNAP} >= l.{_AT} - {ttl_us} THEN {column} END"
             selected.append(f"{column} AS {_ident(feature.name)}")
+    selected.append(f"s.{_SNAP_ROW} AS {_ident(_SNAP_ROW + key)}")
     return f"""
         WITH snap AS (
             SELECT {_ident(key)} AS {_KEY}, epoch_us({ts}) AS {_SNAP},
+                   row_number() OVER () AS {_SNAP_ROW},
                    {", ".join(_ident(n) for n in names)}
             FROM read_parquet({_literal(file.path)})
             QUALIFY row_number() OVER (PARTITION BY {_ident(key)}, {ts} ORDER BY {newest_first}) = 1
@@ -141,13 +148,29 @@ def on_demand(
     for ref in plan.on_demand:
         inputs: dict[str, list[Any]] = {}
         for view, feature in ref.inputs:
-            values = pa.Array.from_pandas(stored[feature]).to_pylist()
+            values = _python_values(stored[feature], stored.get(MATCH + view))
             inputs[feature] = inputs[f"{view}__{feature}"] = values
         for name in ref.request:
             inputs[name] = pa.Array.from_pandas(request[name]).to_pylist()
         produced = ref.udf(inputs)
         out.update({name: list(produced[name]) for name in ref.outputs})
     return out
+
+
+def _python_values(column: pd.Series, matches: pd.Series | None) -> list[Any]:
+    """The column as Python values (lists for list features, None for missing). Rows holding
+    the same snapshot row's value share one object, converted once: a user's rows at one time
+    (hundreds of candidates) hold the same lists, and the functions index a repeated list once."""
+    if matches is None or column.dtype != object:
+        return pa.Array.from_pandas(column).to_pylist()
+    # A matched row past the view's ttl holds None: the code says which value a row holds.
+    present = column.notna().to_numpy()
+    codes = np.where(present, matches.fillna(-1).to_numpy(dtype=np.int64), -1)
+    distinct, first = np.unique(codes, return_index=True)
+    values = pa.Array.from_pandas(column.iloc[first]).to_pylist()
+    by_code = dict(zip(distinct.tolist(), values, strict=True))
+    by_code[-1] = None
+    return [by_code[code] for code in codes.tolist()]
 
 
 def _ident(name: str) -> str:

@@ -183,7 +183,7 @@ def _duckdb_frame(
     features = {
         name: stored[name] if name in stored else pd.Series(computed[name], index=labels.index)
         for name in plan.outputs
-    }
+    }  # the join's match columns are left out
     joined = pd.concat([labels, pd.DataFrame(features, index=labels.index)], axis=1)
     return joined.reset_index(drop=True)
 
