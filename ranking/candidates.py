@@ -239,8 +239,8 @@ def generate(
                 lists[name][keys[start + row]] = item_array[columns].tolist()
             pieces.append(union)
             owners.append(start + row)
-    users = np.array([str(u) for u in user_ids], dtype=object)[owners]
-    return CandidateSet(_frame(pieces, users, at[owners], [s.name for s in sources]), lists)
+    owner_ids = np.array([str(u) for u in user_ids], dtype=object)[owners]
+    return CandidateSet(_frame(pieces, owner_ids, at[owners], [s.name for s in sources]), lists)
 
 
 def _frame(
