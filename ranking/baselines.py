@@ -557,6 +557,7 @@ class EASE(_ProfileModel):
         min_contacts: int = 1,
         retrain_growth: float | None = None,
         min_events: int = 1_000,
+        neighbors: int | None = None,
     ) -> None:
         self.name = "ease" if retrain_growth is None else "ease_asof"
         self.point_in_time = retrain_growth is not None
@@ -567,11 +568,14 @@ class EASE(_ProfileModel):
         self.min_contacts = min_contacts
         self.retrain_growth = retrain_growth
         self.min_events = min_events
+        # Weights kept per item (the largest in absolute value into each item's score), None:
+        # all. Retrained along the log, each retrain point keeps its weights: dense, n^2 floats.
+        self.neighbors = neighbors
 
     def _finish(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         return sp.csr_matrix(super()._finish(matrix), dtype=np.float32)
 
-    def _learn(self, matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    def _learn(self, matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray | sp.csr_matrix]:
         users_per_item = np.asarray((matrix != 0).sum(axis=0)).ravel()
         kept = np.flatnonzero(users_per_item >= max(self.min_contacts, 1))
         part = sp.csc_matrix(matrix[:, kept], dtype=np.float64)
@@ -580,12 +584,20 @@ class EASE(_ProfileModel):
         inverse = np.linalg.inv(gram)
         weights = inverse / -np.diag(inverse)
         weights[np.diag_indices_from(weights)] = 0.0
-        return kept, weights.astype(np.float32)
+        if self.neighbors is None or self.neighbors >= len(kept):
+            return kept, weights.astype(np.float32)
+        # Column j scores item j: keep its `neighbors` strongest inputs.
+        cut = np.argpartition(-np.abs(weights), self.neighbors - 1, axis=0)[self.neighbors :]
+        np.put_along_axis(weights, cut, 0.0, axis=0)
+        return kept, sp.csr_matrix(weights.astype(np.float32))
 
-    def _apply(self, side: tuple[np.ndarray, np.ndarray], profiles: sp.csr_matrix) -> np.ndarray:
+    def _apply(
+        self, side: tuple[np.ndarray, np.ndarray | sp.csr_matrix], profiles: sp.csr_matrix
+    ) -> np.ndarray:
         kept, weights = side
         scores = np.zeros((profiles.shape[0], len(self.items)))
-        scores[:, kept] = np.asarray(sp.csr_matrix(profiles)[:, kept] @ weights, dtype=np.float64)
+        product = sp.csr_matrix(profiles)[:, kept] @ weights
+        scores[:, kept] = product.toarray() if sp.issparse(product) else np.asarray(product)
         return scores
 
 

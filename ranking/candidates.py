@@ -4,6 +4,8 @@ Sources (each scores the whole catalog for a user as of a time, using nothing af
 - `popularity`: recent popularity (contacts in the 30 days before).
 - `cooccurrence`: item-kNN over who touched what, from the user's contacts before the time.
 - `als`: implicit matrix factorization, user factors solved from contacts before the time.
+- `ease`: EASE's item-item weights (retrained along the log) over the user's contacts before
+  the time.
 - `embedding`: the user's taste vector (recent liked items' MiniLM vectors, and preference
   memories when given) against the item vectors held in Milvus.
 Each candidate keeps its sources (`sources`, and `rank_<source>` within that source's list)
@@ -25,9 +27,10 @@ from ranking.baselines import to_micros, top_k
 from ranking.history import Contacts, UserHistory
 from ranking.item_vectors import ItemVectors
 
-# How many items of each source enter the ranked union (about 600 distinct per user).
+# How many items of each source enter the ranked union (about 700 distinct per user).
 DEFAULT_LIMITS: dict[str, int] = {
     "als": 300,
+    "ease": 200,
     "cooccurrence": 250,
     "item_knn": 150,
     "embedding": 150,
@@ -262,7 +265,8 @@ def generate(
         raise InvalidInputError("user_ids", "each (user, time) pair may appear once")
     limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
     item_array = np.asarray(items, dtype=object)
-    pieces: list[pd.DataFrame] = []
+    pieces: list[UserCandidates] = []
+    owners: list[int] = []  # position in user_ids and at of each piece
     lists: dict[str, dict[str, list[str]]] = {s.name: {} for s in sources}
     for start in range(0, len(user_ids), batch_size):
         users = [str(u) for u in user_ids[start : start + batch_size]]
@@ -279,9 +283,30 @@ def generate(
             )
             for name, columns in best.items():
                 lists[name][keys[start + row]] = item_array[columns].tolist()
-            pieces.append(pd.DataFrame({"user_id": user, "at": times[row], **union.columns()}))
-    frame = pd.concat(pieces, ignore_index=True) if pieces else pd.DataFrame()
-    return CandidateSet(frame, lists)
+            pieces.append(union)
+            owners.append(start + row)
+    owner_ids = np.array([str(u) for u in user_ids], dtype=object)[owners]
+    return CandidateSet(_frame(pieces, owner_ids, at[owners], [s.name for s in sources]), lists)
+
+
+def _frame(
+    pieces: Sequence[UserCandidates], users: np.ndarray, at: pd.DatetimeIndex, names: list[str]
+) -> pd.DataFrame:
+    """The rows of many (user, time) unions as one frame, built from the joined arrays (a frame
+    per user, concatenated, cost more than the candidates on a log of thousands of users)."""
+    if not pieces:
+        return pd.DataFrame()
+    sizes = [len(piece.item_ids) for piece in pieces]
+    joined = UserCandidates(
+        np.concatenate([piece.item_ids for piece in pieces]),
+        names,
+        np.concatenate([piece.scores for piece in pieces]),
+        np.concatenate([piece.ranks for piece in pieces]),
+        np.concatenate([piece.inside for piece in pieces]),
+    )
+    return pd.DataFrame(
+        {"user_id": np.repeat(users, sizes), "at": at.repeat(sizes), **joined.columns()}
+    )
 
 
 def generate_user(

@@ -43,20 +43,26 @@ def train_and_save(
     `max_users` caps the label users of each slice (a fixed random sample), which bounds the
     point-in-time feature join that dominates training time on a large log."""
     began = time.perf_counter()
+    stages = _Stages()
     interactions = load_interactions(settings)
     if interactions.empty:
         raise InvalidInputError("data", "nothing ingested: run `engram ingest` first")
     split = temporal_split(interactions)
     catalog = catalog_frame(settings)
+    stages.lap("load")
     embedder = embedder or load_embedder(settings)
     vectors = build_item_vectors(settings, catalog, embedder, collection)
     categories = catalog.set_index("item_id")["category"]
+    stages.lap("item_vectors")
     models = fit_source_models(interactions)
+    stages.lap("fit_sources")
     inputs = ranking_inputs(settings, interactions, models, vectors, categories)
+    stages.lap("feature_store")
     slices = label_slices(split, LABEL_SLICES)
     if max_users is not None:
         slices = [part.limited(max_users) for part in slices]
     fitted, candidates = train_ranker(settings, inputs, slices)
+    stages.lap("train_ranker")
     meta = {
         "features": inputs.features,
         "sources": inputs.source_names,
@@ -93,6 +99,31 @@ def train_and_save(
         "at": stored.at.isoformat(),
         "seconds": round(time.perf_counter() - stored_began, 2),
     }
+    stages.lap("precompute")
     state = {"models": models, "interactions": interactions, "categories": categories}
     version = registry.save(settings, fitted.booster, state, meta, stored)
-    return {"version": version, **meta, "seconds": round(time.perf_counter() - began, 2)}
+    stages.lap("save")
+    # train_ranker's parts (wall seconds): candidates, feature_join, assemble, lightgbm.
+    stages.wall.update({f"train_ranker.{k}": round(v, 2) for k, v in inputs.seconds.items()})
+    return {
+        "version": version,
+        **meta,
+        "seconds": round(time.perf_counter() - began, 2),
+        "stage_seconds": stages.wall,
+        "stage_cpu_seconds": stages.cpu,
+    }
+
+
+class _Stages:
+    """Wall and process CPU seconds (all threads) per stage, in the order they ran."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        self._at = (time.perf_counter(), time.process_time())
+
+    def lap(self, name: str) -> None:
+        now = (time.perf_counter(), time.process_time())
+        self.wall[name] = round(now[0] - self._at[0], 2)
+        self.cpu[name] = round(now[1] - self._at[1], 2)
+        self._at = now

@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.errors import InvalidInputError
 from core.settings import Settings
-from ranking.baselines import ALS, ItemKNN, RecentPopularity
+from ranking.baselines import ALS, EASE, ItemKNN, RecentPopularity
 from ranking.candidates import CandidateSet, EmbeddingSource, ModelSource, Source, generate
 from ranking.features import Context, assemble, feature_names
 from ranking.history import UserHistory
@@ -31,9 +31,16 @@ from ranking.split import Split, temporal_split
 if TYPE_CHECKING:
     from feast import FeatureStore
 
-SOURCE_ORDER: tuple[str, ...] = ("popularity", "cooccurrence", "item_knn", "als", "embedding")
+SOURCE_ORDER: tuple[str, ...] = (
+    "popularity",
+    "cooccurrence",
+    "item_knn",
+    "als",
+    "ease",
+    "embedding",
+)
 LABEL_SLICES = 2  # label cutoffs per user, one before the other
-RETRAIN_GROWTH = 0.25  # item-kNN and ALS retrained along the log: point in time at any cutoff
+RETRAIN_GROWTH = 0.25  # item-kNN, ALS and EASE retrained along the log: point in time anywhere
 
 
 def fit_source_models(
@@ -46,6 +53,10 @@ def fit_source_models(
         "cooccurrence": SequentialCooccurrence().fit(interactions),
         "item_knn": ItemKNN(retrain_growth=growth).fit(interactions),
         "als": ALS(retrain_growth=growth, seed=seed).fit(interactions),
+        # Items touched by 3 users or more enter EASE's inversion, and each keeps its 500
+        # strongest weights (sparse: a retrain point's weights ~4 MB on MovieLens-small, not
+        # 100); chosen by the source's recall@100 on the validation split (docs/benchmarks.md).
+        "ease": EASE(min_contacts=3, neighbors=500, retrain_growth=growth).fit(interactions),
     }
 
 
@@ -196,7 +207,9 @@ def train_ranker(
     frame = pd.concat(frames, ignore_index=True)
     matrix = pd.concat(matrices, ignore_index=True)
     group = frame["user_id"].astype(str) + "@" + frame["at"].astype(str)
+    began = time.perf_counter()
     fitted = fit_lambdarank(matrix, np.concatenate(labels), group, frame["at"], seed=seed)
+    inputs.seconds["lightgbm"] = inputs.seconds.get("lightgbm", 0) + time.perf_counter() - began
     return fitted, CandidateSet(frame, lists)
 
 

@@ -238,8 +238,9 @@ def test_als_is_deterministic_for_a_seed() -> None:
         lambda: RecentPopularity(window=pd.Timedelta(days=10)),
         lambda: ItemKNN(neighbors=5, retrain_growth=0.5, min_events=20),
         lambda: ALS(factors=4, retrain_growth=0.5, min_events=20),
+        lambda: EASE(regularization=5.0, neighbors=3, retrain_growth=0.5, min_events=20),
     ],
-    ids=["global_popularity", "recent_popularity", "item_knn_asof", "als_asof"],
+    ids=["global_popularity", "recent_popularity", "item_knn_asof", "als_asof", "ease_asof"],
 )
 def test_point_in_time_models_ignore_everything_after_the_cutoff(
     make: Callable[[], Recommender],
@@ -282,6 +283,23 @@ def test_ease_is_the_closed_form_of_steck_2019() -> None:
     expected = matrix[rows] @ weights
     got = model.score_batch(users, [at(100)] * 2, list(model.items))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_ease_pruned_keeps_each_items_strongest_weights() -> None:
+    frame = clustered_log()
+    full = EASE(regularization=7.0).fit(frame)
+    pruned = EASE(regularization=7.0, neighbors=3).fit(frame)
+    kept, dense = full._sides[len(full._ts)]
+    _, sparse = pruned._sides[len(pruned._ts)]
+    sparse = sparse.toarray()
+    for column in range(dense.shape[1]):
+        strongest = np.sort(np.abs(dense[:, column]))[-3:]
+        assert np.count_nonzero(sparse[:, column]) <= 3
+        np.testing.assert_allclose(np.sort(np.abs(sparse[:, column]))[-3:], strongest)
+    users = ["a0", "b3"]
+    got = pruned.score_batch(users, [at(100)] * 2, list(pruned.items))
+    profiles = pruned._profiles(users, np.array([2**62, 2**62])).toarray()[:, kept]
+    np.testing.assert_allclose(got[:, kept], profiles @ sparse, rtol=1e-5, atol=1e-6)
 
 
 def test_als_scores_are_the_float64_product_of_the_factors() -> None:
