@@ -3,7 +3,7 @@ as a deployment starts them (infra/Procfile under honcho) after the batch job ra
 what goes in through one host is read, ranked and forgotten through the other, and the forget
 audit then finds nothing of the user on either host nor in any shared store.
 
-The shared state: Redis (`deployment_redis`, the one fixture to swap for a Redis Cluster), one
+The shared state: a 3-master Redis Cluster (`deployment_redis`), one
 embedded Milvus by URI, one PostgreSQL database (Feast's registry and Engram's state:
 ENGRAM_FEAST_REGISTRY_URL, ENGRAM_STATE_URL) and one offline directory (ENGRAM_OFFLINE_DIR) that
 stands for a shared filesystem.
@@ -46,9 +46,9 @@ START_S = 300.0  # a deadline: a loaded 2-core machine takes minutes to import a
 
 
 @pytest.fixture
-def deployment_redis(redis_url: str) -> dict[str, str]:
-    """The Redis settings every host gets: the one place to point the test at a cluster."""
-    return {"REDIS_URL": redis_url}
+def deployment_redis(redis_cluster_url: str) -> dict[str, str]:
+    """The Redis settings every host gets: the session's 3-master Redis Cluster, by any node."""
+    return {"REDIS_URL": redis_cluster_url, "REDIS_CLUSTER": "true"}
 
 
 @dataclass
