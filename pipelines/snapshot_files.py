@@ -57,6 +57,8 @@ def _sorted(table: pa.Table, key: str) -> pa.Table:
 
 
 def _by_day(table: pa.Table) -> dict[int, pa.Table]:
+    if table.num_rows == 0:  # no item at all (an input of messages only), say
+        return {}
     days = _micros(table.column("event_timestamp")) // (MICROS_PER_DAY * _DAYS_PER_FILE)
     order = np.argsort(days, kind="stable")
     days = days[order]

@@ -23,6 +23,7 @@ OWNERS = {
     "eval": "ranking.cli",
     "rank": "ranking.cli",
     "models": "ranking.cli",
+    "candidates": "ranking.cli",
     "forget": "forget.cli",
     "serve": "serving.cli",
     "keys": "serving.cli",

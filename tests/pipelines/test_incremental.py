@@ -11,7 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.settings import Settings
-from pipelines import incremental
+from pipelines import incremental, snapshot_files
+from pipelines.aggregate_items import ITEM_SNAPSHOT_SCHEMA
 from pipelines.batch import ITEM_FEATURES_FILE, USER_FEATURES_FILE, features_dir, run_ingest
 from pipelines.generate import GenerateConfig, write_dataset
 
@@ -130,3 +131,11 @@ def test_a_forget_drops_the_state_and_the_next_ingest_recomputes(
         user not in users.to_pylist()
         or user in pq.read_table(parts["newer"]).column("user_id").to_pylist()
     )
+
+
+def test_a_snapshot_with_no_rows_is_written_and_read_back_empty(tmp_path: Path) -> None:
+    """An input of messages only touches no item: the item snapshot is empty, not an error."""
+    directory = tmp_path / ITEM_FEATURES_FILE
+    empty = ITEM_SNAPSHOT_SCHEMA.empty_table()
+    assert snapshot_files.write_all(empty, directory, "item_id", "item_last_event_ts") == 0
+    assert pq.read_table(directory).num_rows == 0
