@@ -113,19 +113,22 @@ def test_memory_errors(make_app: AppFactory) -> None:
 def test_a_hung_milvus_answers_503_after_the_timeout_then_recovers(
     make_app: AppFactory, pausable_milvus: PausableServer
 ) -> None:
+    """A user whose index the worker keeps (unchanged, per their version number in Redis) is
+    answered without Milvus; one it must load from Milvus gets 503 after the timeout."""
     app = make_app()
     _seed(app)
     client = app.test_client()
     search = {"query": "where do they live", "k": 1}
-    path = "/v1/users/ana/memories/search"
-    assert client.post(path, json=search, headers=bearer("read")).status_code == 200
+    kept, loaded = "/v1/users/ana/memories/search", "/v1/users/bo/memories/search"
+    assert client.post(kept, json=search, headers=bearer("read")).status_code == 200
     pausable_milvus.pause()
+    assert client.post(kept, json=search, headers=bearer("read")).status_code == 200
     began = time.monotonic()
-    hung = client.post(path, json=search, headers=bearer("read"))
+    hung = client.post(loaded, json=search, headers=bearer("read"))
     assert hung.status_code == 503 and hung.headers.get("Retry-After") == "1"
     assert time.monotonic() - began < 5  # ENGRAM_MILVUS_TIMEOUT_MS (2 s), not the hang
     pausable_milvus.resume()
     deadline = time.monotonic() + 10  # the breaker lets a request through again after 2 s
-    while client.post(path, json=search, headers=bearer("read")).status_code != 200:
+    while client.post(loaded, json=search, headers=bearer("read")).status_code != 200:
         assert time.monotonic() < deadline
         time.sleep(0.2)
