@@ -112,6 +112,9 @@ def ingest(code: Path, home: Path, data: Path) -> dict[str, Any]:
         "messages": messages,
         "seconds": round(seconds, 1),
         "messages_per_s": round(messages / seconds, 1),
+        # run_ingest's own time: the command's less its start-up (Python, imports, settings).
+        "pipeline_s": summary.get("seconds"),
+        "pipeline_messages_per_s": round(messages / max(summary.get("seconds") or 1e-9, 1e-9), 1),
         "memory_stage_s": summary.get("memories", {}).get("seconds"),
         "memory_stage_messages_per_s": round(
             messages / max(summary.get("memories", {}).get("seconds") or 1e-9, 1e-9), 1
