@@ -39,7 +39,6 @@ import asyncio
 import json
 import os
 import resource
-import signal
 import subprocess
 import tempfile
 import time
@@ -50,7 +49,15 @@ import psutil
 from memory_locomo import load_locomo, write_signals
 
 sys.path.append(str(_HERE))  # memory_locomo's own sys.path fix took this directory out again
-from rank_load import Stage, cpu_seconds, free_port, gunicorn_processes, run_stage, schedule
+from rank_load import (
+    Stage,
+    cpu_seconds,
+    free_port,
+    gunicorn_processes,
+    run_stage,
+    schedule,
+    stop_server,
+)
 
 READY_S = 600.0
 
@@ -227,11 +234,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     finally:
         if process is not None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_server(process)
         engram(code, home, "services", "stop")
         if temporary is not None:
             temporary.cleanup()

@@ -194,6 +194,15 @@ def cpu_seconds(processes: list[psutil.Process]) -> dict[int, float]:
     return out
 
 
+def stop_server(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server (gunicorn drains its workers), then kill it if still up after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -315,11 +324,7 @@ def main() -> None:
                     print(json.dumps(row), flush=True)
     finally:
         if process is not None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_server(process)
     if args.json:
         print(json.dumps(results))
         return
