@@ -103,13 +103,14 @@ def models_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 @pytest.fixture
-def home(tmp_path: Path, models_dir: Path, milvus_uri: str) -> Iterator[Settings]:
-    """A fresh ENGRAM_HOME on the session's Milvus, with the default collection emptied."""
+def home(tmp_path: Path, models_dir: Path, milvus_uri: str, redis_url: str) -> Iterator[Settings]:
+    """A fresh ENGRAM_HOME on the session's Milvus and Redis (memories' version numbers live in
+    Redis: without it the ingest would start, and leave, the home's own), collection emptied."""
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "models").symlink_to(models_dir, target_is_directory=True)
     client = MilvusClient(uri=milvus_uri)
     client.drop_collection(DEFAULT_COLLECTION)
-    yield Settings(engram_home=tmp_path / "home", milvus_uri=milvus_uri, redis_url=None)
+    yield Settings(engram_home=tmp_path / "home", milvus_uri=milvus_uri, redis_url=redis_url)
     client.drop_collection(DEFAULT_COLLECTION)
     client.close()
 

@@ -433,7 +433,11 @@ def home(request: pytest.FixtureRequest, tmp_path: Path, milvus_uri: str) -> Ite
 
 
 def test_ingest_remembers_what_the_configured_model_says(
-    home: Path, milvus_uri: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    home: Path,
+    milvus_uri: str,
+    redis_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     from click.testing import CliRunner
 
@@ -453,6 +457,7 @@ def test_ingest_remembers_what_the_configured_model_says(
     env = {
         "ENGRAM_HOME": str(home),
         "MILVUS_URI": milvus_uri,
+        "REDIS_URL": redis_url,  # the session's: else the ingest starts (and leaves) the home's own
         "ENGRAM_LLM_MODEL": "stub-model",
         "ENGRAM_LLM_API_KEY": KEY,
     }
