@@ -1,11 +1,12 @@
 """The dead-letter store: rejected records with the field and reason they failed on.
 
-Parquet parts, one file per written batch, under `settings.dead_letter_dir` or, with
-ENGRAM_STATE_URL set, in PostgreSQL shared by every host (core/stores/state_files.py). Each part
-is written whole and atomically, so a reader never sees half a part and concurrent writers
-(batch runs, stream consumers, API hosts) never clash. Nothing is stored unredacted: `write`
-redacts `raw` and `reason` again even when the caller (normalize) already did, which costs
-little because redaction is idempotent and rejected records are few.
+Parquet parts, one file per written batch (per entry for the stream: `write_entries`), under
+`settings.dead_letter_dir` or, with ENGRAM_STATE_URL set, in PostgreSQL shared by every host
+(core/stores/state_files.py). Each part is written whole and atomically, so a reader never sees
+half a part and concurrent writers (batch runs, stream consumers, API hosts) never clash.
+Nothing is stored unredacted: `write` redacts `raw` and `reason` again even when the caller
+(normalize) already did, which costs little because redaction is idempotent and rejected
+records are few.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import io
 import re
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -41,6 +43,32 @@ def write(settings: Settings, rejected: pa.Table) -> str | None:
     """Store one batch of rejected records as a new part; returns its name (None if empty)."""
     if rejected.num_rows == 0:
         return None
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    dead_letter_files(settings).write(name, _parquet(_redacted(rejected)))
+    return name
+
+
+def write_entries(settings: Settings, rejected: pa.Table, entry_ids: Sequence[str]) -> list[str]:
+    """Store rejected stream records, one part per stream entry, named after the entry: writing
+    an entry again (a redelivery after a crash between this write and its mark) replaces its
+    part instead of adding a second copy. Returns the parts' names."""
+    if len(entry_ids) != rejected.num_rows:
+        raise InvalidInputError("entry_ids", f"{len(entry_ids)} ids for {rejected.num_rows} rows")
+    files = dead_letter_files(settings)
+    table = _redacted(rejected)
+    names = []
+    for row, entry_id in enumerate(entry_ids):
+        if not re.fullmatch(r"\d+-\d+", entry_id):
+            raise InvalidInputError("entry_id", f"{entry_id!r} is not a stream entry id")
+        millis, sequence = entry_id.split("-")
+        stamp = datetime.fromtimestamp(int(millis) / 1000, UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        names.append(f"part-{stamp}-entry-{millis}-{sequence}.parquet")
+        files.write(names[-1], _parquet(table.slice(row, 1)))
+    return names
+
+
+def _redacted(rejected: pa.Table) -> pa.Table:
     table = rejected.select(DEAD_LETTER_SCHEMA.names).cast(DEAD_LETTER_SCHEMA)
     table = table.set_column(
         table.schema.get_field_index("raw"), "raw", redact_array(table.column("raw"))
@@ -48,10 +76,7 @@ def write(settings: Settings, rejected: pa.Table) -> str | None:
     table = table.set_column(
         table.schema.get_field_index("reason"), "reason", redact_array(table.column("reason"))
     )
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    name = f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
-    dead_letter_files(settings).write(name, _parquet(table))
-    return name
+    return table
 
 
 def read(settings: Settings) -> pa.Table:
@@ -140,4 +165,5 @@ __all__ = [
     "read",
     "summarize_reason",
     "write",
+    "write_entries",
 ]

@@ -127,7 +127,8 @@ def _keep_rejected(ctx: StreamContext, rejected: pa.Table, entries: list[str | N
     ids = [str(entry) for entry in entries]
     fresh = ctx.marks.unmarked(ids)
     if any(fresh):
-        dead_letter.write(ctx.settings, rejected.filter(pa.array(fresh)))
+        kept = [entry for entry, new in zip(ids, fresh, strict=True) if new]
+        dead_letter.write_entries(ctx.settings, rejected.filter(pa.array(fresh)), kept)
     ctx.marks.mark(ids)
     return sum(fresh)
 

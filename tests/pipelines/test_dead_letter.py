@@ -56,6 +56,17 @@ def test_each_batch_is_its_own_part_and_no_temporary_file_is_left(settings: Sett
     assert dead_letter.read(settings).num_rows == 3
 
 
+def test_a_stream_entry_written_again_stays_one_record(settings: Settings) -> None:
+    # A consumer killed between storing a rejection and marking it stores it again on redelivery.
+    table = rejected(("u1", "ts", "ts is required", "{}"), ("u2", "ts", "ts is required", "{}"))
+    first = dead_letter.write_entries(settings, table, ["1765000000000-0", "1765000000000-1"])
+    again = dead_letter.write_entries(settings, table.slice(1), ["1765000000000-1"])
+    assert again == first[1:]
+    assert dead_letter.read(settings).column("user_id").to_pylist() == ["u1", "u2"]
+    with pytest.raises(InvalidInputError, match="entry_id"):
+        dead_letter.write_entries(settings, table.slice(0, 1), ["not-an-entry"])
+
+
 def test_raw_and_reason_are_redacted_on_write(settings: Settings) -> None:
     raw = '{"user_id": "u1", "text": "call 555-123-4567 or mail a@b.io"}'
     dead_letter.write(settings, rejected(("u1", "user_id", "got 'a@b.io'", raw)))
