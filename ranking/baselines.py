@@ -140,9 +140,10 @@ class _CatalogModel:
         until the model is fitted again (ranking.registry.forget_user refits without them)."""
 
     def _scores(
-        self, user_ids: Sequence[str], cutoffs: np.ndarray
+        self, user_ids: Sequence[str], cutoffs: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, tie-break) for each user and fitted item; the tie-break may be one row."""
+        """(scores, tie-break) for each user and fitted item (only the fitted items at
+        `columns`, when given); the tie-break may be one row."""
         raise NotImplementedError
 
     def recommend(
@@ -174,20 +175,33 @@ class _CatalogModel:
         return self.score_batch([user_id], [cutoff], item_ids)[0]
 
     def score_batch(
-        self, user_ids: Sequence[str], cutoffs: Cutoffs, item_ids: Sequence[str]
+        self,
+        user_ids: Sequence[str],
+        cutoffs: Cutoffs,
+        item_ids: Sequence[str],
+        rows: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Users x items scores at each user's cutoff; NaN for items it cannot score then."""
+        """Users x items scores at each user's cutoff; NaN for items it cannot score then.
+        With `rows` (positions in `item_ids`) only those items are scored, in that order: a
+        request's given candidates, without scoring the catalog."""
         micros = to_micros(cutoffs)
         if len(micros) != len(user_ids):
             raise InvalidInputError("cutoffs", f"{len(micros)} cutoffs for {len(user_ids)} users")
         columns = catalog_columns(self, self._item_index, item_ids)
+        if rows is not None:
+            columns = columns[rows]
+        # A few columns are scored alone; many, by scoring the catalog and picking them.
+        few = 4 * len(columns) < len(self.items)
+        picked = np.maximum(columns, 0)
         result = np.full((len(user_ids), len(columns)), np.nan)
         users = [str(user) for user in user_ids]
         for start in range(0, len(users), self.batch_size):
-            rows = slice(start, start + self.batch_size)
-            scores, _ = self._scores(users[rows], micros[rows])
-            known = scores[:, np.maximum(columns, 0)]
-            result[rows] = np.where((columns >= 0) & np.isfinite(known), known, np.nan)
+            batch = slice(start, start + self.batch_size)
+            if few:
+                known, _ = self._scores(users[batch], micros[batch], picked)
+            else:
+                known = self._scores(users[batch], micros[batch])[0][:, picked]
+            result[batch] = np.where((columns >= 0) & np.isfinite(known), known, np.nan)
         return result
 
     def _counts_as_of(
@@ -272,7 +286,7 @@ class Popularity(_CatalogModel):
         return self
 
     def _scores(
-        self, user_ids: Sequence[str], cutoffs: np.ndarray
+        self, user_ids: Sequence[str], cutoffs: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         scores, contacts = self._counts_as_of(
             cutoffs,
@@ -280,6 +294,8 @@ class Popularity(_CatalogModel):
             half_life=None if self.half_life is None else float(_micros_of(self.half_life)),
             weights=np.maximum(self._weight, 0.0) if self.weighted else None,
         )
+        if columns is not None:
+            scores, contacts = scores[:, columns], contacts[:, columns]
         # An item nobody had touched by the cutoff was not known then.
         scores[contacts == 0] = -np.inf
         # In a window many items tie (often at 0): all-time counts as of the cutoff order them.
@@ -358,7 +374,10 @@ class _ProfileModel(_CatalogModel):
     def _learn(self, matrix: sp.csr_matrix) -> Any:
         raise NotImplementedError
 
-    def _apply(self, side: Any, profiles: sp.csr_matrix) -> np.ndarray:
+    def _apply(
+        self, side: Any, profiles: sp.csr_matrix, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores of the profiles' users over every fitted item, or over those at `columns`."""
         raise NotImplementedError
 
     def _matrix(self, events: int) -> sp.csr_matrix:
@@ -395,10 +414,19 @@ class _ProfileModel(_CatalogModel):
         """Event counts at which the item side is retrained: min_events, then x(1 + growth).
 
         The grid depends on nothing but these two numbers, so events after a cutoff never change
-        which model scores that cutoff.
+        which model scores that cutoff. Computed once per fit (a request asks for it).
         """
         assert self.retrain_growth is not None
         total = len(self._ts)
+        kept = self.__dict__.get("_points")
+        if kept is not None and kept[0] == (total, self.min_events, self.retrain_growth):
+            return kept[1]
+        points = self._grid(total)
+        self.__dict__["_points"] = ((total, self.min_events, self.retrain_growth), points)
+        return points
+
+    def _grid(self, total: int) -> np.ndarray:
+        assert self.retrain_growth is not None
         if total < self.min_events:
             return np.empty(0, dtype=np.int64)
         steps = math.floor(math.log(total / self.min_events) / math.log1p(self.retrain_growth))
@@ -429,17 +457,20 @@ class _ProfileModel(_CatalogModel):
         return np.where((columns >= 0) & np.isfinite(known), known, np.nan)
 
     def _scores(
-        self, user_ids: Sequence[str], cutoffs: np.ndarray
+        self, user_ids: Sequence[str], cutoffs: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        return self._score_profiles(self._profiles(user_ids, cutoffs), cutoffs)
+        return self._score_profiles(self._profiles(user_ids, cutoffs), cutoffs, columns)
 
     def _score_profiles(
-        self, profiles: sp.csr_matrix, cutoffs: np.ndarray
+        self, profiles: sp.csr_matrix, cutoffs: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.retrain_growth is None:
-            return self._apply(self._sides[len(self._ts)], profiles), self._popularity
+            popularity = self._popularity if columns is None else self._popularity[columns]
+            return self._apply(self._sides[len(self._ts)], profiles, columns), popularity
         _, contacts = self._counts_as_of(cutoffs)
-        scores = np.zeros((profiles.shape[0], len(self.items)))
+        if columns is not None:
+            contacts = contacts[:, columns]
+        scores = np.zeros(contacts.shape)
         # The latest retrain point whose events all lie strictly before the cutoff; users
         # before the first one get zeros, i.e. as-of popularity through the tie-break.
         points = self._retrain_points()
@@ -450,7 +481,7 @@ class _ProfileModel(_CatalogModel):
             if events not in self._sides:
                 self._sides[events] = self._learn(self._matrix(events))
             rows = np.flatnonzero(chosen == index)
-            scores[rows] = self._apply(self._sides[events], profiles[rows])
+            scores[rows] = self._apply(self._sides[events], profiles[rows], columns)
         scores[contacts == 0] = -np.inf  # unknown as of the cutoff
         return scores, contacts
 
@@ -483,7 +514,11 @@ class ItemKNN(_ProfileModel):
     def _learn(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         return _pruned_cosine(matrix, self.neighbors, self.block)
 
-    def _apply(self, side: sp.csr_matrix, profiles: sp.csr_matrix) -> np.ndarray:
+    def _apply(
+        self, side: sp.csr_matrix, profiles: sp.csr_matrix, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        if columns is not None:
+            return _column_product(profiles, side, columns)
         return np.asarray((profiles @ side).toarray())
 
 
@@ -536,11 +571,16 @@ class ALS(_ProfileModel):
             model.fit(matrix, show_progress=False)
         return model
 
-    def _apply(self, side: Any, profiles: sp.csr_matrix) -> np.ndarray:
+    def _apply(
+        self, side: Any, profiles: sp.csr_matrix, columns: np.ndarray | None = None
+    ) -> np.ndarray:
         # User factors are solved from the profile as of the cutoff, never from the fit, so a
         # user's later contacts in the fitted matrix do not shape their scores.
         users = side.recalculate_user(np.arange(profiles.shape[0]), profiles)
-        return np.asarray(users, dtype=np.float64) @ _float64_factors(side).T
+        factors = _float64_factors(side)
+        if columns is not None:
+            factors = factors[columns]
+        return np.asarray(users, dtype=np.float64) @ factors.T
 
 
 class EASE(_ProfileModel):
@@ -592,16 +632,63 @@ class EASE(_ProfileModel):
         return kept, sp.csr_matrix(weights.astype(np.float32))
 
     def _apply(
-        self, side: tuple[np.ndarray, np.ndarray | sp.csr_matrix], profiles: sp.csr_matrix
+        self,
+        side: tuple[np.ndarray, np.ndarray | sp.csr_matrix],
+        profiles: sp.csr_matrix,
+        columns: np.ndarray | None = None,
     ) -> np.ndarray:
         kept, weights = side
-        scores = np.zeros((profiles.shape[0], len(self.items)))
-        product = sp.csr_matrix(profiles)[:, kept] @ weights
-        scores[:, kept] = product.toarray() if sp.issparse(product) else np.asarray(product)
+        if columns is None:
+            scores = np.zeros((profiles.shape[0], len(self.items)))
+            product = sp.csr_matrix(profiles)[:, kept] @ weights
+            scores[:, kept] = product.toarray() if sp.issparse(product) else np.asarray(product)
+            return scores
+        # The asked columns among the kept items (the others score 0).
+        scores = np.zeros((profiles.shape[0], len(columns)))
+        place = np.searchsorted(kept, columns).clip(max=max(len(kept) - 1, 0))
+        inside = kept[place] == columns if len(kept) else np.zeros(len(columns), bool)
+        into, place = np.flatnonzero(inside), place[inside]
+        part = profiles.toarray()[:, kept]
+        if sp.issparse(weights):
+            scores[:, into] = _column_product(part, weights, place)
+        else:
+            scores[:, into] = part @ weights[:, place]
         return scores
 
 
 _FACTORS64: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
+_BY_COLUMN: dict[int, tuple[sp.spmatrix, sp.csc_matrix]] = {}
+
+
+def _column_product(
+    profiles: sp.spmatrix | np.ndarray, side: sp.spmatrix, columns: np.ndarray
+) -> np.ndarray:
+    """`profiles @ side[:, columns]` reading only those columns of the sparse side: what a
+    request's few given candidates need, whatever the user's number of contacts and without
+    scipy's per-call cost (a request has one profile row; each is a dense catalog row here)."""
+    by_column = _by_column(side)
+    starts = by_column.indptr[columns]
+    lengths = by_column.indptr[columns + 1] - starts
+    ends = np.cumsum(lengths)
+    take = np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - ends + lengths, lengths)
+    owner = np.repeat(np.arange(len(columns)), lengths)
+    rows = by_column.indices[take]
+    weights = by_column.data[take].astype(np.float64)
+    dense = profiles if isinstance(profiles, np.ndarray) else profiles.toarray()
+    return np.stack(
+        [np.bincount(owner, weights=row[rows] * weights, minlength=len(columns)) for row in dense]
+    )
+
+
+def _by_column(side: sp.spmatrix) -> sp.csc_matrix:
+    """The side in compressed columns, converted once per side: a request's few columns are
+    then sliced without reading the whole matrix. Kept by the side's identity (sparse matrices
+    cannot be weakly keyed); a model's sides live as long as the model."""
+    kept = _BY_COLUMN.get(id(side))
+    if kept is None or kept[0] is not side:
+        kept = (side, sp.csc_matrix(side))
+        _BY_COLUMN[id(side)] = kept
+    return kept[1]
 
 
 def _float64_factors(side: Any) -> np.ndarray:

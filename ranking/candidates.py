@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
-from ranking.baselines import to_micros, top_k
+from ranking.baselines import catalog_columns, to_micros, top_k
 from ranking.history import Contacts, UserHistory
 from ranking.item_vectors import ItemVectors
 
@@ -46,8 +46,14 @@ class Source(Protocol):
     name: str
 
     def scores(
-        self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index
-    ) -> np.ndarray: ...
+        self,
+        user_ids: Sequence[str],
+        at: pd.DatetimeIndex,
+        items: pd.Index,
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Users x items (only those at positions `rows` of `items`, when given)."""
+        ...
 
     def forget_user(self, user_id: str) -> None:
         """Score the user as one with no history from now on (in place, while serving)."""
@@ -64,7 +70,11 @@ class CatalogScorer(Protocol):
     """A fitted point-in-time model: ranking.baselines' models, ranking.sequence's."""
 
     def score_batch(
-        self, user_ids: Sequence[str], cutoffs: pd.DatetimeIndex, item_ids: Sequence[str]
+        self,
+        user_ids: Sequence[str],
+        cutoffs: pd.DatetimeIndex,
+        item_ids: Sequence[str],
+        rows: np.ndarray | None = None,
     ) -> np.ndarray: ...
 
     def forget_user(self, user_id: str) -> None: ...
@@ -86,9 +96,15 @@ class ModelSource:
         self.name = name
         self.model = model
 
-    def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
+    def scores(
+        self,
+        user_ids: Sequence[str],
+        at: pd.DatetimeIndex,
+        items: pd.Index,
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
         """The model's scores (see `_CatalogModel.score_batch`)."""
-        return np.asarray(self.model.score_batch(list(user_ids), at, items))
+        return np.asarray(self.model.score_batch(list(user_ids), at, items, rows))
 
     def forget_user(self, user_id: str) -> None:
         """The model's `forget_user`."""
@@ -143,11 +159,19 @@ class EmbeddingSource:
         self.history = history
         self.memories = memories or {}
 
-    def scores(self, user_ids: Sequence[str], at: pd.DatetimeIndex, items: pd.Index) -> np.ndarray:
+    def scores(
+        self,
+        user_ids: Sequence[str],
+        at: pd.DatetimeIndex,
+        items: pd.Index,
+        rows: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Users x items cosine; NaN for a user with no taste yet or an item with no vector."""
         micros = to_micros(at)
-        columns = self.vectors.index.get_indexer(items)
-        out = np.full((len(user_ids), len(items)), np.nan)
+        columns = catalog_columns(self, self.vectors.index, items)
+        if rows is not None:
+            columns = columns[rows]
+        out = np.full((len(user_ids), len(columns)), np.nan)
         tastes = np.zeros((len(user_ids), self.vectors.matrix.shape[1]), dtype=np.float32)
         known = np.zeros(len(user_ids), dtype=bool)
         for row, (user, moment) in enumerate(zip(user_ids, micros, strict=True)):

@@ -282,12 +282,11 @@ class Ranker:
         chosen = positions[positions >= 0]
         item_ids = self._catalog[chosen]
         when = pd.DatetimeIndex([moment])
-        asked = [str(item) for item in item_ids]
         scores = np.empty((len(chosen), len(self._names)))
         ranks = np.full((len(chosen), len(self._names)), np.nan)
         place = np.zeros(len(self._catalog), dtype=np.int32)  # 1-based place, 0: not listed
         for j, source in enumerate(self.inputs.sources):
-            scores[:, j] = source.scores([user_id], when, asked)[0]
+            scores[:, j] = source.scores([user_id], when, self.inputs.items, chosen)[0]
             listed = kept.lists[j]
             listed = listed[listed >= 0]
             place[listed] = np.arange(1, len(listed) + 1)

@@ -91,10 +91,14 @@ class SequentialCooccurrence:
         user_ids: Sequence[str],
         cutoffs: pd.DatetimeIndex | Sequence[pd.Timestamp],
         item_ids: Sequence[str],
+        rows: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Users x items scores as of each cutoff; NaN for unknown items, 0 for no evidence."""
+        """Users x items scores as of each cutoff; NaN for unknown items, 0 for no evidence.
+        With `rows`, only the items at those positions of `item_ids`."""
         micros = to_micros(cutoffs)
         columns = catalog_columns(self, self._item_index, item_ids)
+        if rows is not None:
+            columns = columns[rows]
         out = np.full((len(user_ids), len(columns)), np.nan)
         usable = np.searchsorted(self._when, micros, side="left")
         chosen = np.searchsorted(self._points, usable, side="right") - 1

@@ -311,3 +311,26 @@ def test_als_scores_are_the_float64_product_of_the_factors() -> None:
     expected = np.asarray(users, dtype=np.float64) @ np.asarray(side.item_factors).T
     for _ in range(2):  # the converted factors are kept after the first call
         np.testing.assert_array_equal(model._apply(side, profiles), expected)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        GlobalPopularity,
+        lambda: ItemKNN(neighbors=5),
+        lambda: ItemKNN(neighbors=5, retrain_growth=0.5, min_events=20),
+        lambda: ALS(factors=4, retrain_growth=0.5, min_events=20),
+        lambda: EASE(regularization=5.0),
+        lambda: EASE(regularization=5.0, neighbors=3, retrain_growth=0.5, min_events=20),
+    ],
+    ids=["global_popularity", "item_knn", "item_knn_asof", "als_asof", "ease", "ease_asof"],
+)
+def test_a_few_asked_items_score_as_in_the_whole_catalog(make: Callable[[], Recommender]) -> None:
+    # Given candidates are scored alone (a few columns), never by scoring the catalog first.
+    model = make().fit(clustered_log())
+    catalog = pd.Index([*(f"{g}{n}" for g in "ab" for n in range(6)), "unknown"])
+    users, cutoffs = ["a0", "b3", "stranger"], [at(100), at(35), at(50)]
+    whole = model.score_batch(users, cutoffs, catalog)
+    for rows in (np.array([7, 0]), np.array([12, 3]), np.array([], dtype=np.intp)):
+        few = model.score_batch(users, cutoffs, catalog, rows)
+        np.testing.assert_allclose(few, whole[:, rows], rtol=1e-6, atol=1e-9)
