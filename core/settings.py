@@ -98,6 +98,12 @@ class Settings(BaseSettings):
         description="How long the ranker reuses item feature rows it read "
         "from Redis (0: read them on every request). User rows are always read live.",
     )
+    engram_rank_shortlist: int = Field(
+        default=200,
+        ge=0,
+        description="Of a user's stored candidates, how many the model scores per request: "
+        "the best by reciprocal rank fusion of the sources' ranks (at least twice k; 0: all).",
+    )
     engram_candidates_budget_mb: float = Field(
         default=256.0,
         ge=0,

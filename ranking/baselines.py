@@ -30,6 +30,9 @@ from core.errors import InvalidInputError
 
 Cutoffs: TypeAlias = Sequence[pd.Timestamp] | pd.Series | pd.DatetimeIndex
 Exclude: TypeAlias = Mapping[str, Collection[str]]
+# Users x items profiles: sparse, or dense rows for the few users of a request (no scipy).
+Profiles: TypeAlias = sp.csr_matrix | np.ndarray
+DENSE_PROFILES = 8  # users at most whose profiles are dense when a few columns are asked
 _REQUIRED = ("user_id", "item_id", "ts", "weight")
 
 
@@ -375,7 +378,7 @@ class _ProfileModel(_CatalogModel):
         raise NotImplementedError
 
     def _apply(
-        self, side: Any, profiles: sp.csr_matrix, columns: np.ndarray | None = None
+        self, side: Any, profiles: Profiles, columns: np.ndarray | None = None
     ) -> np.ndarray:
         """Scores of the profiles' users over every fitted item, or over those at `columns`."""
         raise NotImplementedError
@@ -394,6 +397,21 @@ class _ProfileModel(_CatalogModel):
         if self.confidence == "contact":
             matrix.data[:] = 1.0
         return matrix
+
+    def _finish_row(self, sums: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+        """`_finish` of one dense row: each item's summed values and number of contacts."""
+        return (sums != 0).astype(float) if self.confidence == "contact" else sums
+
+    def _dense_profiles(self, user_ids: Sequence[str], cutoffs: np.ndarray) -> np.ndarray:
+        """`_profiles` as dense rows, built without scipy (a request's one user)."""
+        out = np.zeros((len(user_ids), len(self.items)))
+        for row, (user, cutoff) in enumerate(zip(user_ids, cutoffs, strict=True)):
+            start, end = self._rows.get(user, (0, 0))
+            end = start + int(np.searchsorted(self._p_ts[start:end], cutoff, side="left"))
+            items, n = self._p_item[start:end], len(self.items)
+            sums = np.bincount(items, weights=self._p_value[start:end], minlength=n)
+            out[row] = self._finish_row(sums, np.bincount(items, minlength=n))
+        return out
 
     def _profiles(self, user_ids: Sequence[str], cutoffs: np.ndarray) -> sp.csr_matrix:
         """Each user's values over the items they touched strictly before their cutoff."""
@@ -459,10 +477,12 @@ class _ProfileModel(_CatalogModel):
     def _scores(
         self, user_ids: Sequence[str], cutoffs: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        if columns is not None and len(user_ids) <= DENSE_PROFILES:
+            return self._score_profiles(self._dense_profiles(user_ids, cutoffs), cutoffs, columns)
         return self._score_profiles(self._profiles(user_ids, cutoffs), cutoffs, columns)
 
     def _score_profiles(
-        self, profiles: sp.csr_matrix, cutoffs: np.ndarray, columns: np.ndarray | None = None
+        self, profiles: Profiles, cutoffs: np.ndarray, columns: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         if self.retrain_growth is None:
             popularity = self._popularity if columns is None else self._popularity[columns]
@@ -511,11 +531,14 @@ class ItemKNN(_ProfileModel):
         matrix.data[:] = 1.0  # a user counts once per item, however many contacts
         return matrix
 
+    def _finish_row(self, sums: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+        return (contacts > 0).astype(float)
+
     def _learn(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
         return _pruned_cosine(matrix, self.neighbors, self.block)
 
     def _apply(
-        self, side: sp.csr_matrix, profiles: sp.csr_matrix, columns: np.ndarray | None = None
+        self, side: sp.csr_matrix, profiles: Profiles, columns: np.ndarray | None = None
     ) -> np.ndarray:
         if columns is not None:
             return _column_product(profiles, side, columns)
@@ -572,10 +595,12 @@ class ALS(_ProfileModel):
         return model
 
     def _apply(
-        self, side: Any, profiles: sp.csr_matrix, columns: np.ndarray | None = None
+        self, side: Any, profiles: Profiles, columns: np.ndarray | None = None
     ) -> np.ndarray:
         # User factors are solved from the profile as of the cutoff, never from the fit, so a
         # user's later contacts in the fitted matrix do not shape their scores.
+        if isinstance(profiles, np.ndarray):
+            profiles = sp.csr_matrix(profiles, dtype=np.float32)
         users = side.recalculate_user(np.arange(profiles.shape[0]), profiles)
         factors = _float64_factors(side)
         if columns is not None:
@@ -634,7 +659,7 @@ class EASE(_ProfileModel):
     def _apply(
         self,
         side: tuple[np.ndarray, np.ndarray | sp.csr_matrix],
-        profiles: sp.csr_matrix,
+        profiles: Profiles,
         columns: np.ndarray | None = None,
     ) -> np.ndarray:
         kept, weights = side
@@ -648,7 +673,7 @@ class EASE(_ProfileModel):
         place = np.searchsorted(kept, columns).clip(max=max(len(kept) - 1, 0))
         inside = kept[place] == columns if len(kept) else np.zeros(len(columns), bool)
         into, place = np.flatnonzero(inside), place[inside]
-        part = profiles.toarray()[:, kept]
+        part = (profiles if isinstance(profiles, np.ndarray) else profiles.toarray())[:, kept]
         if sp.issparse(weights):
             scores[:, into] = _column_product(part, weights, place)
         else:
@@ -660,9 +685,7 @@ _FACTORS64: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictiona
 _BY_COLUMN: dict[int, tuple[sp.spmatrix, sp.csc_matrix]] = {}
 
 
-def _column_product(
-    profiles: sp.spmatrix | np.ndarray, side: sp.spmatrix, columns: np.ndarray
-) -> np.ndarray:
+def _column_product(profiles: Profiles, side: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
     """`profiles @ side[:, columns]` reading only those columns of the sparse side: what a
     request's few given candidates need, whatever the user's number of contacts and without
     scipy's per-call cost (a request has one profile row; each is a dense catalog row here)."""

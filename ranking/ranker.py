@@ -208,6 +208,9 @@ class Ranker:
         if not query and at is None:
             if candidates is None:
                 found = self.stored(user_id)
+                shortlist = self.settings.engram_rank_shortlist
+                if found is not None and shortlist:
+                    found = found.shortlist(max(shortlist, 2 * k))
             else:
                 found = self._given(user_id, moment, candidates)
         if found is None:

@@ -7,7 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ranking.candidates import CandidateSet, generate, generate_user, key_of, source_recall
+from ranking.candidates import (
+    CandidateSet,
+    UserCandidates,
+    generate,
+    generate_user,
+    key_of,
+    source_recall,
+)
 
 AT = pd.Timestamp("2026-01-01", tz="UTC")
 ITEMS = pd.Index([f"i{n}" for n in range(10)])
@@ -82,3 +89,20 @@ def test_one_users_arrays_equal_the_frame_of_generate() -> None:
     pd.testing.assert_frame_equal(
         pd.DataFrame(arrays.columns()), frame.drop(columns=["user_id", "at"])
     )
+
+
+def test_a_shortlist_keeps_the_rows_best_by_fused_rank_in_their_order() -> None:
+    nan = np.nan
+    ranks = np.array([[1, nan], [50, 40], [nan, 2], [300, nan], [3, 3]])
+    found = UserCandidates(
+        np.array(["a", "b", "c", "d", "e"], dtype=object),
+        ["one", "two"],
+        np.zeros(ranks.shape),
+        ranks,
+        np.isfinite(ranks),
+    )
+    short = found.shortlist(3)
+    # Fused: a 1/61, b 1/110 + 1/100 (two sources beat one), c 1/62, d 1/360, e 2/63.
+    assert short.item_ids.tolist() == ["a", "b", "e"]
+    np.testing.assert_array_equal(short.ranks, ranks[[0, 1, 4]])
+    assert found.shortlist(5) is found

@@ -165,6 +165,11 @@ def test_a_request_without_candidates_or_time_ranks_the_candidates_from_training
     now = ranker.rank(user, k=5, explain=False)
     assert len(now.items) == 5 and {i for i, _ in now.items} <= set(kept.item_ids)
     assert ranker.rank(user, k=5, at=AT).items == []  # with one, they are
+    # The model scores only the shortlist (at least 2k rows): the best by fused rank.
+    shortlisted = ranker.settings.model_copy(update={"engram_rank_shortlist": 1})
+    monkeypatch.setattr(ranker, "settings", shortlisted)
+    short = ranker.rank(user, k=3, explain=False)
+    assert {i for i, _ in short.items} <= set(kept.shortlist(6).item_ids)
 
 
 def test_given_candidates_are_scored_alone_and_ranked_in_the_kept_lists(ranker: Ranker) -> None:
