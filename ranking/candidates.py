@@ -15,6 +15,7 @@ the time are never candidates.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -254,15 +255,8 @@ class UserCandidates:
 
     def sources(self) -> list[str]:
         """Per item, the names of the sources that proposed it, joined by '+'."""
-        labels = np.array(
-            [
-                "+".join(n for j, n in enumerate(self.names) if mask >> j & 1)
-                for mask in range(1 << len(self.names))
-            ],
-            dtype=object,
-        )
         bits = (self.inside * (1 << np.arange(len(self.names)))).sum(axis=1)
-        return labels[bits].tolist()
+        return _labels(tuple(self.names))[bits].tolist()
 
     def columns(self) -> dict[str, object]:
         """The frame columns of `generate` (without user_id and at)."""
@@ -273,6 +267,18 @@ class UserCandidates:
         out["n_sources"] = self.n_sources
         out["sources"] = self.sources()
         return out
+
+
+@functools.cache
+def _labels(names: tuple[str, ...]) -> np.ndarray:
+    """Every subset of the sources as its '+'-joined label, indexed by its bit mask."""
+    return np.array(
+        [
+            "+".join(n for j, n in enumerate(names) if mask >> j & 1)
+            for mask in range(1 << len(names))
+        ],
+        dtype=object,
+    )
 
 
 @dataclass
