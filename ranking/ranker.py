@@ -345,6 +345,7 @@ def load_ranker(
     """The ranker of a registry version (latest when None), wired to Redis and Milvus. With the
     timeouts (the API) every store call is bounded by them, no local server is started, and a
     store that does not answer while loading is a ServiceUnavailableError (core.stores.services)."""
+    import grpc
     from pymilvus.exceptions import MilvusException
 
     from core.stores import feature_store
@@ -363,9 +364,10 @@ def load_ranker(
     try:
         item_store.ensure_collection()
         vectors = item_store.load()
-    except MilvusException as error:
+    except (MilvusException, grpc.RpcError) as error:
+        # A deadline inside the vectors' query iterator comes up as gRPC's own error.
         item_store.close()
-        raise ServiceUnavailableError("milvus", error.message) from error
+        raise ServiceUnavailableError("milvus", getattr(error, "message", str(error))) from error
     serving = redis_timeout_s is not None
     redis_url = locate_redis_url(settings) if serving else resolve_redis_url(settings)
     store = feature_store.open_store(settings, redis_url)

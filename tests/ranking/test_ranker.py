@@ -32,6 +32,7 @@ from ranking.follow import FollowConfig, Follower, followed_of
 from ranking.ranker import Ranker, load_ranker
 from ranking.train import training_matrix
 from serving.wiring import load_model
+from tests.conftest import PausableServer
 from tests.feature_home import AS_OF
 
 REDIS_DB = 9
@@ -261,3 +262,14 @@ def test_a_contact_sent_to_the_stream_reaches_the_served_candidates_within_two_s
     )
     print(f"candidates changed {waited:.3f} s after the send")
     assert ranker.rank(user, k=5, explain=False).items  # and a request ranks the new ones
+
+
+def test_a_hung_milvus_while_a_model_loads_keeps_the_one_in_use(
+    ranker: Ranker, pausable_milvus: PausableServer
+) -> None:
+    """A worker booting or swapping models while Milvus hangs keeps what it serves (nothing
+    here) after the timeout, instead of dying on the gRPC deadline."""
+    pausable_milvus.pause()
+    began = time.monotonic()
+    assert load_model(ranker.settings, None) is None
+    assert time.monotonic() - began < 30
