@@ -401,7 +401,7 @@ def rebuild_features(con: duckdb.DuckDBPyConnection, settings: Settings, *, as_o
     rows = snapshot_files.write_all(users, snapshots.users, "user_id", "last_event_ts")
     rows += snapshot_files.write_all(items, snapshots.items, "item_id", "item_last_event_ts")
     incremental.save_full(
-        settings, table, signals, as_of_us=as_of_us, session_gap_us=gap_us, pending=pending
+        settings, signals, as_of_us=as_of_us, session_gap_us=gap_us, pending=pending
     )
     return rows
 

@@ -171,13 +171,22 @@ def seen_pairs(
 ) -> np.ndarray:
     """Per signal: True where its (user, item) pair is among `keys`, which number users and
     items by their place in `user_names` and `item_names`."""
-    if len(keys) == 0:
-        return np.zeros(len(signals), dtype=bool)
     users = _codes_in(signals.user_names, user_names)[signals.users]
     items = np.append(_codes_in(signals.item_names, item_names), -1)[signals.items]
+    return paired(keys, users, items)
+
+
+def paired(keys: np.ndarray, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """Per signal: True where its (user, item) codes (-1 for none) are a pair of `keys`."""
+    if len(keys) == 0:
+        return np.zeros(len(users), dtype=bool)
     key = (users.astype(np.int64) << _ITEM_BITS) | np.maximum(items, 0)
-    at = np.minimum(np.searchsorted(keys, key), len(keys) - 1)
-    return (users >= 0) & (items >= 0) & (keys[at] == key)
+    # Searched in sorted order, the binary searches stay in cache: several times faster.
+    order = np.argsort(key)
+    at = np.minimum(np.searchsorted(keys, key[order]), len(keys) - 1)
+    found = np.empty(len(key), dtype=bool)
+    found[order] = keys[at] == key[order]
+    return (users >= 0) & (items >= 0) & found
 
 
 def _codes_in(names: pa.Array, dictionary: pa.Array) -> np.ndarray:

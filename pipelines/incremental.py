@@ -9,7 +9,8 @@ differs on rows an incremental run kept). How:
   the UTC midnight HORIZON_DAYS before its as_of day; each user's and item's totals over its
   signals before H (`pipelines/history.py`: counts, micro-weights and micro-stars, sessions,
   (user, item) pairs, category affinities); every signal from H to as_of, coded
-  (`recent-*.parquet`); and what the state covers (event-store parts, catalog, as_of).
+  (`pipelines/recent_signals.py`); and what the state covers (event-store parts, catalog,
+  as_of).
 - An incremental run reads the parts the state does not cover, computes the snapshots of the
   recent signals plus them from those totals (the same functions as a full run), and keeps
   the rows that changed: a touched entity's rows from the UTC day of its earliest new signal
@@ -43,11 +44,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from core.settings import Settings
-from pipelines import catalog_store, enrich, event_store, history, snapshot_files
+from pipelines import catalog_store, enrich, event_store, history, recent_signals, snapshot_files
 from pipelines.aggregate_items import item_snapshots, trend
 from pipelines.aggregate_users import KIND_WINDOWS, user_snapshots
 from pipelines.signal_arrays import (
-    SIGNAL_COLUMNS,
     WEIGHT_SCALE,
     SignalArrays,
     code_signals,
@@ -59,7 +59,9 @@ from pipelines.timelines import MICROS_PER_DAY, WINDOWS
 HORIZON_DAYS = 37
 REBASE_DAYS = 30
 _LONGEST_WINDOW = max(WINDOWS.values())
-_STATE_FILE = "state.json"
+# Named anew when the state's layout changes: an older state is then not found, and the next
+# ingest recomputes in full.
+_STATE_FILE = "state-2.json"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class State:
     session_gap_us: int
     catalog: str
     parts: dict[str, list[int]]  # part name: [size, mtime_ns]
-    recent: list[str]  # recent-*.parquet files
+    recent: str  # the stem of the recent signals' files (`recent_signals.save`)
     pending: bool  # stored signals later than as_of
 
 
@@ -133,15 +135,13 @@ def why_full(settings: Settings, state: State | None, as_of_us: int, gap_us: int
 
 def save_full(
     settings: Settings,
-    recent_and_older: pa.Table,
     signals: SignalArrays,
     *,
     as_of_us: int,
     session_gap_us: int,
     pending: bool,
 ) -> None:
-    """Keep the state of a full recompute: `recent_and_older` (SIGNAL_COLUMNS) and `signals`
-    are the same signals (all with ts <= as_of), as a table and coded."""
+    """Keep the state of a full recompute of `signals` (all with ts <= as_of)."""
     horizon = (as_of_us // MICROS_PER_DAY - HORIZON_DAYS) * MICROS_PER_DAY
     directory = state_dir(settings)
     fresh = directory.with_name(f".{directory.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -166,16 +166,17 @@ def save_full(
         for name, table in tables.items():
             pq.write_table(table, fresh / f"{name}.parquet", compression="zstd")
         np.save(fresh / "pairs.npy", keys)
-        t = np.asarray(recent_and_older.column("t").to_numpy(), dtype=np.int64)
-        recent_name = f"recent-{uuid.uuid4().hex[:8]}.parquet"
-        _write_recent(recent_and_older.filter(pa.array(t >= horizon)), fresh / recent_name)
+        recent = _subset(signals, signals.t >= horizon)
+        seen = history.paired(keys, recent.users, recent.items)
+        recent_stem = f"recent-{uuid.uuid4().hex[:8]}"
+        recent_signals.save(recent, seen, fresh, recent_stem)
         state = State(
             as_of_us=as_of_us,
             horizon_us=horizon,
             session_gap_us=session_gap_us,
             catalog=catalog_digest(settings),
             parts=_parts_now(settings),
-            recent=[recent_name],
+            recent=recent_stem,
             pending=pending,
         )
         (fresh / _STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
@@ -184,10 +185,6 @@ def save_full(
     except BaseException:
         shutil.rmtree(fresh, ignore_errors=True)
         raise
-
-
-def _write_recent(table: pa.Table, path: Path) -> None:
-    pq.write_table(table.cast(SIGNAL_COLUMNS), path, compression="zstd", compression_level=1)
 
 
 def _subset(signals: SignalArrays, mask: np.ndarray) -> SignalArrays:
@@ -233,12 +230,17 @@ def update(
     first = int(t[t <= as_of_us].min()) if visible.num_rows else as_of_us
     if first // MICROS_PER_DAY * MICROS_PER_DAY - _LONGEST_WINDOW < state.horizon_us:
         return "a new signal lies before the horizon's margin"
-    recent = pa.concat_tables(
-        [pq.read_table(directory / name).cast(SIGNAL_COLUMNS) for name in state.recent]
-        + [visible.cast(SIGNAL_COLUMNS)]
+    recent, recent_seen = recent_signals.load(directory, state.recent)
+    new = code_signals(visible)
+    new_seen = history.seen_pairs(
+        new,
+        np.load(directory / "pairs.npy"),
+        pq.read_table(directory / "pair_users.parquet").column("key").combine_chunks(),
+        pq.read_table(directory / "pair_items.parquet").column("key").combine_chunks(),
     )
     affinity = pq.read_table(directory / "affinity.parquet")
-    signals = _with_categories(code_signals(recent), affinity.column("category"))
+    signals = recent_signals.merge(recent, new, affinity.column("category").combine_chunks())
+    seen = np.concatenate([recent_seen, new_seen])
     users_history = history.align(
         pq.read_table(directory / "user_history.parquet"),
         signals.user_names,
@@ -247,12 +249,6 @@ def update(
     )
     items_history = history.align(
         pq.read_table(directory / "item_history.parquet"), signals.item_names
-    )
-    seen = history.seen_pairs(
-        signals,
-        np.load(directory / "pairs.npy"),
-        pq.read_table(directory / "pair_users.parquet").column("key").combine_chunks(),
-        pq.read_table(directory / "pair_items.parquet").column("key").combine_chunks(),
     )
     previous_as_of = state.as_of_us // MICROS_PER_DAY * MICROS_PER_DAY
     users = _Side(
@@ -274,32 +270,24 @@ def update(
     items.rows = item_snapshots(_subset(signals, mine), as_of_us, items_history, seen[mine]).table
     for side in (users, items):
         _apply(side, signals, as_of_us)
-    recent_names = list(state.recent)
+    recent_stem = state.recent
     if visible.num_rows:
-        recent_names.append(f"recent-{uuid.uuid4().hex[:8]}.parquet")
-        _write_recent(visible, directory / recent_names[-1])
+        recent_stem = f"recent-{uuid.uuid4().hex[:8]}"
+        recent_signals.save(signals, seen, directory, recent_stem)
     kept = dataclasses.replace(
         state,
         as_of_us=as_of_us,
         parts=now,
-        recent=recent_names,
+        recent=recent_stem,
         pending=bool((t > as_of_us).any()),
     )
     temporary = directory / f".{_STATE_FILE}.tmp"
     temporary.write_text(json.dumps(dataclasses.asdict(kept)))
     temporary.replace(directory / _STATE_FILE)
+    if recent_stem != state.recent:
+        for name in recent_signals.files(state.recent):
+            (directory / name).unlink(missing_ok=True)
     return ""
-
-
-def _with_categories(signals: SignalArrays, extra: pa.ChunkedArray) -> SignalArrays:
-    """`signals` with category codes into the sorted union of their categories and `extra`."""
-    union = pc.unique(
-        pa.chunked_array([signals.category_names, *extra.chunks], pa.string()).combine_chunks()
-    ).drop_null()
-    union = union.take(pc.sort_indices(union))
-    remap = pc.index_in(signals.category_names, value_set=union).to_numpy(zero_copy_only=False)
-    codes = np.append(np.asarray(remap, dtype=np.int32), -1)[signals.categories]
-    return dataclasses.replace(signals, categories=codes, category_names=union)
 
 
 @dataclass
