@@ -34,6 +34,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "neg300_stop100": {"stop_at": 100, "max_negatives": 300},
     "xendcg_stop100": {"stop_at": 100, "params": {"objective": "rank_xendcg"}},
     "binary_stop100": {"stop_at": 100, "params": {"objective": "binary"}},
+    "leaves31_stop100": {"stop_at": 100, "params": {"num_leaves": 31, "min_data_in_leaf": 100}},
+    "lr10_stop100": {"stop_at": 100, "params": {"learning_rate": 0.1}},
 }
 
 
