@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from ranking.model import _sample_negatives, fit_lambdarank, group_sizes, importance
+from ranking.model import (
+    _sample_negatives,
+    fit_lambdarank,
+    group_sizes,
+    importance,
+    mean_ndcg,
+    valid_groups,
+)
 
 
 def test_group_sizes_are_runs_of_equal_keys() -> None:
@@ -31,3 +39,19 @@ def test_it_ranks_the_planted_signal_first() -> None:
     fitted = fit_lambdarank(matrix, labels, keys, times, rounds=50)
     assert fitted.valid_groups > 0 and fitted.valid_ndcg10 > 0.9
     assert importance(fitted.booster).index[0] == "signal"
+
+
+def test_early_stopping_reads_the_latest_groups_that_have_a_positive() -> None:
+    keys = pd.Series([f"g{g}" for g in range(10) for _ in range(2)])
+    times = pd.Series(np.repeat(pd.date_range("2026-01-01", periods=10, tz="UTC"), 2))
+    labels = np.tile([1, 0], 10)
+    labels[18] = 0  # the latest group, g9, has no positive
+    assert valid_groups(keys, times, labels, share=0.25) == {"g7", "g8"}
+
+
+def test_mean_ndcg_orders_each_group_by_score() -> None:
+    scores = np.asarray([0.9, 0.1, 0.2, 0.8])
+    labels = np.asarray([1, 0, 1, 0])
+    groups = pd.Series(["a", "a", "b", "b"])
+    # a: the positive first (1.0); b: the positive second (1 / log2(3)).
+    assert mean_ndcg(scores, labels, groups, 10) == pytest.approx((1 + 1 / np.log2(3)) / 2)
