@@ -6,8 +6,19 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
 
-from ranking.candidates import CandidateSet, generate, generate_user, key_of, source_recall
+from ranking.baselines import top_k
+from ranking.candidates import (
+    CandidateSet,
+    generate,
+    generate_user,
+    key_of,
+    ranked_columns,
+    source_recall,
+)
 
 AT = pd.Timestamp("2026-01-01", tz="UTC")
 ITEMS = pd.Index([f"i{n}" for n in range(10)])
@@ -82,3 +93,24 @@ def test_one_users_arrays_equal_the_frame_of_generate() -> None:
     pd.testing.assert_frame_equal(
         pd.DataFrame(arrays.columns()), frame.drop(columns=["user_id", "at"])
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12),
+        elements=st.sampled_from([0.0, -0.0, 1.0, 2.5, -3.0, np.nan, np.inf, -np.inf]),
+    ),
+    st.integers(1, 15),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_batch_ranks_each_row_as_top_k_does(scores: np.ndarray, depth: int, seed: int) -> None:
+    blocked_mask = np.random.default_rng(seed).random(scores.shape) < 0.2
+    order, counts = ranked_columns(scores, np.nonzero(blocked_mask), depth)
+    for row in range(len(scores)):
+        values = np.where(np.isfinite(scores[row]), scores[row], -np.inf)
+        values[blocked_mask[row]] = -np.inf
+        top = top_k(values[None, :], depth)[0]
+        expected = top[np.isfinite(values[top])]
+        np.testing.assert_array_equal(order[row, : counts[row]], expected)
