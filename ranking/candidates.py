@@ -16,7 +16,7 @@ the time are never candidates.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Mapping, MutableMapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -311,30 +311,67 @@ def generate(
     keys = _keys(user_ids, at)
     if len(set(keys)) != len(keys):
         raise InvalidInputError("user_ids", "each (user, time) pair may appear once")
-    limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
     item_array = np.asarray(items, dtype=object)
     pieces: list[UserCandidates] = []
-    owners: list[int] = []  # position in user_ids and at of each piece
     lists: dict[str, dict[str, list[str]]] = {s.name: {} for s in sources}
+    for position, union, best in unions(
+        sources, user_ids, at, items, exclude, limits, only, batch_size
+    ):
+        for name, columns in best.items():
+            lists[name][keys[position]] = item_array[columns].tolist()
+        pieces.append(union)
+    owner_ids = np.array([str(u) for u in user_ids], dtype=object)
+    return CandidateSet(_frame(pieces, owner_ids, at, [s.name for s in sources]), lists)
+
+
+def unions(
+    sources: Sequence[Source],
+    user_ids: Sequence[str],
+    at: pd.DatetimeIndex,
+    items: pd.Index,
+    exclude: Mapping[str, Collection[str]] | None = None,
+    limits: Mapping[str, int] | None = None,
+    only: Sequence[str] | None = None,
+    batch_size: int = 256,
+) -> Iterator[tuple[int, UserCandidates, dict[str, np.ndarray]]]:
+    """Each user's union at their time, in order: (position in `user_ids`, the union, each
+    source's list as catalog positions). The sources score `batch_size` users at once, which
+    costs a fraction of scoring them one by one."""
+    limits = {s.name: (limits or DEFAULT_LIMITS).get(s.name, 100) for s in sources}
+    item_array = np.asarray(items, dtype=object)
+    chosen = None if only is None else items.get_indexer([str(i) for i in only])
+    depth = _depth(limits)
     for start in range(0, len(user_ids), batch_size):
         users = [str(u) for u in user_ids[start : start + batch_size]]
         times = at[start : start + batch_size]
         matrices = {s.name: s.scores(users, times, items) for s in sources}
-        for row, user in enumerate(users):
-            blocked = items.get_indexer(list((exclude or {}).get(user, ())))
-            union, best = _union(
-                {name: matrix[row] for name, matrix in matrices.items()},
-                item_array,
-                blocked[blocked >= 0],
-                limits,
-                None if only is None else items.get_indexer([str(i) for i in only]),
-            )
-            for name, columns in best.items():
-                lists[name][keys[start + row]] = item_array[columns].tolist()
-            pieces.append(union)
-            owners.append(start + row)
-    owner_ids = np.array([str(u) for u in user_ids], dtype=object)[owners]
-    return CandidateSet(_frame(pieces, owner_ids, at[owners], [s.name for s in sources]), lists)
+        blocked = [items.get_indexer(list((exclude or {}).get(user, ()))) for user in users]
+        cells = (
+            np.repeat(np.arange(len(users)), [len(b) for b in blocked]),
+            np.concatenate([np.empty(0, np.intp), *blocked]),
+        )
+        known = cells[1] >= 0
+        ranked = {
+            name: ranked_columns(matrix, (cells[0][known], cells[1][known]), depth)
+            for name, matrix in matrices.items()
+        }
+        for row in range(len(users)):
+            best = {name: order[row, : counts[row]] for name, (order, counts) in ranked.items()}
+            rows = {name: matrix[row] for name, matrix in matrices.items()}
+            yield start + row, _union_of(rows, best, item_array, limits, chosen), best
+
+
+def ranked_columns(
+    scores: np.ndarray, blocked: tuple[np.ndarray, np.ndarray], depth: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's columns best first, `depth` deep, and how many lead with a finite score
+    (NaN and the `blocked` (rows, columns) cells never do): per row what `top_k` keeps, ties
+    by column, for a whole batch at once. Pure."""
+    values = np.where(np.isfinite(scores), scores, -np.inf)
+    values[blocked] = -np.inf
+    order = np.argsort(-values, axis=1, kind="stable")[:, :depth]
+    counts = np.isfinite(np.take_along_axis(values, order, axis=1)).sum(axis=1)
+    return order, counts
 
 
 def _frame(
@@ -394,6 +431,10 @@ def generate_contacts(
     return _union(rows, item_array, blocked[blocked >= 0], limits, None)[0]
 
 
+def _depth(limits: Mapping[str, int]) -> int:
+    return max(RECALL_DEPTH, *limits.values()) if limits else RECALL_DEPTH
+
+
 def _union(
     scores: Mapping[str, np.ndarray],
     item_array: np.ndarray,
@@ -404,13 +445,25 @@ def _union(
     """One user's union of each source's top `limits` (or exactly the `only` positions), and
     each source's list `RECALL_DEPTH` deep (catalog positions). `scores`: source -> catalog
     row."""
-    depth = max(RECALL_DEPTH, *limits.values()) if limits else RECALL_DEPTH
+    depth = _depth(limits)
     best: dict[str, np.ndarray] = {}
     for name, row in scores.items():
         values = np.where(np.isfinite(row), row, -np.inf)
         values[blocked] = -np.inf
         top = top_k(values[None, :], depth)[0]
         best[name] = top[np.isfinite(values[top])]
+    return _union_of(scores, best, item_array, limits, only), best
+
+
+def _union_of(
+    scores: Mapping[str, np.ndarray],
+    best: Mapping[str, np.ndarray],
+    item_array: np.ndarray,
+    limits: Mapping[str, int],
+    only: np.ndarray | None,
+) -> UserCandidates:
+    """The union of each source's list `best` (catalog positions, best first) cut at its limit,
+    or exactly the `only` positions, with every source's score and rank."""
     if only is not None:
         chosen = only[only >= 0]
     else:
@@ -427,11 +480,10 @@ def _union(
         score_block[:, j] = scores[name][chosen]
         rank_block[:, j] = position[chosen]
     inside = rank_block <= np.array([limits[n] for n in names])  # NaN compares False
-    lists = np.full((len(names), depth), -1, dtype=np.int32)
+    lists = np.full((len(names), _depth(limits)), -1, dtype=np.int32)
     for j, name in enumerate(names):
         lists[j, : len(best[name])] = best[name]
-    union = UserCandidates(item_array[chosen], names, score_block, rank_block, inside, lists)
-    return union, best
+    return UserCandidates(item_array[chosen], names, score_block, rank_block, inside, lists)
 
 
 def _keys(user_ids: Sequence[str], at: pd.DatetimeIndex) -> list[str]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from core.errors import InvalidInputError
 from ranking.baselines import to_micros
@@ -212,12 +213,16 @@ def _context_features(candidates: pd.DataFrame, context: Context) -> np.ndarray:
     users = candidates["user_id"].astype(str).to_numpy()
     item_rows = context.table.index(candidates["item_id"].astype(str).tolist())
     # Rows of one (user, time) share the user's contacts: grouped, the work is per group.
-    codes, _ = pd.factorize(pd.Series(users) + "@" + pd.Series(at).astype(str))
+    codes = pd.DataFrame({"user": users, "at": at}).groupby(["user", "at"], sort=False).ngroup()
+    codes = codes.to_numpy()
     order = np.argsort(codes, kind="stable")
     bounds = np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1], True])
-    for left, right in itertools.pairwise(bounds):
-        rows = order[left:right]
-        out[rows] = _user_block(context, str(users[rows[0]]), int(at[rows[0]]), item_rows[rows])
+    # A group's products are small: a second BLAS thread only spins, which cost five times the
+    # CPU of one thread on two cores (docs/benchmarks.md, issue 15); the results are the same.
+    with threadpool_limits(1, "blas"):
+        for left, right in itertools.pairwise(bounds):
+            rows = order[left:right]
+            out[rows] = _user_block(context, str(users[rows[0]]), int(at[rows[0]]), item_rows[rows])
     out[:, _C["n_sources"]] = candidates["n_sources"].to_numpy(dtype=float)
     out[:, _C["hour_of_day"]], out[:, _C["day_of_week"]] = _clock(at)
     return out

@@ -81,26 +81,33 @@ def join(
     missing = [k for k in keys if k not in labels.columns]
     if missing:
         raise InvalidInputError("labels", f"missing join keys {missing}")
-    table = pa.table(
-        {
-            _ROW: pa.array(np.arange(len(labels), dtype=np.int64)),
-            _AT: pa.array(at, type=pa.int64()),
-            **{k: pa.array(labels[k].astype(str).to_numpy(), type=pa.string()) for k in keys},
-        }
-    )
     columns: dict[str, pa.ChunkedArray] = {}
-    groups: dict[tuple[str, SnapshotFile], list[ViewRef]] = {}
+    groups: dict[str, dict[SnapshotFile, list[ViewRef]]] = {}
     for view in views:
-        groups.setdefault((view.join_key, files[view.name]), []).append(view)
-    con.register("__pit_labels", table)
-    try:
-        for (key, file), members in groups.items():
-            result = con.sql(_query(key, file, members)).to_arrow_table()
-            for name in result.column_names:
-                if name != _ROW:
-                    columns[name] = result.column(name)
-    finally:
-        con.unregister("__pit_labels")
+        groups.setdefault(view.join_key, {}).setdefault(files[view.name], []).append(view)
+    for key, by_file in groups.items():
+        # Each distinct (entity, time) is joined once: a user's hundreds of candidates at one
+        # time share its rows.
+        ids = labels[key].astype(str).to_numpy()
+        pair = pd.DataFrame({"id": ids, "at": at}).groupby(["id", "at"], sort=False).ngroup()
+        inverse = pair.to_numpy()
+        first = np.unique(inverse, return_index=True)[1]
+        table = pa.table(
+            {
+                _ROW: pa.array(np.arange(len(first), dtype=np.int64)),
+                _AT: pa.array(at[first], type=pa.int64()),
+                key: pa.array(ids[first], type=pa.string()),
+            }
+        )
+        con.register("__pit_labels", table)
+        try:
+            for file, members in by_file.items():
+                result = con.sql(_query(key, file, members)).to_arrow_table()
+                for name in result.column_names:
+                    if name != _ROW:
+                        columns[name] = result.column(name).take(inverse)
+        finally:
+            con.unregister("__pit_labels")
     names = [f.name for v in views for f in v.features]
     for view in views:
         columns[MATCH + view.name] = columns[f"{_SNAP_ROW}{view.join_key}"]

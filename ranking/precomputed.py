@@ -5,9 +5,10 @@ profiles, the taste vector, as-of popularity), then keeps its top items: on Movi
 (9,742 items) that is most of a request's time, and it grows with the catalog. The sources read
 only the log saved with the model, so a user's candidates do not change between two trainings
 but for the 30-day popularity window sliding on; `engram train` computes them once per user
-(`compute`, the same `generate_user` as a live request) and saves them in the registry version
-(`candidates.npz`). A request without candidates, query or time then reads its user's rows here
-instead of scoring the catalog; one with any of them generates its candidates live, as before.
+(`compute`: the sources and union of a live request, many users scored at once) and saves
+them in the registry version (`candidates.npz`). A request without candidates, query or time
+then reads its user's rows here instead of scoring the catalog; one with any of them generates
+its candidates live, as before.
 
 Storage, per user: ~600 candidates x (4-byte item code + 8 bytes x 5 source scores + 2 bytes x 5
 source ranks) = ~33 KB, and each source's list 500 deep (4-byte codes: 10 KB), ~43 KB;
@@ -35,7 +36,7 @@ from ranking.candidates import (
     RECALL_DEPTH,
     Source,
     UserCandidates,
-    generate_user,
+    unions,
 )
 from ranking.history import UserHistory
 
@@ -183,10 +184,10 @@ def compute(
     chosen = sorted(active[: max(0, budget_bytes // per_user)])
     names = [s.name for s in sources]
     limits = [DEFAULT_LIMITS.get(name, 100) for name in names]
+    exclude = {user: history.before(user, micros).items for user in chosen}
+    moments = pd.DatetimeIndex([at] * len(chosen))
     codes, scores, ranks, lists, offsets = [], [], [], [], [0]
-    for user in chosen:
-        seen = history.before(user, micros).items
-        found = generate_user(sources, user, at, items, seen)
+    for _, found, _ in unions(sources, chosen, moments, items, exclude):
         codes.append(items.get_indexer(found.item_ids.astype(str)).astype(np.int32))
         scores.append(found.scores)
         ranks.append(np.nan_to_num(found.ranks, nan=NOT_LISTED).astype(np.int16))

@@ -6,13 +6,18 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import array_shapes, arrays
 
+from ranking.baselines import top_k
 from ranking.candidates import (
     CandidateSet,
     UserCandidates,
     generate,
     generate_user,
     key_of,
+    ranked_columns,
     source_recall,
 )
 
@@ -106,3 +111,24 @@ def test_a_shortlist_keeps_the_rows_best_by_fused_rank_in_their_order() -> None:
     assert short.item_ids.tolist() == ["a", "b", "e"]
     np.testing.assert_array_equal(short.ranks, ranks[[0, 1, 4]])
     assert found.shortlist(5) is found
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=12),
+        elements=st.sampled_from([0.0, -0.0, 1.0, 2.5, -3.0, np.nan, np.inf, -np.inf]),
+    ),
+    st.integers(1, 15),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_batch_ranks_each_row_as_top_k_does(scores: np.ndarray, depth: int, seed: int) -> None:
+    blocked_mask = np.random.default_rng(seed).random(scores.shape) < 0.2
+    order, counts = ranked_columns(scores, np.nonzero(blocked_mask), depth)
+    for row in range(len(scores)):
+        values = np.where(np.isfinite(scores[row]), scores[row], -np.inf)
+        values[blocked_mask[row]] = -np.inf
+        top = top_k(values[None, :], depth)[0]
+        expected = top[np.isfinite(values[top])]
+        np.testing.assert_array_equal(order[row, : counts[row]], expected)

@@ -32,11 +32,11 @@ def world() -> tuple[list[Source], UserHistory, pd.Index]:
     return sources, history, items
 
 
-def assert_same(got: UserCandidates | None, expected: UserCandidates) -> None:
+def assert_same(got: UserCandidates | None, expected: UserCandidates, rtol: float = 0) -> None:
     assert got is not None
     assert got.item_ids.tolist() == expected.item_ids.tolist()
     assert got.names == expected.names
-    np.testing.assert_array_equal(got.scores, expected.scores)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=rtol, atol=0)
     np.testing.assert_array_equal(got.ranks, expected.ranks)
     np.testing.assert_array_equal(got.inside, expected.inside)
     assert got.sources() == expected.sources()
@@ -55,7 +55,8 @@ def test_stored_candidates_are_what_a_request_at_that_time_generates(
     for user in history.users:
         seen = history.before(user, micros).items
         expected = generate_user(sources, user, AT, items, seen)
-        assert_same(loaded.get(user), expected)
+        # Scored with many users at once: float32 products may round in another last bit.
+        assert_same(loaded.get(user), expected, rtol=1e-6)
     assert loaded.get("nobody") is None and "nobody" not in loaded
 
 

@@ -159,7 +159,8 @@ def test_a_request_without_candidates_or_time_ranks_the_candidates_from_training
     seen = ranker.inputs.context.history.before(user, int(stored.at.value // 1000)).items
     live = generate_user(ranker.inputs.sources, user, stored.at, ranker.inputs.items, seen)
     assert kept.item_ids.tolist() == live.item_ids.tolist()
-    np.testing.assert_array_equal(kept.scores, live.scores)
+    # Stored ones were scored with many users at once: float32 rounds in another last bit.
+    np.testing.assert_allclose(kept.scores, live.scores, rtol=1e-6, atol=0)
     np.testing.assert_array_equal(kept.ranks, live.ranks)
     # Without a time the sources are not asked: the stored rows are ranked.
     monkeypatch.setattr(ranker.inputs, "sources", [])
