@@ -134,7 +134,10 @@ class _CatalogModel:
         self._weight = interactions["weight"].to_numpy(dtype=float)[order]
         self._popularity = np.bincount(items, minlength=len(self.items)).astype(float)
         self._as_of_memo: dict[tuple[object, ...], Any] = {}  # see _counts_as_of
-        self.__dict__.pop("_catalog_columns", None)  # positions in the catalog fitted before
+        # Derived from the fit, kept for requests: positions in the catalog, the retrain grid,
+        # item sides in compressed columns.
+        for derived in ("_catalog_columns", "_points", "_sides_by_column"):
+            self.__dict__.pop(derived, None)
 
     def forget_user(self, user_id: str) -> None:
         """Score the user as one with no contacts from now on, in place (a model being served).
@@ -434,22 +437,29 @@ class _ProfileModel(_CatalogModel):
         The grid depends on nothing but these two numbers, so events after a cutoff never change
         which model scores that cutoff. Computed once per fit (a request asks for it).
         """
-        assert self.retrain_growth is not None
-        total = len(self._ts)
-        kept = self.__dict__.get("_points")
-        if kept is not None and kept[0] == (total, self.min_events, self.retrain_growth):
-            return kept[1]
-        points = self._grid(total)
-        self.__dict__["_points"] = ((total, self.min_events, self.retrain_growth), points)
+        points = self.__dict__.get("_points")
+        if points is None:
+            points = self.__dict__["_points"] = self._grid()
         return points
 
-    def _grid(self, total: int) -> np.ndarray:
+    def _grid(self) -> np.ndarray:
         assert self.retrain_growth is not None
+        total = len(self._ts)
         if total < self.min_events:
             return np.empty(0, dtype=np.int64)
         steps = math.floor(math.log(total / self.min_events) / math.log1p(self.retrain_growth))
         points = np.ceil(self.min_events * (1 + self.retrain_growth) ** np.arange(steps + 2))
         return np.unique(points[points <= total].astype(np.int64))
+
+    def _by_column(self, side: sp.spmatrix) -> sp.csc_matrix:
+        """An item side in compressed columns, converted once per side and kept with the model,
+        so it goes with the model (a module-wide cache kept every swapped-out model's sides).
+        Keyed by the side's identity: sparse matrices are not hashable."""
+        kept = self.__dict__.setdefault("_sides_by_column", {})
+        found = kept.get(id(side))
+        if found is None or found[0] is not side:
+            found = kept[id(side)] = (side, sp.csc_matrix(side))
+        return found[1]
 
     def score_contacts(
         self,
@@ -541,7 +551,7 @@ class ItemKNN(_ProfileModel):
         self, side: sp.csr_matrix, profiles: Profiles, columns: np.ndarray | None = None
     ) -> np.ndarray:
         if columns is not None:
-            return _column_product(profiles, side, columns)
+            return _column_product(profiles, self._by_column(side), columns)
         return np.asarray((profiles @ side).toarray())
 
 
@@ -675,21 +685,21 @@ class EASE(_ProfileModel):
         into, place = np.flatnonzero(inside), place[inside]
         part = (profiles if isinstance(profiles, np.ndarray) else profiles.toarray())[:, kept]
         if sp.issparse(weights):
-            scores[:, into] = _column_product(part, weights, place)
+            scores[:, into] = _column_product(part, self._by_column(weights), place)
         else:
             scores[:, into] = part @ weights[:, place]
         return scores
 
 
 _FACTORS64: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictionary()
-_BY_COLUMN: dict[int, tuple[sp.spmatrix, sp.csc_matrix]] = {}
 
 
-def _column_product(profiles: Profiles, side: sp.spmatrix, columns: np.ndarray) -> np.ndarray:
-    """`profiles @ side[:, columns]` reading only those columns of the sparse side: what a
-    request's few given candidates need, whatever the user's number of contacts and without
-    scipy's per-call cost (a request has one profile row; each is a dense catalog row here)."""
-    by_column = _by_column(side)
+def _column_product(
+    profiles: Profiles, by_column: sp.csc_matrix, columns: np.ndarray
+) -> np.ndarray:
+    """`profiles @ side[:, columns]`, the side in compressed columns, reading only those
+    columns: what a request's few given candidates need, whatever the user's number of contacts
+    and without scipy's per-call cost (a request has one profile row; each a dense row here)."""
     starts = by_column.indptr[columns]
     lengths = by_column.indptr[columns + 1] - starts
     ends = np.cumsum(lengths)
@@ -701,17 +711,6 @@ def _column_product(profiles: Profiles, side: sp.spmatrix, columns: np.ndarray) 
     return np.stack(
         [np.bincount(owner, weights=row[rows] * weights, minlength=len(columns)) for row in dense]
     )
-
-
-def _by_column(side: sp.spmatrix) -> sp.csc_matrix:
-    """The side in compressed columns, converted once per side: a request's few columns are
-    then sliced without reading the whole matrix. Kept by the side's identity (sparse matrices
-    cannot be weakly keyed); a model's sides live as long as the model."""
-    kept = _BY_COLUMN.get(id(side))
-    if kept is None or kept[0] is not side:
-        kept = (side, sp.csc_matrix(side))
-        _BY_COLUMN[id(side)] = kept
-    return kept[1]
 
 
 def _float64_factors(side: Any) -> np.ndarray:
