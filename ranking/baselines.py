@@ -34,6 +34,9 @@ Exclude: TypeAlias = Mapping[str, Collection[str]]
 Profiles: TypeAlias = sp.csr_matrix | np.ndarray
 DENSE_PROFILES = 8  # users at most whose profiles are dense when a few columns are asked
 _REQUIRED = ("user_id", "item_id", "ts", "weight")
+# Derived from a fit and kept for requests: positions in the catalog, the retrain grid, item
+# sides in compressed columns. Dropped on a new fit and never saved.
+_DERIVED = ("_catalog_columns", "_points", "_sides_by_column")
 
 
 class Recommender(Protocol):
@@ -134,10 +137,13 @@ class _CatalogModel:
         self._weight = interactions["weight"].to_numpy(dtype=float)[order]
         self._popularity = np.bincount(items, minlength=len(self.items)).astype(float)
         self._as_of_memo: dict[tuple[object, ...], Any] = {}  # see _counts_as_of
-        # Derived from the fit, kept for requests: positions in the catalog, the retrain grid,
-        # item sides in compressed columns.
-        for derived in ("_catalog_columns", "_points", "_sides_by_column"):
+        for derived in _DERIVED:
             self.__dict__.pop(derived, None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fit without what requests derive from it (`_DERIVED`, rebuilt on first use), so
+        a saved model never carries a cache's layout from the code that saved it."""
+        return {k: v for k, v in self.__dict__.items() if k not in _DERIVED}
 
     def forget_user(self, user_id: str) -> None:
         """Score the user as one with no contacts from now on, in place (a model being served).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 
 import numpy as np
@@ -334,3 +335,14 @@ def test_a_few_asked_items_score_as_in_the_whole_catalog(make: Callable[[], Reco
     for rows in (np.array([7, 0]), np.array([12, 3]), np.array([], dtype=np.intp)):
         few = model.score_batch(users, cutoffs, catalog, rows)
         np.testing.assert_allclose(few, whole[:, rows], rtol=1e-6, atol=1e-9)
+
+
+def test_a_saved_model_leaves_what_requests_derived_behind_and_scores_the_same() -> None:
+    model = ItemKNN(neighbors=5, retrain_growth=0.5, min_events=20).fit(clustered_log())
+    catalog = pd.Index([f"{g}{n}" for g in "ab" for n in range(6)])
+    before = model.score_batch(["a0"], [at(100)], catalog, np.array([1, 7]))
+    saved = pickle.loads(pickle.dumps(model))
+    assert not {"_catalog_columns", "_points", "_sides_by_column"} & set(vars(saved))
+    np.testing.assert_array_equal(
+        saved.score_batch(["a0"], [at(100)], catalog, np.array([1, 7])), before
+    )
