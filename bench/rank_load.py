@@ -4,7 +4,9 @@ Open loop: the send times are drawn before the run (a fixed interval, or Poisson
 each request's latency counts from its *scheduled* send time to the last byte of the answer, so
 a server that falls behind is charged for the queue it builds (no coordinated omission). Each
 request opens its own connection (sync workers do not keep connections alive) from one asyncio
-loop; requests in flight are not capped.
+loop; requests in flight are not capped. With `--keepalive` (and `--threads` > 1: gthread
+workers) requests reuse connections as a client's pool does (engram.client holds a
+requests.Session), opening one only when none is idle, so the schedule stays open loop.
 
 Per stage (one route at one rate): p50 / p95 / p99 / max, errors (a failed connection, a
 timeout, a non-200 answer), degraded answers (200 from the popularity fallback: fast, but not
@@ -14,8 +16,9 @@ request. Before each stage the server is drained: probes until one is answered w
 so a stage is not charged with the queue the one before left.
 
 Routes: `given` (100 candidates drawn from the catalog, k=10), `generated` (no candidates: the
-server generates them, k=10). Users and items come from the MovieLens directory the home was
-ingested from (`--data`), read in place.
+server generates them, k=10), and `healthz` (GET /healthz: an answer through the same server
+with no work in it, the floor the two others stand on; not in the default routes). Users and
+items come from the MovieLens directory the home was ingested from (`--data`), read in place.
 
     ENGRAM_HOME=... python bench/rank_load.py --data ../shared/data/movielens-small \\
         [--code DIR] [--rates 100,200,300] [--routes given,generated] [--seconds 30] [--json]
@@ -50,6 +53,7 @@ import numpy as np
 import psutil
 
 ROUTES = ("given", "generated")
+FLOOR = "healthz"
 Request = tuple[str, bytes]  # a path and a JSON body
 CANDIDATES = 100
 TIMEOUT_S = 10.0
@@ -71,6 +75,7 @@ class Stage:
     span_s: float = 0.0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
+    connections: int = 0  # opened with --keepalive (0: one per request)
 
     def summary(self) -> dict[str, Any]:
         """Percentiles, counts and CPU per request, JSON-ready."""
@@ -92,6 +97,7 @@ class Stage:
                 1000 * self.server_cpu_s / max(len(self.latencies_ms), 1), 2
             ),
             "client_cpu_ms_per_request": round(1000 * self.client_cpu_s / max(sent, 1), 2),
+            "connections": self.connections or sent,
         }
 
 
@@ -104,8 +110,13 @@ def schedule(rate: float, seconds: float, arrivals: str, rng: np.random.Generato
     return np.cumsum(gaps) - gaps[0]
 
 
-def bodies(data: Path, route: str, count: int, rng: np.random.Generator) -> list[bytes]:
-    """`count` request bodies of the route: random users, and for `given` random items."""
+def bodies(
+    data: Path, route: str, count: int, rng: np.random.Generator
+) -> list[bytes] | list[Request]:
+    """`count` requests of the route: bodies of random users, and for `given` random items;
+    for the floor, GETs of /healthz (an empty body)."""
+    if route == FLOOR:
+        return [("/healthz", b"")] * count
     with (data / "ratings.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     users = sorted({row["userId"] for row in rows})
@@ -121,14 +132,11 @@ def bodies(data: Path, route: str, count: int, rng: np.random.Generator) -> list
 
 
 async def send(host: str, port: int, body: bytes, path: str = "/v1/rank") -> tuple[int, bytes]:
-    """One POST of `body` to `path` on a fresh connection: (status, answer body)."""
+    """One POST of `body` to `path` (a GET when the body is empty) on a fresh connection:
+    (status, answer body)."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        writer.write(
-            b"POST %b HTTP/1.1\r\nHost: %b\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%b"
-            % (path.encode(), host.encode(), len(body), body)
-        )
+        writer.write(_request(host, path, body, keep=False))
         await writer.drain()
         answer = await reader.read()  # until the server closes
     finally:
@@ -140,12 +148,90 @@ async def send(host: str, port: int, body: bytes, path: str = "/v1/rank") -> tup
     return status, payload
 
 
+def _request(host: str, path: str, body: bytes, keep: bool) -> bytes:
+    method = b"POST" if body else b"GET"
+    return (
+        b"%b %b HTTP/1.1\r\nHost: %b\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: %b\r\n\r\n%b"
+        % (
+            method,
+            path.encode(),
+            host.encode(),
+            len(body),
+            b"keep-alive" if keep else b"close",
+            body,
+        )
+    )
+
+
+class Connections:
+    """Kept-alive connections, as a client's pool holds them: a request takes an idle one or,
+    when none is idle, opens a new one (it never waits for one: the schedule stays open loop),
+    and gives it back after the whole answer is read."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+
+    async def send(self, body: bytes, path: str = "/v1/rank") -> tuple[int, bytes]:
+        """One request on a kept-alive connection: (status, answer body). A reused connection
+        the server closed meanwhile (its keep-alive timeout) is dropped and the request sent
+        again on a new one, as a client's pool does; the latency still counts from the
+        schedule."""
+        while self.idle:
+            reader, writer = self.idle.pop()
+            try:
+                return await self._exchange(reader, writer, body, path)
+            except (OSError, asyncio.IncompleteReadError) as error:
+                if getattr(error, "partial", b""):
+                    raise  # the server had begun answering: not a stale connection
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        self.opened += 1
+        return await self._exchange(reader, writer, body, path)
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, body: bytes, path: str
+    ) -> tuple[int, bytes]:
+        try:
+            writer.write(_request(self.host, path, body, keep=True))
+            await writer.drain()
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            payload = await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if b"connection: close" in head.lower():
+            writer.close()
+        else:
+            self.idle.append((reader, writer))
+        status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+        return status, payload
+
+    def close(self) -> None:
+        """Close every idle connection."""
+        for _, writer in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
 async def run_stage(
-    host: str, port: int, stage: Stage, offsets: np.ndarray, load: list[bytes] | list[Request]
+    host: str,
+    port: int,
+    stage: Stage,
+    offsets: np.ndarray,
+    load: list[bytes] | list[Request],
+    keepalive: bool = False,
 ):
     """Send `load[i]` (a body for /v1/rank, or a path and body) at `offsets[i]`, record each
-    latency from its scheduled time."""
+    latency from its scheduled time; with `keepalive`, on kept-alive connections (Connections)."""
     loop = asyncio.get_running_loop()
+    pool = Connections(host, port) if keepalive else None
     start = loop.time() + 0.05
     last_done = start
 
@@ -153,8 +239,9 @@ async def run_stage(
         nonlocal last_done
         path, body = ("/v1/rank", request) if isinstance(request, bytes) else request
         try:
-            status, payload = await asyncio.wait_for(send(host, port, body, path), TIMEOUT_S)
-        except (OSError, TimeoutError, ValueError, IndexError):
+            sent = pool.send(body, path) if pool else send(host, port, body, path)
+            status, payload = await asyncio.wait_for(sent, TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError):
             stage.errors += 1
             return
         done = loop.time()
@@ -175,6 +262,9 @@ async def run_stage(
         tasks.append(asyncio.create_task(one(scheduled, body)))
     await asyncio.gather(*tasks)
     stage.span_s = max(last_done - start, 1e-9)
+    if pool:
+        stage.connections = pool.opened
+        pool.close()
 
 
 def gunicorn_processes(master: psutil.Process) -> list[psutil.Process]:
@@ -280,6 +370,12 @@ def main() -> None:
     parser.add_argument("--arrivals", choices=["poisson", "constant"], default="poisson")
     parser.add_argument("--label", default="", help="a name for this run in the table")
     parser.add_argument("--log", type=Path, default=Path("/tmp/rank_load_server.log"))
+    parser.add_argument(
+        "--keepalive",
+        action="store_true",
+        help="keep connections alive, as a client's pool does (needs --threads > 1: gunicorn's "
+        "sync workers close every connection)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -302,12 +398,12 @@ def main() -> None:
                 warm = Stage(route, rate, args.warmup)
                 offsets = schedule(rate, args.warmup, args.arrivals, rng)
                 load = bodies(args.data, route, len(offsets), rng)
-                asyncio.run(run_stage(host, port, warm, offsets, load))
+                asyncio.run(run_stage(host, port, warm, offsets, load, args.keepalive))
                 stage = Stage(route, rate, args.seconds)
                 offsets = schedule(rate, args.seconds, args.arrivals, rng)
                 load = bodies(args.data, route, len(offsets), rng)
                 before, mine = cpu_seconds(server), me.cpu_times()
-                asyncio.run(run_stage(host, port, stage, offsets, load))
+                asyncio.run(run_stage(host, port, stage, offsets, load, args.keepalive))
                 after, mine_after = cpu_seconds(server), me.cpu_times()
                 stage.server_cpu_s = sum(after[p] - before.get(p, 0.0) for p in after)
                 stage.client_cpu_s = (mine_after.user + mine_after.system) - (

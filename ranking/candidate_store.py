@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from core.stores.cluster import RedisClient
+from core.stores.online.transport import Read, command
 from pipelines.stream.tombstones import read_tombstones
 from ranking.baselines import to_micros
 from ranking.candidates import UserCandidates
@@ -122,6 +123,10 @@ def _pack(
     )
 
 
+def _decode_found(value: bytes | None) -> Record | None:
+    return None if value is None else decode(value)
+
+
 def decode(value: bytes) -> Record:
     """The record `encode` wrote."""
     length, micros, catalog_size, rows, width, depth = _HEAD.unpack_from(value)
@@ -148,7 +153,13 @@ class CandidateStore:
     def read(self, user_id: str) -> Record | None:
         """The user's record (None: none stored)."""
         value: Any = self.client.get(user_key(user_id))
-        return None if value is None else decode(value)
+        return _decode_found(value)
+
+    @staticmethod
+    def read_of(user_id: str) -> Read:
+        """`read` as one read of a shared round trip (core.stores.online.transport.read_all)."""
+        key = user_key(user_id).encode()
+        return Read(command(b"GET", key), key, _decode_found)
 
     def write(self, user_id: str, record: bytes, sources: int, written_ms: int) -> list[str]:
         """Store the user's record as their latest write; the users evicted for the budget."""

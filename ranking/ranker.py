@@ -10,6 +10,7 @@ missing, as the point-in-time join does) and orders them by the model's score.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +22,11 @@ import redis
 from core.errors import InvalidInputError, ServiceUnavailableError, UnknownUserError
 from core.settings import Settings
 from core.stores.online.cache import EntityCache
+from core.stores.online.read_service import StoredFeatures
+from core.stores.online.transport import Read, read_all
 from core.times import epoch_micros
 from ranking.baselines import to_micros
-from ranking.candidate_store import CandidateStore
+from ranking.candidate_store import CandidateStore, Record
 from ranking.candidates import DEFAULT_LIMITS, UserCandidates, generate_user
 from ranking.features import assemble_user
 from ranking.registry import ModelVersion
@@ -32,6 +35,16 @@ from ranking.train import RankingInputs, ranking_inputs
 QUERY_HITS = 50  # items a text query adds to the candidates
 PUBLISH_TIMEOUT_S = 30.0  # per Redis call when writing a version's candidates
 TOP_REASONS = 3  # features named per ranked item
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one request reads from Redis, in one round trip (`Ranker.fetch`)."""
+
+    at: datetime  # the request's time, which the reads' ttl were judged at
+    record: Record | None  # the user's stored candidates (None: none, or not needed)
+    rows: dict[str, StoredFeatures]  # the user's feature rows, by join key
+    extra: list[Any]  # the caller's own reads, parsed, in their order
 
 
 @dataclass
@@ -156,6 +169,7 @@ class Ranker:
         ranks: np.ndarray,
         n_sources: np.ndarray,
         at: datetime,
+        fetched: Fetched | None = None,
     ) -> np.ndarray:
         return assemble_user(
             self.inputs.context,
@@ -165,11 +179,14 @@ class Ranker:
             scores,
             ranks,
             n_sources,
-            self.service(user, items, at),
+            self.service(user, items, at, fetched),
         )
 
-    def service(self, user_id: str, items: list[str], at: datetime) -> np.ndarray:
-        """The feature service's values (items x service features) read online at `at`."""
+    def service(
+        self, user_id: str, items: list[str], at: datetime, fetched: Fetched | None = None
+    ) -> np.ndarray:
+        """The feature service's values (items x service features) read online at `at`; the
+        user's rows from `fetched` when given."""
         request = {"item_category": [self._category.get(i) for i in items]}
         read = self._reader.read(
             {"user_id": [user_id], "item_id": items},
@@ -177,8 +194,42 @@ class Ranker:
             enforce_ttl=True,
             now=at,
             cached=self._cached,
+            read=fetched.rows if fetched is not None else None,
         )
         return read.matrix(self.inputs.service_features)
+
+    def fetch(
+        self,
+        user_id: str,
+        at: datetime | None = None,
+        query: str | None = None,
+        extra: Sequence[Read] = (),
+    ) -> Fetched:
+        """What `rank` reads from Redis for the user, with the caller's `extra` reads, in one
+        round trip: their stored candidates (when `rank` will use them: no query, no time)
+        and their feature rows (the item rows come from the process's cache)."""
+        moment = _utc(at)
+        reads = list(extra)
+        record = self._candidates is not None and not query and at is None
+        if record:
+            reads.append(CandidateStore.read_of(user_id))
+        pending = None
+        if "user_id" in self._reader.plan.join_keys and "user_id" not in self._cached:
+            pending = self._reader.stored_reader.prepare(
+                {"user_id": [user_id]}, enforce_ttl=True, now=moment, event_times=False
+            )
+            reads += pending.reads
+        try:
+            replies = read_all(self._reader.stored_reader.client, reads)
+        except (redis.RedisError, OSError) as error:
+            raise ServiceUnavailableError("redis", str(error)) from error
+        mine = replies[len(extra) :]
+        return Fetched(
+            moment,
+            mine.pop(0) if record else None,
+            pending.finish(mine) if pending is not None else {},
+            replies[: len(extra)],
+        )
 
     def score(self, matrix: np.ndarray) -> np.ndarray:
         """The model's scores of model-matrix rows, on one thread (a request is ~100 rows:
@@ -193,26 +244,26 @@ class Ranker:
         query: str | None = None,
         at: datetime | None = None,
         explain: bool = True,
+        fetched: Fetched | None = None,
     ) -> RankResult:
         """The user's k best items as of `at` (default now); `candidates` limits the choice,
         `query` adds the items nearest to it in Milvus. Each item's reasons name its sources
         and, with `explain`, the features that moved its score most (LightGBM's SHAP values,
-        computed for the k answered items only)."""
+        computed for the k answered items only). `fetched`: what `fetch` read for this
+        request (else read here, in one round trip)."""
         if k < 1:
             raise InvalidInputError("k", f"must be positive, got {k}")
-        moment = pd.Timestamp(at or datetime.now(UTC))
-        if moment.tzinfo is None:
-            raise InvalidInputError("at", "needs a UTC offset")
-        moment = moment.tz_convert("UTC")
+        fetched = fetched or self.fetch(user_id, at, query)
+        moment = pd.Timestamp(fetched.at)
         found = None
         if not query and at is None:
             if candidates is None:
-                found = self.stored(user_id)
+                found = self.stored(user_id, fetched)
                 shortlist = self.settings.engram_rank_shortlist
                 if found is not None and shortlist:
                     found = found.shortlist(max(shortlist, 2 * k))
             else:
-                found = self._given(user_id, moment, candidates)
+                found = self._given(user_id, moment, candidates, fetched)
         if found is None:
             found = self._generate(user_id, moment, candidates, query)
         if not len(found.item_ids):
@@ -228,7 +279,8 @@ class Ranker:
             found.scores,
             found.ranks,
             found.n_sources.astype(float),
-            moment.to_pydatetime(),
+            fetched.at,
+            fetched,
         )
         scores = self.score(matrix)
         order = np.lexsort((item_ids, -scores))[:k]
@@ -250,17 +302,20 @@ class Ranker:
         items = [(str(item_ids[i]), float(scores[i])) for i in order]
         return RankResult(items, self.version, reasons)
 
-    def stored(self, user_id: str) -> UserCandidates | None:
+    def stored(self, user_id: str, fetched: Fetched | None = None) -> UserCandidates | None:
         """The user's candidates kept in Redis for this version (ranking.candidate_store:
         computed at training, recomputed by the follower when the user acts; None when none
         are kept): what a request without candidates, query or time ranks, instead of the
-        sources scoring the catalog."""
+        sources scoring the catalog. Read now unless `fetched` holds them."""
         if self._candidates is None:
             return None
-        try:
-            record = self._candidates.read(user_id)
-        except (redis.RedisError, OSError) as error:
-            raise ServiceUnavailableError("redis", str(error)) from error
+        if fetched is not None:
+            record = fetched.record
+        else:
+            try:
+                record = self._candidates.read(user_id)
+            except (redis.RedisError, OSError) as error:
+                raise ServiceUnavailableError("redis", str(error)) from error
         if (
             record is None
             or record.version != self.version
@@ -271,14 +326,18 @@ class Ranker:
         return record.candidates(self._catalog, self._names, self._limits)
 
     def _given(
-        self, user_id: str, moment: pd.Timestamp, candidates: list[str]
+        self,
+        user_id: str,
+        moment: pd.Timestamp,
+        candidates: list[str],
+        fetched: Fetched | None = None,
     ) -> UserCandidates | None:
         """The given candidates with each source's score of them (those items only) and their
         ranks in the user's source lists kept in Redis (None: none kept): what
         `generate_user(..., only=candidates)` gives without any source ranking the catalog.
         The lists leave out the items the user had touched when they were computed, as the
         lists training ranked do."""
-        kept = self.stored(user_id)
+        kept = self.stored(user_id, fetched)
         if kept is None or kept.lists is None or kept.lists.shape[1] == 0:
             return None
         positions = self.inputs.items.get_indexer([str(item) for item in candidates])
@@ -332,6 +391,15 @@ class Ranker:
             raise InvalidInputError("query", "this ranker has no item vector store")
         vector = self._embedder.embed([query])
         return self._item_store.search(vector, QUERY_HITS)[0]
+
+
+def _utc(at: datetime | None) -> datetime:
+    """The request's time: `at` (which must say its offset) in UTC, or now."""
+    if at is None:
+        return datetime.now(UTC)
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise InvalidInputError("at", "needs a UTC offset")
+    return at.astimezone(UTC)
 
 
 def load_ranker(
@@ -439,4 +507,4 @@ def _warm(ranker: Ranker) -> None:
             source.scores([some], now, ranker.inputs.items[:1])
 
 
-__all__ = ["RankResult", "Ranker", "load_ranker"]
+__all__ = ["Fetched", "RankResult", "Ranker", "load_ranker"]

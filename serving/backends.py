@@ -33,7 +33,7 @@ from memory.embed import Embedder
 from memory.service import MemoryService, build_memory_service
 from memory.store import DEFAULT_COLLECTION
 from memory.versions import MemoryVersions
-from pipelines.stream.tombstones import read_tombstones
+from pipelines.stream.tombstones import Tombstone, read_tombstones, tombstone_read
 from serving.breaker import Breaker
 from serving.popularity import (
     Popularity,
@@ -41,7 +41,7 @@ from serving.popularity import (
     load_popularity,
     popularity_inputs,
 )
-from serving.ports import HoldsUsers, Ranked, Ranker, RefreshesItems
+from serving.ports import Fetches, HoldsUsers, Ranked, Ranker, RefreshesItems
 
 log = logging.getLogger("engram.serving")
 
@@ -363,15 +363,22 @@ class RankService:
         """Drop the user from the copies that hold them and were loaded before their forget
         ended. One GET, only when a copy holds the user; 503 (ServiceUnavailableError) when
         Redis cannot say."""
-        held = [
+        held = self._holding(user_id)
+        if held:
+            read = lambda: read_tombstones(self._client, [user_id]).get(user_id)  # noqa: E731
+            self._drop(user_id, held, guarded(self._breaker, "redis", read))
+
+    def _holding(self, user_id: str) -> list[tuple[HoldsUsers, int]]:
+        """The copies holding the user, each with the server time its load began."""
+        return [
             (copy, loaded_ms)
             for copy, loaded_ms in (self._model, self._popularity)
             if isinstance(copy, HoldsUsers) and copy.knows(user_id)
         ]
-        if not held:
-            return
-        found = guarded(self._breaker, "redis", lambda: read_tombstones(self._client, [user_id]))
-        tombstone = found.get(user_id)
+
+    def _drop(
+        self, user_id: str, held: list[tuple[HoldsUsers, int]], tombstone: Tombstone | None
+    ) -> None:
         if tombstone is None:
             return
         for copy, loaded_ms in held:
@@ -389,18 +396,35 @@ class RankService:
         explain: bool = False,
     ) -> tuple[Ranked, str | None]:
         """The ranking and, when it fell back to popularity, why. A user forgotten since a copy
-        was loaded is dropped from it first (`honour_forget`)."""
-        try:
-            self.honour_forget(user_id)
-        except ServiceUnavailableError:
-            return self.popularity.rank(user_id, k, candidates), "redis unavailable"
+        was loaded is dropped from it first (`honour_forget`); with a model that fetches
+        (ports.Fetches), their tombstone is read in the model's own round trip."""
         model = self.model
+        fetcher = model if isinstance(model, Fetches) else None
+        fetched = None
+        if fetcher is not None and self._breaker.closed:
+            held = self._holding(user_id)
+            try:
+                extra = [tombstone_read(user_id)] if held else []
+                fetched = fetcher.fetch(user_id, at, query, extra)
+            except (ServiceUnavailableError, redis.RedisError, OSError) as error:
+                self._breaker.failure(str(error))
+                log.warning("ranking degraded: %s", error)
+                return self.popularity.rank(user_id, k, candidates), "redis unavailable"
+            self._drop(user_id, held, fetched.extra[0] if held else None)
+        else:
+            try:
+                self.honour_forget(user_id)
+            except ServiceUnavailableError:
+                return self.popularity.rank(user_id, k, candidates), "redis unavailable"
         if model is None:
             return self.popularity.rank(user_id, k, candidates), "no model"
         if not self._breaker.closed:
             return self.popularity.rank(user_id, k, candidates), "redis unavailable"
         try:
-            ranked = model.rank(user_id, k, candidates, query, at, explain=explain)
+            if fetcher is not None and fetched is not None:
+                ranked = fetcher.rank(user_id, k, candidates, query, at, explain, fetched)
+            else:
+                ranked = model.rank(user_id, k, candidates, query, at, explain=explain)
         except UnknownUserError:
             # No history to rank from (a new user): the most popular items are the answer.
             return self.popularity.rank(user_id, k, candidates), "unknown user"

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 from core.stores.cluster import RedisClient
+from core.stores.online.transport import Read
 
 
 class Ranked(Protocol):
@@ -43,6 +44,35 @@ class Ranker(Protocol):
         at: datetime | None = None,
         explain: bool = True,
     ) -> Ranked: ...
+
+
+@runtime_checkable
+class Fetches(Protocol):
+    """A ranker that reads what a request needs from Redis in one round trip, the caller's
+    reads with it (ranking.ranker.Ranker.fetch), then ranks from what it read."""
+
+    def fetch(
+        self,
+        user_id: str,
+        at: datetime | None = None,
+        query: str | None = None,
+        extra: Sequence[Read] = (),
+    ) -> Any:
+        """The reads of a request to rank for the user; `.extra` holds the caller's, parsed."""
+        ...
+
+    def rank(
+        self,
+        user_id: str,
+        k: int,
+        candidates: list[str] | None = None,
+        query: str | None = None,
+        at: datetime | None = None,
+        explain: bool = True,
+        fetched: Any = None,
+    ) -> Ranked:
+        """`Ranker.rank` from what `fetch` read."""
+        ...
 
 
 @runtime_checkable

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.stores.cluster import RedisClient
+from core.stores.online.transport import Read, command
 from pipelines.stream.producer import STREAM
 
 # In the stream's hash tag: `mark_forgotten` reads the stream and writes the tombstone in one
@@ -123,9 +124,20 @@ def read_tombstones(client: RedisClient, user_ids: Iterable[str]) -> dict[str, T
     found: dict[str, Tombstone] = {}
     for user, value in zip(users, values, strict=True):
         if value is not None:
-            boundary, _, ms = _text(value).partition(" ")
-            found[user] = Tombstone(boundary, int(ms))
+            found[user] = _parse(value)
     return found
+
+
+def tombstone_read(user_id: str) -> Read:
+    """The read of one user's tombstone (a Tombstone or None), to send in a round trip with
+    other reads (core.stores.online.transport.read_all)."""
+    key = tombstone_key(user_id).encode()
+    return Read(command(b"GET", key), key, lambda value: None if value is None else _parse(value))
+
+
+def _parse(value: Any) -> Tombstone:
+    boundary, _, ms = _text(value).partition(" ")
+    return Tombstone(boundary, int(ms))
 
 
 def _text(value: Any) -> str:

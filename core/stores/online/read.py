@@ -16,7 +16,7 @@ values older than its `ttl` as missing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from core.stores.cluster import RedisClient
 from core.stores.online.decode import decode_column, decode_numeric
 from core.stores.online.layout import ValueKind, ViewRef, feature_field, redis_keys, timestamp_field
 from core.stores.online.timestamps import decode_event_timestamp, stamp_seconds
-from core.stores.online.transport import bulk, round_trip
+from core.stores.online.transport import Read, bulk, read_all
 from core.times import epoch_micros, epoch_seconds
 
 
@@ -119,6 +119,15 @@ def _hmget_all(keys: Sequence[bytes], fields: Sequence[bytes]) -> bytes:
     return b"".join([head, *map(bulk, keys), *map(bulk, fields)])
 
 
+@dataclass(frozen=True)
+class PendingRead:
+    """A read prepared by `OnlineFeatureReader.prepare`: send `reads`, then `finish` their
+    replies (in order) into features by join key."""
+
+    reads: list[Read]
+    finish: Callable[[Sequence[Any]], dict[str, OnlineFeatures]]
+
+
 class OnlineFeatureReader:
     """Reads feature views from Feast's Redis online store without going through the SDK."""
 
@@ -160,6 +169,11 @@ class OnlineFeatureReader:
             )
 
     @property
+    def client(self) -> RedisClient:
+        """The Redis this reader reads (a caller's round trip may share it: `prepare`)."""
+        return self._client
+
+    @property
     def join_keys(self) -> list[str]:
         """The join keys this reader serves."""
         return list(self._groups)
@@ -199,48 +213,50 @@ class OnlineFeatureReader:
         event_times=False leaves the views' `_ts:` fields unread (a fifth less to fetch and
         parse for the ranker), unless enforce_ttl needs them.
         """
+        pending = self.prepare(entities, enforce_ttl=enforce_ttl, now=now, event_times=event_times)
+        return pending.finish(read_all(self._client, pending.reads))
+
+    def prepare(
+        self,
+        entities: Mapping[str, Sequence[str]],
+        *,
+        enforce_ttl: bool = False,
+        now: datetime | None = None,
+        event_times: bool = True,
+    ) -> PendingRead:
+        """`read_many` in two halves: the reads of its round trip, which a caller may send
+        with reads of its own (transport.read_all), and `finish` of their replies."""
         timed = event_times or enforce_ttl
         groups = []
         for join_key in entities:
             if join_key not in self._groups:
                 raise InvalidInputError(join_key, "no requested view has this join key")
             groups.append(self._groups[join_key])
-        commands = []
-        per_group: list[tuple[list[bytes], Sequence[bytes]]] = []
+        reads: list[Read] = []
+        sizes: list[int] = []  # replies per group: one EVAL, or one HMGET a key on a cluster
         for group in groups:
             keys = redis_keys(self._project, group.join_key, entities[group.join_key])
             fields = group.fields if timed else group.fields[: len(group.names)]
-            per_group.append((keys, fields))
-            if not self._cluster:
-                commands.append(_hmget_all(keys, fields))
-        if self._cluster:
-            replies = self._read_cluster(per_group)
-        else:
-            replies = round_trip(self._client, commands)
+            if self._cluster:
+                tail = b"".join(map(bulk, fields))
+                reads += [Read(_hmget(key, tail, len(fields)), key) for key in keys]
+                sizes.append(len(keys))
+            else:
+                reads.append(Read(_hmget_all(keys, fields), keys[0] if keys else b""))
+                sizes.append(1)
         now_s = epoch_seconds(epoch_micros(now or datetime.now(UTC), "now")) if enforce_ttl else 0.0
-        out = {}
-        for group, rows in zip(groups, replies, strict=True):
-            ids = list(entities[group.join_key])
-            out[group.join_key] = self._collect(group, ids, rows, timed, enforce_ttl, now_s)
-        return out
 
-    def _read_cluster(
-        self, per_group: Sequence[tuple[list[bytes], Sequence[bytes]]]
-    ) -> list[list[list[bytes | None]]]:
-        """One HMGET per entity, each to its slot's node in one pipelined round trip; the rows
-        regrouped per join key as the EVAL of one server returns them."""
-        commands: list[bytes] = []
-        all_keys: list[bytes] = []
-        for keys, fields in per_group:
-            tail = b"".join(map(bulk, fields))
-            commands += [_hmget(key, tail, len(fields)) for key in keys]
-            all_keys += keys
-        flat = round_trip(self._client, commands, all_keys)
-        out, start = [], 0
-        for keys, _ in per_group:
-            out.append(flat[start : start + len(keys)])
-            start += len(keys)
-        return out
+        def finish(replies: Sequence[Any]) -> dict[str, OnlineFeatures]:
+            out, start = {}, 0
+            for group, size in zip(groups, sizes, strict=True):
+                part = replies[start : start + size]
+                rows = list(part) if self._cluster else part[0]
+                start += size
+                ids = list(entities[group.join_key])
+                out[group.join_key] = self._collect(group, ids, rows, timed, enforce_ttl, now_s)
+            return out
+
+        return PendingRead(reads, finish)
 
     def _collect(
         self,

@@ -103,13 +103,15 @@ class ServiceReader:
         now: datetime | None = None,
         event_times: bool = False,
         cached: Mapping[str, CachedEntity] | None = None,
+        read: Mapping[str, StoredFeatures] | None = None,
     ) -> ServiceFeatures:
         """Features for rows of entities (a key given one id applies to every row).
 
         With on_demand=False only stored features are read, and entities may name any subset
         of the service's join keys (a user alone, say). event_times=True also fetches each
         view's event time (`.stored[key].event_times`). Join keys in `cached` come from those
-        caches (cache.EntityCache) instead of Redis.
+        caches (cache.EntityCache) instead of Redis, and join keys in `read` were read by the
+        caller already (`stored_reader.prepare`, in a round trip of its own).
         """
         rows = max((len(ids) for ids in entities.values()), default=0)
         for key, ids in entities.items():
@@ -119,16 +121,18 @@ class ServiceReader:
         if on_demand and len(keys) < len(self.plan.join_keys):
             missing = sorted(set(self.plan.join_keys) - set(keys))
             raise InvalidInputError("entities", f"missing join keys {missing}")
-        cached = cached or {}
-        live = [key for key in keys if key not in cached]
-        stored: dict[str, StoredFeatures] = dict(
-            self.stored_reader.read_many(
-                {key: entities[key] for key in live},
-                enforce_ttl=enforce_ttl,
-                now=now,
-                event_times=event_times,
+        cached, read = cached or {}, read or {}
+        live = [key for key in keys if key not in cached and key not in read]
+        stored: dict[str, StoredFeatures] = {key: read[key] for key in keys if key in read}
+        if live:
+            stored.update(
+                self.stored_reader.read_many(
+                    {key: entities[key] for key in live},
+                    enforce_ttl=enforce_ttl,
+                    now=now,
+                    event_times=event_times,
+                )
             )
-        )
         for key in keys:
             if key in cached:
                 stored[key] = cached[key].rows(entities[key], enforce_ttl=enforce_ttl, now=now)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -37,6 +38,31 @@ RESHARDED = (MovedError, AskError, TryAgainError, ClusterDownError)
 def bulk(value: bytes) -> bytes:
     """One bulk string of the Redis protocol."""
     return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+def command(*parts: bytes) -> bytes:
+    """One command framed in the Redis protocol."""
+    return b"*%d\r\n%s" % (len(parts), b"".join(map(bulk, parts)))
+
+
+def _same(reply: Any) -> Any:
+    return reply
+
+
+@dataclass(frozen=True)
+class Read:
+    """One read of a round trip shared by several callers (`read_all`): its framed command,
+    the key it reads (which picks the node on a cluster) and what makes its raw reply a value."""
+
+    command: bytes
+    key: bytes
+    parse: Callable[[Any], Any] = _same
+
+
+def read_all(client: RedisClient, reads: Sequence[Read]) -> list[Any]:
+    """Every read in one round trip, each reply parsed by its read, in order."""
+    replies = round_trip(client, [r.command for r in reads], [r.key for r in reads])
+    return [read.parse(reply) for read, reply in zip(reads, replies, strict=True)]
 
 
 class RawConnection:
