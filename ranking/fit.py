@@ -21,6 +21,7 @@ from memory.embed import Embedder, load_embedder
 from ranking import precomputed, registry
 from ranking.history import load_interactions
 from ranking.item_vectors import ITEMS_COLLECTION, build_item_vectors, catalog_frame
+from ranking.predictor import compiled, predictor_dir
 from ranking.split import temporal_split
 from ranking.train import (
     LABEL_SLICES,
@@ -103,6 +104,8 @@ def train_and_save(
     state = {"models": models, "interactions": interactions, "categories": categories}
     version = registry.save(settings, fitted.booster, state, meta, stored)
     stages.lap("save")
+    compiled(fitted.booster, predictor_dir(settings))  # found built by this host's first load
+    stages.lap("compile_predictor")
     # train_ranker's parts (wall seconds): candidates, feature_join, assemble, lightgbm.
     stages.wall.update({f"train_ranker.{k}": round(v, 2) for k, v in inputs.seconds.items()})
     return {
