@@ -438,10 +438,13 @@ class _ProfileModel(_CatalogModel):
         return self._finish(matrix)
 
     def _retrain_points(self) -> np.ndarray:
-        """Event counts at which the item side is retrained: min_events, then x(1 + growth).
+        """Event counts at which the item side is retrained: min_events, then x(1 + growth), and
+        last all the events.
 
-        The grid depends on nothing but these two numbers, so events after a cutoff never change
-        which model scores that cutoff. Computed once per fit (a request asks for it).
+        Below the total the grid depends on nothing but these two numbers, so what comes after a
+        cutoff never changes which model scores it, only whether anything does; the last point
+        serves the cutoffs after every event (a request now), which would otherwise go without
+        up to a growth's share of the latest events. Computed once per fit (a request asks).
         """
         points = self.__dict__.get("_points")
         if points is None:
@@ -455,7 +458,7 @@ class _ProfileModel(_CatalogModel):
             return np.empty(0, dtype=np.int64)
         steps = math.floor(math.log(total / self.min_events) / math.log1p(self.retrain_growth))
         points = np.ceil(self.min_events * (1 + self.retrain_growth) ** np.arange(steps + 2))
-        return np.unique(points[points <= total].astype(np.int64))
+        return np.unique(np.append(points[points <= total], total).astype(np.int64))
 
     def _by_column(self, side: sp.spmatrix) -> sp.csc_matrix:
         """An item side in compressed columns, converted once per side and kept with the model,

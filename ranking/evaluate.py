@@ -2,18 +2,26 @@
 
 Per-user temporal split (ranking.split): every user with at least 5 interactions has their last
 20% held out; the cutoff is their first held-out time. The ranker is trained on a second split
-of what lies before the cutoffs (each user's last 20% of the train part are its labels), so it
-never sees a test label; its candidates and features at test time are as of each user's cutoff.
-Baselines, in the same run: global and recent popularity, item-kNN and ALS retrained along the
-log (point in time), and ALS and EASE fit once on the train part (the usual per-user-split
-compromise). `seeds` repeats every seeded model with other seeds and reports mean and spread.
+of what lies before the cutoffs (each user's last 20% of the train part are its labels), strictly
+point in time: its candidate sources and features at each label time read only the events before
+it, so no label leaks into training.
+
+At test time every model compared gets the same data. The ALS and EASE baselines are fit once on
+the train part (the usual per-user-split compromise: no held-out event, but other users' events
+after a user's cutoff), so the ranker (`lightgbm`) ranks the test users with its learned sources
+(item-kNN, ALS, EASE) fit once on that train part too, as serving ranks with sources fit on
+everything; its popularity, co-occurrence and embedding sources and its features stay as of each
+cutoff, as the popularity baselines are. `lightgbm_asof` is the same booster on the point-in-time
+sources it was trained on, the stricter figure. Baselines, in the same run: global and recent
+popularity, item-kNN and ALS retrained along the log (point in time), and ALS and EASE fit once on
+the train part. `seeds` repeats every seeded model with other seeds and reports mean and spread.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,7 +40,7 @@ from ranking.baselines import (
     RecentPopularity,
     Recommender,
 )
-from ranking.candidates import source_recall
+from ranking.candidates import ModelSource, source_recall
 from ranking.item_vectors import build_item_vectors, catalog_frame, connect_item_store
 from ranking.metrics import evaluate
 from ranking.model import importance
@@ -40,6 +48,8 @@ from ranking.report import EvalResult, write_report
 from ranking.split import temporal_split
 from ranking.train import (
     LABEL_SLICES,
+    RankingInputs,
+    fit_learned_sources,
     fit_source_models,
     label_slices,
     model_rows,
@@ -119,9 +129,15 @@ def run_eval(
         lap("fit_sources")
         fitted, _ = train_ranker(local, inputs, slices, seed=seed)
         lap("train_ranker")
-        candidates, matrix = model_rows(local, inputs, split.users, test_at, split.seen)
-        scores = fitted.booster.predict(matrix, num_iteration=fitted.best_iteration)
-        recommendations = {"lightgbm": top_items(candidates.frame, scores, K)}
+        at_test = _learned_once(inputs, split.train, seed)
+        lap("fit_sources")
+        recommendations: dict[str, dict[str, list[str]]] = {}
+        for name, test_inputs in (("lightgbm", at_test), ("lightgbm_asof", inputs)):
+            candidates, matrix = model_rows(local, test_inputs, split.users, test_at, split.seen)
+            scores = fitted.booster.predict(matrix, num_iteration=fitted.best_iteration)
+            recommendations[name] = top_items(candidates.frame, scores, K)
+            if seed == 0:
+                first[name] = candidates
         lap("rank_test")
         for name, model in _baselines(seed, deterministic=seed == 0).items():
             model.fit(split.history if model.point_in_time else split.train)
@@ -130,7 +146,7 @@ def run_eval(
         runs.append(recommendations)
         if seed == 0:
             catalog_size = len(inputs.items)
-            first = {"candidates": candidates, "fitted": fitted, "inputs": inputs}
+            first.update(fitted=fitted, inputs=inputs)
     # Deterministic baselines (no seed: same data, same answer) are trained once.
     for later in runs[1:]:
         later.update({name: recs for name, recs in runs[0].items() if name not in later})
@@ -152,14 +168,24 @@ def run_eval(
         },
         metrics=metrics,
         metrics_std=spread,
-        candidates=_rounded(source_recall(first["candidates"], split.relevant, split.cutoffs)),
+        candidates=_rounded(
+            {
+                **source_recall(first["lightgbm"], split.relevant, split.cutoffs),
+                **{
+                    f"{name}_asof": row
+                    for name, row in source_recall(
+                        first["lightgbm_asof"], split.relevant, split.cutoffs
+                    ).items()
+                },
+            }
+        ),
         training={
             "best_iteration": fitted.best_iteration,
             "valid_ndcg@10": round(fitted.valid_ndcg10, 4),
             "train_groups": fitted.train_groups,
             "valid_groups": fitted.valid_groups,
             "features": len(inputs.features),
-            "rows_test": len(first["candidates"].frame),
+            "rows_test": len(first["lightgbm"].frame),
         },
         ndcg_curve=_ndcg_curve(runs[0], split.relevant),
         importance={k: round(float(v), 1) for k, v in importance(fitted.booster).items()},
@@ -171,6 +197,14 @@ def run_eval(
     if report_dir is not None:
         result.report = str(write_report(result, report_dir))
     return result
+
+
+def _learned_once(inputs: RankingInputs, train: pd.DataFrame, seed: int) -> RankingInputs:
+    """`inputs` with the learned sources fit once on the train part, as the ALS and EASE
+    baselines are; the other sources read only the past of a cutoff and are kept."""
+    once = fit_learned_sources(train, growth=None, seed=seed)
+    sources = [ModelSource(s.name, once[s.name]) if s.name in once else s for s in inputs.sources]
+    return replace(inputs, sources=sources)
 
 
 def _baselines(seed: int, deterministic: bool) -> dict[str, Recommender]:

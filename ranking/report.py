@@ -54,14 +54,12 @@ def candidates_table(candidates: dict[str, dict[str, float]]) -> str:
     """Recall of each candidate source and of the ranked union, as Markdown. Pure."""
     lines = ["| source | recall@100 | recall@500 |", "|---|---|---|"]
     for name, row in candidates.items():
-        if name == "union":
-            continue
-        lines.append(f"| {name} | {row['recall@100']:.4f} | {row['recall@500']:.4f} |")
-    union = candidates.get("union")
-    if union:
-        lines.append(
-            f"| union (mean {union['mean_size']:.0f} items) | {union['recall']:.4f} (all) | |"
-        )
+        if "mean_size" in row:  # a union: "union", or "union_asof" for the point-in-time sources
+            lines.append(
+                f"| {name} (mean {row['mean_size']:.0f} items) | {row['recall']:.4f} (all) | |"
+            )
+        else:
+            lines.append(f"| {name} | {row['recall@100']:.4f} | {row['recall@500']:.4f} |")
     return "\n".join(lines)
 
 

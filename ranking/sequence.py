@@ -3,8 +3,9 @@
 For every user, each contact b that follows a contact a within the next `window` contacts adds
 1/gap to the pair (a, b), dated at b's time. A user is scored as of a cutoff from their last
 `recent` contacts before it (the latest weighing most) over the row-normalized pair counts of
-pairs dated before the cutoff. Counts are rebuilt at fixed pair counts (x(1 + growth)), so a
-cutoff is scored by the latest table whose pairs all precede it: nothing after it can count.
+pairs dated before the cutoff. Counts are rebuilt at fixed pair counts (x(1 + growth), and last at
+all the pairs, for a cutoff after them all), so a cutoff is scored by the latest table whose pairs
+all precede it: nothing after it can count.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class SequentialCooccurrence:
         else:
             steps = math.floor(math.log(total / self.min_pairs) / math.log1p(self.growth))
             grid = np.ceil(self.min_pairs * (1 + self.growth) ** np.arange(steps + 2))
-            self._points = np.unique(grid[grid <= total].astype(np.int64))
+            self._points = np.unique(np.append(grid[grid <= total], total).astype(np.int64))
         return self
 
     def forget_user(self, user_id: str) -> None:

@@ -51,6 +51,18 @@ def fit_source_models(
     return {
         "popularity": RecentPopularity().fit(interactions),
         "cooccurrence": SequentialCooccurrence().fit(interactions),
+        **fit_learned_sources(interactions, growth, seed),
+    }
+
+
+def fit_learned_sources(
+    interactions: pd.DataFrame, growth: float | None = RETRAIN_GROWTH, seed: int = 0
+) -> dict[str, Any]:
+    """The candidate models whose item side is learned from the user-item matrix: retrained
+    along the log at `growth` (point in time), or with None learned once from `interactions`
+    (not point in time: what `engram eval` ranks its test users with, fit on the train part as
+    its ALS and EASE baselines are); `seed` starts ALS's factors."""
+    return {
         "item_knn": ItemKNN(retrain_growth=growth).fit(interactions),
         "als": ALS(retrain_growth=growth, seed=seed).fit(interactions),
         # Items touched by 3 users or more enter EASE's inversion, and each keeps its 500

@@ -247,15 +247,51 @@ def test_point_in_time_models_ignore_everything_after_the_cutoff(
     make: Callable[[], Recommender],
 ) -> None:
     frame = clustered_log()
-    past = frame[frame["ts"] < at(40)]
     # The future: existing users and items, in bulk, all after the cutoff.
     future = log([("a0", f"b{n % 6}", 45.0 + n) for n in range(40)])
+    # The past goes on after the cutoffs by one event: a log that ends before a cutoff scores it
+    # with a side fitted on all its events, one that goes on with the grid's.
+    past = pd.concat([frame[frame["ts"] < at(40)], future.iloc[:1]])
     users, cutoffs = ["a0", "a3", "b2"], [at(40), at(25), at(33)]
     exclude = {"a0": {"a1"}}
     before = make().fit(past).recommend(users, cutoffs, k=5, exclude=exclude)
     model = make().fit(pd.concat([frame, future]))
     assert model.point_in_time
     assert model.recommend(users, cutoffs, k=5, exclude=exclude) == before
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda growth: ItemKNN(neighbors=5, retrain_growth=growth, min_events=20),
+        lambda growth: EASE(regularization=5.0, neighbors=3, retrain_growth=growth, min_events=20),
+    ],
+    ids=["item_knn_asof", "ease_asof"],
+)
+def test_a_cutoff_after_the_last_event_is_scored_by_a_side_fitted_on_all_events(
+    make: Callable[[float | None], ItemKNN | EASE],
+) -> None:
+    frame = clustered_log()
+    model, once = make(0.5).fit(frame), make(None).fit(frame)
+    total = len(frame)
+    geometric = np.unique(np.ceil(20 * 1.5 ** np.arange(20)).astype(np.int64))
+    points = model._retrain_points()
+    assert points[-1] == total
+    np.testing.assert_array_equal(points[:-1], geometric[geometric < total])
+    users, items = ["a0", "b3", "fan7"], list(model.items)
+    after = [frame["ts"].max() + pd.Timedelta(1, "us")] * 3
+    np.testing.assert_allclose(
+        model.score_batch(users, after, items), once.score_batch(users, after, items)
+    )
+    # At the last event's time that event is not before the cutoff: the grid's side scores it.
+    last = frame["ts"].max()
+    usable = int((frame["ts"] < last).sum())
+    side = model._learn(model._matrix(int(geometric[geometric <= usable][-1])))
+    expected = model._apply(side, model._profiles(users, np.array([last.value // 1_000] * 3)))
+    got = model.score_batch(users, [last] * 3, items)
+    known = np.isfinite(got)  # items someone touched before the cutoff
+    assert known.any()
+    np.testing.assert_allclose(got[known], expected[known])
 
 
 def test_invalid_requests_are_refused() -> None:

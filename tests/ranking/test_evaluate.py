@@ -5,15 +5,31 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from core.settings import get_settings
 from engram.cli import main
 from pipelines.generate import GenerateConfig, write_dataset
+from ranking.baselines import ALS
+from ranking.candidates import ModelSource
+from ranking.evaluate import _learned_once
+from ranking.split import temporal_split
+from ranking.train import RankingInputs, fit_source_models
 from tests.embedding_models import link_embedding_models
 
-MODELS = ("lightgbm", "popularity", "recent_popularity", "item_knn", "als_asof", "als", "ease")
+MODELS = (
+    "lightgbm",
+    "lightgbm_asof",
+    "popularity",
+    "recent_popularity",
+    "item_knn",
+    "als_asof",
+    "als",
+    "ease",
+)
 SEEDS = 2
 METRICS = {"ndcg@10", "recall@10", "recall@100", "mrr", "coverage"}
 
@@ -59,7 +75,7 @@ def test_eval_json_has_the_split_and_every_models_metrics(evaluated: dict) -> No
     assert set(MODELS) <= set(evaluated["metrics"])
     for name in MODELS:
         assert set(evaluated["metrics"][name]) == METRICS
-    assert {"popularity", "cooccurrence", "als", "embedding", "union"} <= set(
+    assert {"popularity", "cooccurrence", "als", "embedding", "union", "union_asof"} <= set(
         evaluated["candidates"]
     )
 
@@ -85,3 +101,33 @@ def test_the_report_has_its_plots(evaluated: dict) -> None:
     assert "| lightgbm |" in report.read_text() and " ± " in report.read_text()
     assert (report.parent / "ndcg_at_k.png").stat().st_size > 0
     assert (report.parent / "importance.png").stat().st_size > 0
+
+
+def test_test_users_are_ranked_by_learned_sources_fit_once_on_the_train_part() -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{n % 40}" for n in range(1_200)],
+            "item_id": [f"i{rng.integers(60)}" for _ in range(1_200)],
+            "ts": pd.Timestamp("2026-01-01", tz="UTC")
+            + pd.to_timedelta(rng.permutation(1_200), unit="h"),
+            "type": "click",
+            "value": np.nan,
+            "weight": 1.0,
+        }
+    )
+    split = temporal_split(frame)
+    assert split.users
+    models = fit_source_models(split.history)
+    items = pd.Index(sorted(frame["item_id"].unique()))
+    sources = [ModelSource(name, model) for name, model in models.items()]
+    inputs = RankingInputs(sources, None, items, [], None)  # type: ignore[arg-type]
+    at_test = {s.name: s for s in _learned_once(inputs, split.train, seed=0).sources}
+    for name in ("popularity", "cooccurrence"):  # point in time already, as the baselines'
+        assert at_test[name] is sources[list(models).index(name)]
+    for name in ("item_knn", "als", "ease"):  # training keeps the point-in-time ones
+        assert models[name].point_in_time and not at_test[name].model.point_in_time
+    # The same data as the `als` baseline of that seed, and so the same scores.
+    at = pd.DatetimeIndex(split.cutoffs.to_numpy()).tz_convert("UTC")
+    baseline = ALS(seed=0).fit(split.train).score_batch(split.users, at, items)
+    np.testing.assert_allclose(at_test["als"].scores(split.users, at, items), baseline)

@@ -39,10 +39,26 @@ def test_scores_at_a_cutoff_ignore_everything_after_it() -> None:
     frame = log(rows)
     cutoff = T0 + pd.Timedelta(hours=1_200)
     full = SequentialCooccurrence(min_pairs=50).fit(frame)
-    past = SequentialCooccurrence(min_pairs=50).fit(frame[frame["ts"] < cutoff])
+    # Up to the cutoff and at it: a log that ends before a cutoff scores it with all its pairs.
+    past = SequentialCooccurrence(min_pairs=50).fit(frame[frame["ts"] <= cutoff])
     users = [f"u{n}" for n in range(20)]
     at = pd.DatetimeIndex([cutoff] * len(users))
     items = sorted(frame["item_id"].unique())
     assert np.allclose(
         full.score_batch(users, at, items), past.score_batch(users, at, items), equal_nan=True
+    )
+
+
+def test_a_cutoff_after_the_last_pair_is_scored_with_all_pairs() -> None:
+    rng = np.random.default_rng(5)
+    rows = [(f"u{rng.integers(20)}", f"i{rng.integers(30)}", int(h)) for h in range(2_000)]
+    frame = log(rows)
+    model = SequentialCooccurrence(min_pairs=50).fit(frame)
+    assert model._points[-1] == len(model._when)
+    everything = SequentialCooccurrence(min_pairs=10**9).fit(frame)  # one table, all pairs
+    users = [f"u{n}" for n in range(20)]
+    after = pd.DatetimeIndex([frame["ts"].max() + pd.Timedelta(hours=1)] * len(users))
+    items = sorted(frame["item_id"].unique())
+    np.testing.assert_allclose(
+        model.score_batch(users, after, items), everything.score_batch(users, after, items)
     )
