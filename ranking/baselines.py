@@ -546,12 +546,13 @@ class _ProfileModel(_CatalogModel):
         points = self._retrain_points()
         usable = np.searchsorted(self._ts, cutoffs, side="left")
         chosen = np.searchsorted(points, usable, side="right") - 1
-        for index in np.unique(chosen[chosen >= 0]):
+        for index in sorted(set(chosen[chosen >= 0].tolist())):  # one, for a request
             events = int(points[index])
             if events not in self._sides:
                 self._sides[events] = self._learn(self._matrix(events))
             rows = np.flatnonzero(chosen == index)
-            scores[rows] = self._apply(self._sides[events], profiles[rows], columns)
+            part = profiles if len(rows) == profiles.shape[0] else profiles[rows]
+            scores[rows] = self._apply(self._sides[events], part, columns)
         scores[contacts == 0] = -np.inf  # unknown as of the cutoff
         return scores, contacts
 
@@ -776,13 +777,12 @@ def rows_product(
         owner, entries = compressed_hits(side.indptr, side.indices, rows, wanted)
         terms = weights[owner] * side.data[entries]
         return np.bincount(side.indices[entries], weights=terms, minlength=side.shape[1])
-    unique, inverse = np.unique(columns, return_inverse=True)
     slot = np.full(side.shape[1], -1, dtype=np.intp)
-    slot[unique] = np.arange(len(unique))
+    slot[columns] = np.arange(len(columns))  # a repeated column: one of its places sums for all
     owner, entries = compressed_hits(side.indptr, side.indices, rows, slot >= 0)
     terms = weights[owner] * side.data[entries]
     into = slot[side.indices[entries]]
-    return np.bincount(into, weights=terms, minlength=len(unique))[inverse]
+    return np.bincount(into, weights=terms, minlength=len(columns))[slot[columns]]
 
 
 def _solve_users(side: Any, profiles: np.ndarray) -> np.ndarray:
@@ -792,14 +792,15 @@ def _solve_users(side: Any, profiles: np.ndarray) -> np.ndarray:
     from implicit.cpu import _als
 
     values = profiles.astype(np.float32)
-    rows, items = np.nonzero(values)
-    data = values[rows, items]
+    held = [np.flatnonzero(row) for row in values]  # per row: a 2-d nonzero costs more
+    items = np.concatenate([*held, np.empty(0, dtype=np.intp)])
+    data = np.concatenate([*(row[h] for row, h in zip(values, held, strict=True)), values[:0, 0]])
     if side.alpha != 1.0:
         data = side.alpha * data
     users = np.zeros((len(values), side.factors), dtype=side.dtype)
     _als._least_squares(
         side.YtY,
-        np.searchsorted(rows, np.arange(len(values) + 1)).astype(np.int32),
+        np.cumsum([0, *(len(h) for h in held)]).astype(np.int32),
         items.astype(np.int32),
         data.astype(np.float32),
         users,
