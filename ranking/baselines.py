@@ -94,6 +94,36 @@ def catalog_columns(owner: object, fitted: pd.Index, item_ids: Sequence[str]) ->
     return kept[1]
 
 
+def catalog_positions(owner: object, catalog: pd.Index, item_ids: Sequence[str]) -> np.ndarray:
+    """`catalog.get_indexer(item_ids)` (-1: not in it) through a dict built once per owner and
+    catalog and kept: pandas' lookup costs more than a request's hundred ids do in a dict."""
+    kept = owner.__dict__.get("_catalog_positions")
+    if kept is None or kept[0] is not catalog:
+        kept = (catalog, {item: position for position, item in enumerate(catalog.tolist())})
+        owner.__dict__["_catalog_positions"] = kept
+    found = kept[1]
+    return np.fromiter((found.get(item, -1) for item in item_ids), np.intp, len(item_ids))
+
+
+def compressed_hits(
+    indptr: np.ndarray, indices: np.ndarray, picked: np.ndarray, wanted: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Entries of the picked rows of a compressed-rows matrix (columns of a compressed-columns
+    one) whose index is `wanted` (a mask over indices): (position in `picked`, position in
+    `indices`/`data`), in their order. Only the hits are located, so the cost is one masked
+    read per entry of the picked rows."""
+    starts, ends = indptr[picked], indptr[picked + 1]
+    if not len(picked):
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    found = np.concatenate(
+        [indices[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+    )
+    hit = np.flatnonzero(wanted[found])
+    past = np.cumsum(ends - starts)
+    owner = np.searchsorted(past, hit, side="right")
+    return owner, starts[owner] + hit - (past[owner] - (ends - starts)[owner])
+
+
 def to_micros(values: pd.Series | pd.DatetimeIndex | Sequence[pd.Timestamp]) -> np.ndarray:
     """Timezone-aware timestamps as int64 microseconds since the epoch (UTC)."""
     index = values if isinstance(values, pd.DatetimeIndex) else pd.DatetimeIndex(values)
@@ -222,8 +252,10 @@ class _CatalogModel:
         window: int | None = None,
         half_life: float | None = None,
         weights: np.ndarray | None = None,
+        columns: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(windowed/decayed score, all-time contacts) per item before each cutoff."""
+        """(windowed/decayed score, all-time contacts) per item before each cutoff (only the
+        items at `columns`, when given)."""
         if len(cutoffs) == 1 and half_life is None:
             # Serving asks for one cutoff at a time, and the counts change only when an event
             # enters or leaves the window: the last answer per (window, weights) is kept.
@@ -236,8 +268,13 @@ class _CatalogModel:
             if kept is None or kept[0] != (upto, since):
                 kept = ((upto, since), self._counts_between(cutoffs, window, weights))
                 memo[key] = kept
+            if columns is not None:  # picking copies: the memo stays as it is
+                return kept[1][0][:, columns], kept[1][1][:, columns]
             return kept[1][0].copy(), kept[1][1].copy()
-        return self._counts_between(cutoffs, window, weights, half_life)
+        scores, contacts = self._counts_between(cutoffs, window, weights, half_life)
+        if columns is not None:
+            return scores[:, columns], contacts[:, columns]
+        return scores, contacts
 
     def _counts_between(
         self,
@@ -305,9 +342,8 @@ class Popularity(_CatalogModel):
             window=None if self.window is None else _micros_of(self.window),
             half_life=None if self.half_life is None else float(_micros_of(self.half_life)),
             weights=np.maximum(self._weight, 0.0) if self.weighted else None,
+            columns=columns,
         )
-        if columns is not None:
-            scores, contacts = scores[:, columns], contacts[:, columns]
         # An item nobody had touched by the cutoff was not known then.
         scores[contacts == 0] = -np.inf
         # In a window many items tie (often at 0): all-time counts as of the cutoff order them.
@@ -506,21 +542,20 @@ class _ProfileModel(_CatalogModel):
         if self.retrain_growth is None:
             popularity = self._popularity if columns is None else self._popularity[columns]
             return self._apply(self._sides[len(self._ts)], profiles, columns), popularity
-        _, contacts = self._counts_as_of(cutoffs)
-        if columns is not None:
-            contacts = contacts[:, columns]
+        _, contacts = self._counts_as_of(cutoffs, columns=columns)
         scores = np.zeros(contacts.shape)
         # The latest retrain point whose events all lie strictly before the cutoff; users
         # before the first one get zeros, i.e. as-of popularity through the tie-break.
         points = self._retrain_points()
         usable = np.searchsorted(self._ts, cutoffs, side="left")
         chosen = np.searchsorted(points, usable, side="right") - 1
-        for index in np.unique(chosen[chosen >= 0]):
+        for index in sorted(set(chosen[chosen >= 0].tolist())):  # one, for a request
             events = int(points[index])
             if events not in self._sides:
                 self._sides[events] = self._learn(self._matrix(events))
             rows = np.flatnonzero(chosen == index)
-            scores[rows] = self._apply(self._sides[events], profiles[rows], columns)
+            part = profiles if len(rows) == profiles.shape[0] else profiles[rows]
+            scores[rows] = self._apply(self._sides[events], part, columns)
         scores[contacts == 0] = -np.inf  # unknown as of the cutoff
         return scores, contacts
 
@@ -560,7 +595,7 @@ class ItemKNN(_ProfileModel):
         self, side: sp.csr_matrix, profiles: Profiles, columns: np.ndarray | None = None
     ) -> np.ndarray:
         if columns is not None:
-            return _column_product(profiles, self._by_column(side), columns)
+            return _column_product(profiles, side, self._by_column(side), columns)
         return np.asarray((profiles @ side).toarray())
 
 
@@ -619,8 +654,9 @@ class ALS(_ProfileModel):
         # User factors are solved from the profile as of the cutoff, never from the fit, so a
         # user's later contacts in the fitted matrix do not shape their scores.
         if isinstance(profiles, np.ndarray):
-            profiles = sp.csr_matrix(profiles, dtype=np.float32)
-        users = side.recalculate_user(np.arange(profiles.shape[0]), profiles)
+            users = _solve_users(side, profiles)
+        else:
+            users = side.recalculate_user(np.arange(profiles.shape[0]), profiles)
         factors = _float64_factors(side)
         if columns is not None:
             factors = factors[columns]
@@ -694,7 +730,7 @@ class EASE(_ProfileModel):
         into, place = np.flatnonzero(inside), place[inside]
         part = (profiles if isinstance(profiles, np.ndarray) else profiles.toarray())[:, kept]
         if sp.issparse(weights):
-            scores[:, into] = _column_product(part, self._by_column(weights), place)
+            scores[:, into] = _column_product(part, weights, self._by_column(weights), place)
         else:
             scores[:, into] = part @ weights[:, place]
         return scores
@@ -704,22 +740,78 @@ _FACTORS64: weakref.WeakKeyDictionary[Any, np.ndarray] = weakref.WeakKeyDictiona
 
 
 def _column_product(
-    profiles: Profiles, by_column: sp.csc_matrix, columns: np.ndarray
+    profiles: Profiles, side: sp.csr_matrix, by_column: sp.csc_matrix, columns: np.ndarray
 ) -> np.ndarray:
-    """`profiles @ side[:, columns]`, the side in compressed columns, reading only those
-    columns: what a request's few given candidates need, whatever the user's number of contacts
-    and without scipy's per-call cost (a request has one profile row; each a dense row here)."""
-    starts = by_column.indptr[columns]
-    lengths = by_column.indptr[columns + 1] - starts
-    ends = np.cumsum(lengths)
-    take = np.arange(ends[-1] if len(ends) else 0) + np.repeat(starts - ends + lengths, lengths)
-    owner = np.repeat(np.arange(len(columns)), lengths)
-    rows = by_column.indices[take]
-    weights = by_column.data[take].astype(np.float64)
+    """`profiles @ side[:, columns]` from the side's entries in those columns, or in the rows of
+    a profile's items when these are fewer (a request asks for a hundred given candidates; a
+    user has a few contacts or thousands), with numpy on the compressed arrays: scipy's
+    per-call cost is more than the product's. Each score sums its nonzero terms in the order of
+    the profile's items, as scipy's product does."""
     dense = profiles if isinstance(profiles, np.ndarray) else profiles.toarray()
-    return np.stack(
-        [np.bincount(owner, weights=row[rows] * weights, minlength=len(columns)) for row in dense]
+    out = np.empty((len(dense), len(columns)))
+    in_columns = int((by_column.indptr[columns + 1] - by_column.indptr[columns]).sum())
+    for row, values in enumerate(dense):
+        held = values != 0
+        items = np.flatnonzero(held)
+        if int((side.indptr[items + 1] - side.indptr[items]).sum()) < in_columns:
+            out[row] = _row_product(values, items, side, columns)
+            continue
+        owner, entries = compressed_hits(by_column.indptr, by_column.indices, columns, held)
+        terms = values[by_column.indices[entries]] * by_column.data[entries]
+        out[row] = np.bincount(owner, weights=terms, minlength=len(columns))
+    return out
+
+
+def _row_product(
+    values: np.ndarray, items: np.ndarray, side: sp.csr_matrix, columns: np.ndarray
+) -> np.ndarray:
+    """`values @ side[:, columns]` from the side's rows of `items` (the profile's nonzeros)."""
+    return rows_product(values[items], items, side, columns)
+
+
+def rows_product(
+    weights: np.ndarray, rows: np.ndarray, side: sp.csr_matrix, columns: np.ndarray | None = None
+) -> np.ndarray:
+    """`weights @ side[rows]` on the compressed arrays, only at `columns` when given (the rows'
+    other entries are dropped after one masked read): each sum takes its terms in the order of
+    `rows`, as scipy's product does."""
+    if columns is None:
+        wanted = np.ones(side.shape[1], dtype=bool)
+        owner, entries = compressed_hits(side.indptr, side.indices, rows, wanted)
+        terms = weights[owner] * side.data[entries]
+        return np.bincount(side.indices[entries], weights=terms, minlength=side.shape[1])
+    slot = np.full(side.shape[1], -1, dtype=np.intp)
+    slot[columns] = np.arange(len(columns))  # a repeated column: one of its places sums for all
+    owner, entries = compressed_hits(side.indptr, side.indices, rows, slot >= 0)
+    terms = weights[owner] * side.data[entries]
+    into = slot[side.indices[entries]]
+    return np.bincount(into, weights=terms, minlength=len(columns))[slot[columns]]
+
+
+def _solve_users(side: Any, profiles: np.ndarray) -> np.ndarray:
+    """implicit's `recalculate_user` (float32) of dense profile rows, its solver called on the
+    rows' nonzeros without the sparse matrix it takes: building that costs a request more than
+    a user's solve. Same inputs to the same solver, so the same factors."""
+    from implicit.cpu import _als
+
+    values = profiles.astype(np.float32)
+    held = [np.flatnonzero(row) for row in values]  # per row: a 2-d nonzero costs more
+    items = np.concatenate([*held, np.empty(0, dtype=np.intp)])
+    data = np.concatenate([*(row[h] for row, h in zip(values, held, strict=True)), values[:0, 0]])
+    if side.alpha != 1.0:
+        data = side.alpha * data
+    users = np.zeros((len(values), side.factors), dtype=side.dtype)
+    _als._least_squares(
+        side.YtY,
+        np.cumsum([0, *(len(h) for h in held)]).astype(np.int32),
+        items.astype(np.int32),
+        data.astype(np.float32),
+        users,
+        side.item_factors,
+        side.regularization,
+        num_threads=side.num_threads,
     )
+    return users
 
 
 def _float64_factors(side: Any) -> np.ndarray:

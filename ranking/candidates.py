@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
-from ranking.baselines import catalog_columns, to_micros, top_k
+from ranking.baselines import catalog_columns, catalog_positions, to_micros, top_k
 from ranking.history import Contacts, UserHistory
 from ranking.item_vectors import ItemVectors
 
@@ -40,6 +40,7 @@ DEFAULT_LIMITS: dict[str, int] = {
 RECALL_DEPTH = 500  # each source's list is kept this deep to measure its recall@500
 RECENT_ITEMS = 20  # contacts that make the taste vector
 RRF_K = 60.0  # reciprocal rank fusion's constant (Cormack et al., 2009)
+_LOOKED_UP = ("_catalog_columns", "_catalog_positions")  # what requests keep on a source
 
 
 class Source(Protocol):
@@ -161,6 +162,18 @@ class EmbeddingSource:
         self.history = history
         self.memories = memories or {}
 
+    def __getstate__(self) -> dict[str, object]:
+        """Without the positions requests looked up (rebuilt on first use): a saved source
+        never carries a cache."""
+        return {k: v for k, v in self.__dict__.items() if k not in _LOOKED_UP}
+
+    def rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        """The item vectors' `rows`, the ids looked up in a dict: a request's taste reads 20."""
+        found = catalog_positions(self, self.vectors.index, [str(i) for i in item_ids])
+        out = np.zeros((len(found), self.vectors.matrix.shape[1]), dtype=np.float32)
+        out[found >= 0] = self.vectors.matrix[found[found >= 0]]
+        return out
+
     def scores(
         self,
         user_ids: Sequence[str],
@@ -178,9 +191,7 @@ class EmbeddingSource:
         known = np.zeros(len(user_ids), dtype=bool)
         for row, (user, moment) in enumerate(zip(user_ids, micros, strict=True)):
             contacts = self.history.before(user, int(moment))
-            taste = taste_vector(
-                self.vectors, contacts.items, contacts.weights, self.memories.get(user)
-            )
+            taste = taste_vector(self, contacts.items, contacts.weights, self.memories.get(user))
             if taste is not None:
                 tastes[row], known[row] = taste, True
         has = columns >= 0

@@ -25,7 +25,7 @@ from core.stores.online.cache import EntityCache
 from core.stores.online.read_service import StoredFeatures
 from core.stores.online.transport import Read, read_all
 from core.times import epoch_micros
-from ranking.baselines import to_micros
+from ranking.baselines import catalog_positions, to_micros
 from ranking.candidate_store import CandidateStore, Record
 from ranking.candidates import DEFAULT_LIMITS, UserCandidates, generate_user
 from ranking.features import assemble_user
@@ -342,21 +342,19 @@ class Ranker:
         kept = self.stored(user_id, fetched)
         if kept is None or kept.lists is None or kept.lists.shape[1] == 0:
             return None
-        positions = self.inputs.items.get_indexer([str(item) for item in candidates])
+        positions = catalog_positions(self, self.inputs.items, [str(i) for i in candidates])
         chosen = positions[positions >= 0]
         item_ids = self._catalog[chosen]
-        when = pd.DatetimeIndex([moment])
+        when = pd.DatetimeIndex([moment]).as_unit("us")  # no conversion in each source
         scores = np.empty((len(chosen), len(self._names)))
-        ranks = np.full((len(chosen), len(self._names)), np.nan)
-        place = np.zeros(len(self._catalog), dtype=np.int32)  # 1-based place, 0: not listed
         for j, source in enumerate(self.inputs.sources):
             scores[:, j] = source.scores([user_id], when, self.inputs.items, chosen)[0]
-            listed = kept.lists[j]
-            listed = listed[listed >= 0]
-            place[listed] = np.arange(1, len(listed) + 1)
-            found = place[chosen]
-            ranks[found > 0, j] = found[found > 0]
-            place[listed] = 0
+        listed = kept.lists >= 0
+        lists, depth = np.nonzero(listed)
+        place = np.zeros((len(listed), len(self._catalog)), dtype=np.int32)  # 1-based; 0: none
+        place[lists, kept.lists[lists, depth]] = np.cumsum(listed, axis=1)[lists, depth]
+        found = place[:, chosen].T
+        ranks = np.where(found > 0, found, np.nan)
         inside = ranks <= np.asarray(self._limits, dtype=float)  # NaN compares False
         return UserCandidates(item_ids, list(self._names), scores, ranks, inside)
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ranking.baselines import catalog_columns, to_micros
+from ranking.baselines import catalog_columns, rows_product, to_micros
 
 
 class SequentialCooccurrence:
@@ -103,13 +103,17 @@ class SequentialCooccurrence:
         out = np.full((len(user_ids), len(columns)), np.nan)
         usable = np.searchsorted(self._when, micros, side="left")
         chosen = np.searchsorted(self._points, usable, side="right") - 1
+        known = columns >= 0
+        asked = columns[known]
+        few = 4 * len(asked) < len(self.items)  # scored alone; many, by scoring the catalog
         for row, user in enumerate(user_ids):
             start, end = self._rows.get(str(user), (0, 0))
             end = start + int(np.searchsorted(self._ts[start:end], micros[row], side="left"))
             recent = self._codes[max(start, end - self.recent) : end]
-            scores = self._score_recent(recent, int(chosen[row]))
-            known = columns >= 0
-            out[row, known] = scores[columns[known]]
+            if few:
+                out[row, known] = self._score_recent(recent, int(chosen[row]), asked)
+            else:
+                out[row, known] = self._score_recent(recent, int(chosen[row]))[asked]
         return out
 
     def score_contacts(
@@ -134,10 +138,13 @@ class SequentialCooccurrence:
         out[known] = scores[columns[known]]
         return out
 
-    def _score_recent(self, recent: np.ndarray, chosen: int) -> np.ndarray:
-        """Catalog scores of the `recent` item codes (oldest first) over table `chosen`."""
+    def _score_recent(
+        self, recent: np.ndarray, chosen: int, columns: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Scores of the `recent` item codes (oldest first) over table `chosen`, of the catalog
+        or of the items at `columns` (a request's given candidates, without the catalog's)."""
         if not len(recent) or chosen < 0:
-            return np.zeros(len(self.items))
+            return np.zeros(len(self.items) if columns is None else len(columns))
         weights = 1.0 / np.arange(len(recent), 0, -1)  # the latest weighs 1
         table = self._table(int(self._points[chosen]))
-        return np.asarray(table[recent].T @ weights).ravel()
+        return rows_product(weights, recent, table, columns)

@@ -21,7 +21,12 @@ from ranking.baselines import (
     Popularity,
     RecentPopularity,
     Recommender,
+    _column_product,
     _pruned_cosine,
+    _row_product,
+    _solve_users,
+    catalog_positions,
+    rows_product,
     top_k,
 )
 
@@ -382,3 +387,61 @@ def test_a_saved_model_leaves_what_requests_derived_behind_and_scores_the_same()
     np.testing.assert_array_equal(
         saved.score_batch(["a0"], [at(100)], catalog, np.array([1, 7])), before
     )
+
+
+# A request's given candidates: a few columns, on the compressed arrays
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 30), st.integers(0, 12))
+def test_a_few_columns_of_a_sparse_product_are_scipys_to_the_bit(
+    seed: int, held: int, asked: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    side = sp.random(30, 30, density=0.2, format="csr", dtype=np.float32, random_state=rng)
+    profiles = np.zeros((3, 30))  # the last user holds nothing
+    for row in range(2):
+        items = rng.choice(30, held, replace=False)
+        profiles[row, items] = rng.choice([-1.5, 0.5, 1.0, 3.0], held)
+    columns = rng.integers(0, 30, asked)  # repeats as a request may send them
+    expected = (sp.csr_matrix(profiles) @ side).toarray()[:, columns]
+    got = _column_product(profiles, side, sp.csc_matrix(side), columns)
+    np.testing.assert_array_equal(got, expected)
+    for row in range(3):  # the rows' way, whichever way the cost chose above
+        by_rows = _row_product(profiles[row], np.flatnonzero(profiles[row]), side, columns)
+        np.testing.assert_array_equal(by_rows, expected[row])
+
+
+def test_rows_of_a_sparse_matrix_weighted_are_scipys_product_to_the_bit() -> None:
+    rng = np.random.default_rng(4)
+    table = sp.random(40, 40, density=0.3, format="csr", random_state=rng)
+    rows = np.array([3, 17, 3, 0])  # a repeat: the same item twice among the recent ones
+    weights = 1.0 / np.arange(len(rows), 0, -1)
+    expected = np.asarray(table[rows].T @ weights).ravel()
+    np.testing.assert_array_equal(rows_product(weights, rows, table), expected)
+    columns = np.array([5, 39, 5, 0])
+    np.testing.assert_array_equal(rows_product(weights, rows, table, columns), expected[columns])
+    assert rows_product(weights[:0], rows[:0], table, columns).tolist() == [0.0] * 4
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.5])
+def test_als_user_factors_are_implicits_without_its_sparse_matrix(alpha: float) -> None:
+    model = ALS(factors=4, alpha=alpha, seed=1).fit(clustered_log())
+    side = model._sides[len(model._ts)]
+    profiles = model._dense_profiles(["a0", "stranger", "b1"], np.array([2**62] * 3))
+    profiles[2, :3] = [-1.5, 0.0, 2.0]  # a disliked item among them
+    expected = side.recalculate_user(np.arange(3), sp.csr_matrix(profiles, dtype=np.float32))
+    np.testing.assert_array_equal(_solve_users(side, profiles), expected)
+    assert not _solve_users(side, profiles)[1].any()  # no contacts: no factor
+
+
+def test_catalog_positions_are_pandas_lookups_kept_per_catalog() -> None:
+    class Owner:
+        pass
+
+    owner = Owner()
+    asked = ["c", "not in it", "a", "c", ""]
+    for catalog in (pd.Index(["b", "a", "c"]), pd.Index(["c", "a"])):  # a new catalog: rebuilt
+        got = catalog_positions(owner, catalog, asked)
+        np.testing.assert_array_equal(got, catalog.get_indexer(asked))
+    assert catalog_positions(owner, catalog, []).tolist() == []

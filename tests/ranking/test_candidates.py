@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +14,7 @@ from hypothesis.extra.numpy import array_shapes, arrays
 from ranking.baselines import top_k
 from ranking.candidates import (
     CandidateSet,
+    EmbeddingSource,
     UserCandidates,
     generate,
     generate_user,
@@ -20,6 +22,8 @@ from ranking.candidates import (
     ranked_columns,
     source_recall,
 )
+from ranking.history import UserHistory
+from ranking.item_vectors import ItemVectors
 
 AT = pd.Timestamp("2026-01-01", tz="UTC")
 ITEMS = pd.Index([f"i{n}" for n in range(10)])
@@ -132,3 +136,28 @@ def test_a_batch_ranks_each_row_as_top_k_does(scores: np.ndarray, depth: int, se
         top = top_k(values[None, :], depth)[0]
         expected = top[np.isfinite(values[top])]
         np.testing.assert_array_equal(order[row, : counts[row]], expected)
+
+
+def test_the_embedding_source_scores_a_few_items_as_in_the_whole_catalog() -> None:
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(8, 4)).astype(np.float32)
+    vectors = ItemVectors(np.array([f"i{n}" for n in range(8)]), matrix)
+    contacts = pd.DataFrame(
+        {
+            "user_id": ["u", "u", "u", "w"],
+            "item_id": ["i1", "i9", "i3", "i2"],  # i9 has no vector
+            "ts": [AT - pd.Timedelta(hours=h) for h in (3, 2, 1, 1)],
+            "weight": [1.0, 1.0, -1.0, 1.0],
+        }
+    )
+    source = EmbeddingSource(vectors, UserHistory(contacts))
+    asked = ["i9", "i3", "i1", "nothing"]
+    np.testing.assert_array_equal(source.rows(asked), vectors.rows(asked))
+    users, at = ["u", "w", "stranger"], pd.DatetimeIndex([AT] * 3)
+    whole = source.scores(users, at, ITEMS)
+    rows = np.array([9, 0, 0, 3])
+    np.testing.assert_array_equal(source.scores(users, at, ITEMS, rows), whole[:, rows])
+    assert np.isnan(whole[2]).all() and np.isnan(whole[:, 8:]).all()  # no taste, no vector
+    saved = pickle.loads(pickle.dumps(source))
+    assert not {"_catalog_columns", "_catalog_positions"} & set(vars(saved))
+    np.testing.assert_array_equal(saved.scores(users, at, ITEMS, rows), whole[:, rows])

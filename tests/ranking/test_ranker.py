@@ -192,6 +192,25 @@ def test_given_candidates_are_scored_alone_and_ranked_in_the_kept_lists(ranker: 
     np.testing.assert_array_equal(got.inside, live.inside)
 
 
+def test_given_candidates_scored_alone_leave_out_unknown_ids_and_keep_repeats(
+    ranker: Ranker,
+) -> None:
+    user = active_user(ranker)
+    stored = ranker.model.candidates
+    assert stored is not None
+    items = [str(item) for item in ranker.inputs.items[:2]]
+    got = ranker._given(user, stored.at, [items[1], "not in the catalog", items[0], items[1]])
+    alone = [ranker._given(user, stored.at, [item]) for item in items]
+    assert got is not None and all(one is not None for one in alone)
+    assert got.item_ids.tolist() == [items[1], items[0], items[1]]
+    for row, one in enumerate((alone[1], alone[0], alone[1])):
+        assert one is not None
+        # float32 cosines of 3 items or 1 may round apart (BLAS): tolerance for the scores
+        np.testing.assert_allclose(got.scores[row], one.scores[0], rtol=1e-6)
+        np.testing.assert_array_equal(got.ranks[row], one.ranks[0])
+        np.testing.assert_array_equal(got.inside[row], one.inside[0])
+
+
 def test_requests_never_read_the_item_rows_a_refresh_swaps_them(ranker: Ranker) -> None:
     user = active_user(ranker)
     cache = ranker._cached["item_id"]

@@ -62,3 +62,16 @@ def test_a_cutoff_after_the_last_pair_is_scored_with_all_pairs() -> None:
     np.testing.assert_allclose(
         model.score_batch(users, after, items), everything.score_batch(users, after, items)
     )
+
+
+def test_a_few_asked_items_score_as_in_the_whole_catalog() -> None:
+    rng = np.random.default_rng(5)
+    rows = [(f"u{rng.integers(10)}", f"i{rng.integers(25)}", int(h)) for h in range(600)]
+    model = SequentialCooccurrence(min_pairs=50).fit(log(rows))
+    catalog = pd.Index([*sorted({item for _, item, _ in rows}), "unknown"])
+    users = ["u1", "u4", "stranger"]
+    at = pd.DatetimeIndex([T0 + pd.Timedelta(hours=h) for h in (700, 300, 500)])
+    whole = model.score_batch(users, at, catalog)
+    for asked in (np.array([len(catalog) - 1, 0, 3, 3]), np.array([], dtype=np.intp)):
+        few = model.score_batch(users, at, catalog, asked)
+        np.testing.assert_array_equal(few, whole[:, asked])
