@@ -6,8 +6,10 @@ redis-server on a free port in a temporary directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,8 +161,22 @@ class PausableServer:
         self.paused = False
 
     def pause(self) -> None:
+        """SIGSTOP, then wait until every thread has stopped: the signal is delivered to a
+        thread running on another core only when it is next interrupted, and a reply sent in
+        that window made a paused server answer (seen once in a full run)."""
         os.kill(self.pid, signal.SIGSTOP)
         self.paused = True
+        deadline = time.monotonic() + 5.0
+        while not self._stopped() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def _stopped(self) -> bool:
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                state = (task / "stat").read_text().rpartition(")")[2].split()[0]
+                if state not in ("T", "t"):
+                    return False
+        return True
 
     def resume(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
