@@ -196,7 +196,7 @@ class Ranker:
             enforce_ttl=True,
             now=at,
             cached=self._cached,
-            read=fetched.rows if fetched is not None else None,
+            already_read=fetched.rows if fetched is not None else None,
         )
         return read.matrix(self.inputs.service_features)
 
@@ -212,8 +212,8 @@ class Ranker:
         and their feature rows (the item rows come from the process's cache)."""
         moment = _utc(at)
         reads = list(extra)
-        record = self._candidates is not None and not query and at is None
-        if record:
+        wants_record = self._candidates is not None and not query and at is None
+        if wants_record:
             reads.append(CandidateStore.read_of(user_id))
         pending = None
         if "user_id" in self._reader.plan.join_keys and "user_id" not in self._cached:
@@ -228,7 +228,7 @@ class Ranker:
         mine = replies[len(extra) :]
         return Fetched(
             moment,
-            mine.pop(0) if record else None,
+            mine.pop(0) if wants_record else None,
             pending.finish(mine) if pending is not None else {},
             replies[: len(extra)],
         )
@@ -255,7 +255,8 @@ class Ranker:
         request (else read here, in one round trip)."""
         if k < 1:
             raise InvalidInputError("k", f"must be positive, got {k}")
-        fetched = fetched or self.fetch(user_id, at, query)
+        if fetched is None:
+            fetched = self.fetch(user_id, at, query)
         moment = pd.Timestamp(fetched.at)
         found = None
         if not query and at is None:

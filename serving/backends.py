@@ -364,9 +364,13 @@ class RankService:
         ended. One GET, only when a copy holds the user; 503 (ServiceUnavailableError) when
         Redis cannot say."""
         held = self._holding(user_id)
-        if held:
-            read = lambda: read_tombstones(self._client, [user_id]).get(user_id)  # noqa: E731
-            self._drop(user_id, held, guarded(self._breaker, "redis", read))
+        if not held:
+            return
+
+        def tombstone() -> Tombstone | None:
+            return read_tombstones(self._client, [user_id]).get(user_id)
+
+        self._drop(user_id, held, guarded(self._breaker, "redis", tombstone))
 
     def _holding(self, user_id: str) -> list[tuple[HoldsUsers, int]]:
         """The copies holding the user, each with the server time its load began."""

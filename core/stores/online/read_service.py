@@ -103,15 +103,15 @@ class ServiceReader:
         now: datetime | None = None,
         event_times: bool = False,
         cached: Mapping[str, CachedEntity] | None = None,
-        read: Mapping[str, StoredFeatures] | None = None,
+        already_read: Mapping[str, StoredFeatures] | None = None,
     ) -> ServiceFeatures:
         """Features for rows of entities (a key given one id applies to every row).
 
         With on_demand=False only stored features are read, and entities may name any subset
         of the service's join keys (a user alone, say). event_times=True also fetches each
         view's event time (`.stored[key].event_times`). Join keys in `cached` come from those
-        caches (cache.EntityCache) instead of Redis, and join keys in `read` were read by the
-        caller already (`stored_reader.prepare`, in a round trip of its own).
+        caches (cache.EntityCache) instead of Redis, and join keys in `already_read` were read
+        by the caller (`stored_reader.prepare`, in a round trip of its own).
         """
         rows = max((len(ids) for ids in entities.values()), default=0)
         for key, ids in entities.items():
@@ -121,9 +121,9 @@ class ServiceReader:
         if on_demand and len(keys) < len(self.plan.join_keys):
             missing = sorted(set(self.plan.join_keys) - set(keys))
             raise InvalidInputError("entities", f"missing join keys {missing}")
-        cached, read = cached or {}, read or {}
-        live = [key for key in keys if key not in cached and key not in read]
-        stored: dict[str, StoredFeatures] = {key: read[key] for key in keys if key in read}
+        cached, done = cached or {}, already_read or {}
+        live = [key for key in keys if key not in cached and key not in done]
+        stored: dict[str, StoredFeatures] = {key: done[key] for key in keys if key in done}
         if live:
             stored.update(
                 self.stored_reader.read_many(
